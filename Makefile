@@ -1,0 +1,71 @@
+# Statewright's entry points. `make run` and `make test` work on a fresh clone: the first
+# run bootstraps uv into .tools/, the locked Python deps into .venv/ and the Node tools
+# (CDK CLI, dynalite) into node_modules/.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+ENV ?= dev
+
+export UV_COMPILE_BYTECODE := 1
+export UV_PYTHON_DOWNLOADS := never
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: install run test test-fast lint format synth diff deploy reliability bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-fund --no-audit --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed node_modules/.installed ## everything, dev tools included
+
+run: $(VENV)/.installed ## serve the local control plane with the example specs
+	$(BIN)/statewright serve --host 127.0.0.1 --port $(PORT) \
+		--specs specs --specs examples/specs \
+		--functions examples/functions --data-dir .statewright
+
+lint: install ## ruff and mypy --strict on the package
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install lint ## the whole suite: lint, unit, integration, infra (short reliability runs)
+	$(BIN)/pytest -n 2 --timeout 600 -q
+
+test-fast: install
+	$(BIN)/pytest -n 2 -q -m "not slow" tests/unit
+
+reliability: install ## the long reliability runs (minutes)
+	STATEWRIGHT_RELIABILITY=long $(BIN)/pytest -q -p no:xdist tests/reliability
+
+bench: install ## benchmarks -> bench/results.json and docs/benchmarks.md
+	$(BIN)/python -m bench
+
+synth: install ## CloudFormation for one environment into cdk.out/
+	npx cdk synth -c env=$(ENV) --quiet
+
+diff: install
+	npx cdk diff -c env=$(ENV)
+
+deploy: install
+	npx cdk deploy -c env=$(ENV)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) node_modules cdk.out .statewright .pytest_cache .mypy_cache .ruff_cache

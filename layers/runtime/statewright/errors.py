@@ -1,0 +1,97 @@
+"""Domain exceptions. Each carries a stable ``code``; api.py maps codes to HTTP statuses
+in one place. Messages are written for a person: they name the problem and what would be
+accepted instead."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from statewright.model import Machine
+
+
+class StatewrightError(Exception):
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(StatewrightError):
+    code = "invalid_request"
+
+
+class InvalidMetadata(StatewrightError):
+    code = "invalid_metadata"
+
+
+class PayloadTooLarge(StatewrightError):
+    code = "payload_too_large"
+
+
+class ReservedEvent(StatewrightError):
+    code = "reserved_event"
+
+
+class UnknownEvent(StatewrightError):
+    code = "unknown_event"
+
+
+class UnknownSpec(StatewrightError):
+    code = "unknown_spec"
+
+
+class SpecNotFound(StatewrightError):
+    """GET /specs/{name} for a name that is not loaded."""
+
+    code = "spec_not_found"
+
+
+class MachineNotFound(StatewrightError):
+    code = "machine_not_found"
+
+
+class MachineExists(StatewrightError):
+    code = "machine_exists"
+
+
+class EventNotAccepted(StatewrightError):
+    code = "event_not_accepted"
+
+
+class NothingToRetry(StatewrightError):
+    code = "nothing_to_retry"
+
+
+class IdempotencyKeyReused(StatewrightError):
+    """The same Idempotency-Key was sent with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class Conflict(StatewrightError):
+    """Optimistic-concurrency retries ran out of time (answers 503 with Retry-After)."""
+
+    code = "conflict"
+
+    def __init__(self, message: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class VersionConflict(Exception):
+    """Raised by a store when a conditional write finds another version (or no item).
+
+    ``current`` is the item as stored when the store could read it for free
+    (DynamoDB's ReturnValuesOnConditionCheckFailure=ALL_OLD), else None and the caller
+    re-reads. Not a StatewrightError: the service retries it and never shows it."""
+
+    def __init__(self, machine_id: str, current: Machine | None = None) -> None:
+        super().__init__(f"machine {machine_id} changed underneath this write")
+        self.machine_id = machine_id
+        self.current = current
+
+
+class ConfigurationError(Exception):
+    """A deployment or local setup is missing something (env var, binary, folder)."""

@@ -1,0 +1,65 @@
+"""The built-in executors' config models: ``lambda`` and ``terraform`` (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from statewright.executors.registry import ExecutorPlugin
+
+# AWS Lambda's FunctionName pattern: a name, a partial ARN or a full ARN, with an
+# optional version or alias qualifier.
+LAMBDA_NAME_PATTERN = (
+    r"^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+    r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?$"
+)
+
+
+class LambdaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=LAMBDA_NAME_PATTERN, min_length=1, max_length=170)]
+    args: dict[str, Any] | None = None
+
+    @property
+    def function_name(self) -> str:
+        """The bare function name (what a local ``--functions DIR`` file is called)."""
+        match = re.match(LAMBDA_NAME_PATTERN, self.name)
+        assert match is not None  # the field's pattern already held
+        return match.group(10)
+
+
+class S3Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["s3"]
+    bucket: Annotated[str, Field(min_length=3, max_length=63)]
+    key: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class LocalSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["local"]
+    location: Annotated[str, Field(min_length=1)]
+
+
+class TerraformConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["apply", "destroy"]
+    source: Annotated[S3Source | LocalSource, Field(discriminator="type")]
+    variables: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+LAMBDA = ExecutorPlugin(
+    name="lambda", config_model=LambdaConfig, default_timeout_seconds=900, rule="lambda-config"
+)
+TERRAFORM = ExecutorPlugin(
+    name="terraform",
+    config_model=TerraformConfig,
+    default_timeout_seconds=3600,
+    rule="terraform-config",
+)

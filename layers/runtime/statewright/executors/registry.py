@@ -1,0 +1,41 @@
+"""The executor registry: built-ins register like any other plugin, and a package adds
+one through the ``statewright.executors`` entry-point group (an ExecutorPlugin object)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import BaseModel
+
+ENTRY_POINT_GROUP = "statewright.executors"
+
+
+@dataclass(frozen=True)
+class ExecutorPlugin:
+    """``config_model`` validates a task's ``config``; ``rule`` is the lint rule id its
+    findings carry (``lambda-config`` for the lambda executor)."""
+
+    name: str
+    config_model: type[BaseModel]
+    default_timeout_seconds: int
+    rule: str
+
+    def validate_config(self, config: dict[str, Any]) -> BaseModel:
+        return self.config_model.model_validate(config)
+
+
+@functools.cache
+def registry() -> dict[str, ExecutorPlugin]:
+    """Every registered executor by name; the built-ins are always there, even when the
+    package is imported from a Lambda layer without its distribution metadata."""
+    from statewright.executors.builtin import LAMBDA, TERRAFORM
+
+    plugins = {LAMBDA.name: LAMBDA, TERRAFORM.name: TERRAFORM}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        plugin = ep.load()
+        if isinstance(plugin, ExecutorPlugin):
+            plugins.setdefault(plugin.name, plugin)
+    return plugins

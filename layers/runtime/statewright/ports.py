@@ -1,0 +1,203 @@
+"""Ports: the Store, Bus and Executor the service talks to. Adapters live in
+statewright.local (SQLite, threads, subprocesses) and statewright.aws (DynamoDB,
+EventBridge, Lambda, CodeBuild); fakes in tests implement the same protocols.
+
+The Store follows Powertools' idempotency persistence layer: this base class owns the
+optimistic-concurrency protocol (read, decide, conditional write, re-read and retry with
+jitter until a deadline) and each backend implements four small primitives."""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, Field
+
+from statewright.errors import Conflict, MachineNotFound, VersionConflict
+from statewright.model import BusEvent, HistoryEntry, Machine, Metadata, TaskFinishedDetail
+from statewright.spec.models import Spec, TaskSpec
+
+R = TypeVar("R")
+
+
+@dataclass
+class Write(Generic[R]):
+    """What a decision asks the store to do, and what ``mutate`` returns afterwards.
+
+    ``machine`` None means nothing to write (a stale or duplicate input: no write is
+    spent); ``delete`` removes the machine (terminal state satisfied). The store sets
+    the new version itself."""
+
+    result: R
+    machine: Machine | None = None
+    history: Sequence[HistoryEntry] = ()
+    delete: bool = False
+
+
+@dataclass
+class IdempotencyRecord:
+    key: str
+    fingerprint: str
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    expires_at: int = 0  # epoch seconds
+
+
+class Store(ABC):
+    """The store contract: get, create-if-absent, update if ``version`` matches, delete if
+    ``version`` matches; plus listing, history, specs by digest and idempotency records."""
+
+    def __init__(
+        self,
+        *,
+        deadline_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.deadline_seconds = deadline_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self.conflicts = 0  # conflicting writes seen by this instance (a metric source)
+
+    # ---- the four primitives a backend implements --------------------------------------
+
+    @abstractmethod
+    def get(self, machine_id: str) -> Machine | None:
+        """The stored machine, or None."""
+
+    @abstractmethod
+    def create(self, machine: Machine, history: Sequence[HistoryEntry] = ()) -> None:
+        """Store a new machine; raise MachineExists when the id is taken."""
+
+    @abstractmethod
+    def update(
+        self, machine: Machine, expected_version: int, history: Sequence[HistoryEntry] = ()
+    ) -> None:
+        """Replace the machine only while the stored version is ``expected_version``
+        (``machine.version`` is already the new one); else raise VersionConflict,
+        with ``current`` filled in when the backend got it for free."""
+
+    @abstractmethod
+    def delete(self, machine_id: str, expected_version: int) -> None:
+        """Delete the machine (and its history) only while the stored version is
+        ``expected_version``; else raise VersionConflict."""
+
+    # ---- queries and side tables -------------------------------------------------------
+
+    @abstractmethod
+    def list_machines(
+        self,
+        *,
+        spec: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        next_token: str | None = None,
+    ) -> tuple[list[Machine], str | None]:
+        """A page of machines (optionally of one spec and/or state) and the next token."""
+
+    @abstractmethod
+    def history(
+        self, machine_id: str, *, limit: int = 100, next_token: str | None = None
+    ) -> tuple[list[HistoryEntry], str | None]:
+        """A page of the machine's history, oldest first."""
+
+    @abstractmethod
+    def put_spec(self, spec: Spec) -> None:
+        """Store a normalized spec under its digest (idempotent)."""
+
+    @abstractmethod
+    def get_spec(self, digest: str) -> Spec | None:
+        """The spec stored under ``digest``, or None."""
+
+    @abstractmethod
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The unexpired record for ``key``, or None."""
+
+    @abstractmethod
+    def put_idempotency(self, record: IdempotencyRecord) -> bool:
+        """Store the record unless an unexpired one exists; False when it did."""
+
+    # ---- the protocol ------------------------------------------------------------------
+
+    def mutate(self, machine_id: str, decide: Callable[[Machine], Write[R]]) -> R:
+        """Read, decide, write on condition of the version read; on a conflict re-read
+        (or use the item the failed write returned) and decide again, with jittered
+        backoff, until ``deadline_seconds`` pass; then raise Conflict.
+
+        ``decide`` must be pure: it may run several times."""
+        deadline = self._clock() + self.deadline_seconds
+        current = self.get(machine_id)
+        pause = 0.005
+        while True:
+            if current is None:
+                raise MachineNotFound(f"machine {machine_id} does not exist")
+            write = decide(current)
+            try:
+                if write.delete:
+                    self.delete(machine_id, current.version)
+                elif write.machine is not None:
+                    new = write.machine.model_copy(update={"version": current.version + 1})
+                    self.update(new, current.version, write.history)
+                return write.result
+            except VersionConflict as exc:
+                self.conflicts += 1
+                if self._clock() >= deadline:
+                    raise Conflict(
+                        f"machine {machine_id} is changing too fast to apply this request; "
+                        "retry after a second",
+                        retry_after_seconds=1,
+                    ) from exc
+                # Full jitter keeps concurrent writers from retrying in lockstep.
+                self._sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not crypto
+                pause = min(pause * 2, 0.2)
+                current = exc.current if exc.current is not None else self.get(machine_id)
+
+
+class Bus(Protocol):
+    """Publishes events (EventBridge PutEvents, or the local in-process bus)."""
+
+    def publish(self, events: Sequence[BusEvent]) -> None: ...
+
+
+class TaskInvocation(BaseModel):
+    """Everything an executor needs to start one attempt of one task."""
+
+    machine_id: str
+    spec: str
+    spec_digest: str
+    state: str
+    task: str
+    task_spec: TaskSpec
+    epoch: int
+    attempt: int
+    metadata: Metadata = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    base_dir: str | None = None
+    timeout_seconds: int
+    delay_seconds: float = 0.0
+
+    @property
+    def run_key(self) -> str:
+        """Stable per attempt: repeated starts of one attempt are recognised by it
+        (CodeBuild's idempotency token, the local executor's run table)."""
+        return f"{self.machine_id}:{self.epoch}:{self.task}:{self.attempt}"
+
+
+class Executor(Protocol):
+    """Starts a task attempt and returns a run id; the result arrives later as a
+    ``Task Finished`` (TaskFinishedDetail) through the bus or a reporter callback.
+    ``start`` for a run_key already started must not start a second run."""
+
+    name: str
+
+    def start(self, invocation: TaskInvocation) -> str: ...
+
+    def cancel(self, run_id: str) -> None: ...
+
+
+Reporter = Callable[[TaskFinishedDetail], None]

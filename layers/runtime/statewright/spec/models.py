@@ -1,0 +1,92 @@
+"""The normalized Machine 1.0 spec, the shape the engine runs and the API shows.
+
+These models describe a spec that already passed the linter (statewright.spec.lint);
+raw YAML with line numbers is the loader's business, not theirs."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SPEC_VERSION = "1.0"
+
+
+class RetryPolicy(BaseModel):
+    """Extension: ``attempts`` counts every attempt, the first included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(default=1, ge=1, le=10)
+    backoff_seconds: float = Field(default=0, ge=0, le=3600)
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2, 3, ...): the wait doubles each time."""
+        if attempt <= 1:
+            return 0.0
+        return float(self.backoff_seconds * (2 ** (attempt - 2)))
+
+
+class TaskSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    executor: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    retry: RetryPolicy | None = None
+    timeout_seconds: int | None = Field(default=None, ge=1)
+    description: str | None = None
+
+    @property
+    def attempts(self) -> int:
+        return self.retry.attempts if self.retry else 1
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["advance", "no-op"]
+    state: str | None = None
+
+
+class StateSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    terminal: bool = False
+    tasks: list[str] = Field(default_factory=list)
+    on: dict[str, list[Action]] = Field(default_factory=dict)
+    description: str | None = None
+
+
+class Spec(BaseModel):
+    """A normalized spec. ``name`` is the file name without .yml/.yaml; ``base_dir`` is
+    the spec file's folder (relative terraform ``local`` locations resolve against it)
+    and is not part of the digest, so moving the specs folder changes no machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str = SPEC_VERSION
+    events: list[str]
+    states: dict[str, StateSpec]
+    tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    base_dir: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The normalized spec as JSON-ready data, without ``base_dir``."""
+        return self.model_dump(mode="json", exclude={"base_dir"}, exclude_none=True)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of :meth:`document` (stable across runs)."""
+        canonical = json.dumps(self.document(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def handler(self, state: str, event: str) -> list[Action] | None:
+        """The actions ``state`` runs for ``event``, or None when it has no handler."""
+        return self.states[state].on.get(event)
+
+    def accepted_events(self, state: str) -> list[str]:
+        return list(self.states[state].on)
