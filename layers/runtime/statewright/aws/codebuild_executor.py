@@ -1,0 +1,148 @@
+"""The ``terraform`` executor in AWS: one CodeBuild build per task attempt, running
+infra/buildspec/terraform.yml.
+
+Everything the build needs travels as ``STATEWRIGHT_*`` environment overrides (the
+names below are the contract with the buildspec and with the dispatcher, which reads
+them back from CodeBuild's ``Build State Change`` event). The Terraform variables travel
+as ONE JSON value that the buildspec writes verbatim to ``statewright.auto.tfvars.json``,
+so no value ever reaches a command line. The build id is the run id; ``cancel`` is
+``StopBuild``."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import posixpath
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from statewright.errors import ConfigurationError
+from statewright.executors.builtin import LocalSource, S3Source, TerraformConfig
+from statewright.ports import TaskInvocation
+
+if TYPE_CHECKING:
+    from mypy_boto3_codebuild import CodeBuildClient
+    from mypy_boto3_codebuild.type_defs import EnvironmentVariableTypeDef
+
+# Per-build variables (the buildspec and the dispatcher read these names).
+MACHINE_ID = "STATEWRIGHT_MACHINE_ID"
+EPOCH = "STATEWRIGHT_EPOCH"
+TASK = "STATEWRIGHT_TASK"
+ATTEMPT = "STATEWRIGHT_ATTEMPT"
+ACTION = "STATEWRIGHT_ACTION"
+SOURCE_TYPE = "STATEWRIGHT_SOURCE_TYPE"
+SOURCE_BUCKET = "STATEWRIGHT_SOURCE_BUCKET"
+SOURCE_KEY = "STATEWRIGHT_SOURCE_KEY"
+SOURCE_LOCATION = "STATEWRIGHT_SOURCE_LOCATION"
+STATE_KEY = "STATEWRIGHT_STATE_KEY"
+OUTPUTS_KEY = "STATEWRIGHT_OUTPUTS_KEY"
+VARIABLES = "STATEWRIGHT_VARIABLES"
+BUS = "STATEWRIGHT_BUS"
+DELAY_SECONDS = "STATEWRIGHT_DELAY_SECONDS"
+# Set on the CodeBuild project by the CDK app (not per build).
+STATE_BUCKET = "STATEWRIGHT_STATE_BUCKET"
+SPECS_ASSET = "STATEWRIGHT_SPECS_ASSET"
+
+# CodeBuild's bounds for timeoutInMinutesOverride.
+_MIN_TIMEOUT_MINUTES = 5
+_MAX_TIMEOUT_MINUTES = 2160
+
+
+def source_digest(source: S3Source | LocalSource) -> str:
+    """Names a source's state: apply and a later destroy of one source share it."""
+    canonical = json.dumps(source.model_dump(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def idempotency_token(run_key: str) -> str:
+    """Equal for every start of one attempt, so CodeBuild starts it once."""
+    return hashlib.sha256(run_key.encode()).hexdigest()[:32]
+
+
+def terraform_variables(invocation: TaskInvocation, config: TerraformConfig) -> dict[str, Any]:
+    """DESIGN.md §4: ``stack_id``, then the metadata, then the task's variables."""
+    return {"stack_id": invocation.machine_id, **invocation.metadata, **config.variables}
+
+
+class CodeBuildExecutor:
+    name = "terraform"
+
+    def __init__(
+        self,
+        client: CodeBuildClient,
+        project_name: str,
+        *,
+        env_name: str,
+        bus_name: str,
+        specs_dir: Path | None = None,
+    ) -> None:
+        self._client = client
+        self.project_name = project_name
+        self.env_name = env_name
+        self.bus_name = bus_name
+        self.specs_dir = specs_dir
+
+    def _local_location(self, invocation: TaskInvocation, source: LocalSource) -> str:
+        """The module's folder relative to the deployed specs asset (the zipped
+        ``specs/`` folder): a ``local`` source must live inside it to be shipped."""
+        base = invocation.base_dir or (str(self.specs_dir) if self.specs_dir else "")
+        root = str(self.specs_dir) if self.specs_dir else base
+        absolute = posixpath.normpath(posixpath.join(base, source.location))
+        relative = posixpath.relpath(absolute, root) if root else absolute
+        if relative == ".." or relative.startswith("../") or posixpath.isabs(relative):
+            raise ConfigurationError(
+                f"task {invocation.task}: local source {source.location!r} is outside the "
+                "specs folder deployed with the control plane; in AWS a local module must "
+                "live inside specs/ (or use an s3 source)"
+            )
+        return relative
+
+    def environment(self, invocation: TaskInvocation) -> list[EnvironmentVariableTypeDef]:
+        """The build's environment overrides for one attempt."""
+        config = TerraformConfig.model_validate(invocation.task_spec.config)
+        source = config.source
+        stem = f"{self.env_name}/{invocation.machine_id}/{source_digest(source)}"
+        values = {
+            MACHINE_ID: invocation.machine_id,
+            EPOCH: str(invocation.epoch),
+            TASK: invocation.task,
+            ATTEMPT: str(invocation.attempt),
+            ACTION: config.action,
+            SOURCE_TYPE: source.type,
+            STATE_KEY: f"{stem}.tfstate",
+            OUTPUTS_KEY: f"{stem}.outputs.json",
+            VARIABLES: json.dumps(
+                terraform_variables(invocation, config), separators=(",", ":"), sort_keys=True
+            ),
+            BUS: self.bus_name,
+            DELAY_SECONDS: str(math.ceil(invocation.delay_seconds)),
+        }
+        if isinstance(source, S3Source):
+            values[SOURCE_BUCKET] = source.bucket
+            values[SOURCE_KEY] = source.key
+        else:
+            values[SOURCE_LOCATION] = self._local_location(invocation, source)
+        return [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
+
+    def start(self, invocation: TaskInvocation) -> str:
+        # The build's own timeout also covers the retry backoff it sleeps first.
+        seconds = invocation.timeout_seconds + math.ceil(invocation.delay_seconds)
+        minutes = min(max(math.ceil(seconds / 60), _MIN_TIMEOUT_MINUTES), _MAX_TIMEOUT_MINUTES)
+        response = self._client.start_build(
+            projectName=self.project_name,
+            idempotencyToken=idempotency_token(invocation.run_key),
+            environmentVariablesOverride=self.environment(invocation),
+            timeoutInMinutesOverride=minutes,
+        )
+        return response["build"]["id"]
+
+    def cancel(self, run_id: str) -> None:
+        client = self._client
+        # Gone, or already finished: nothing is left to stop.
+        with contextlib.suppress(
+            client.exceptions.ResourceNotFoundException,
+            client.exceptions.InvalidInputException,
+        ):
+            client.stop_build(id=run_id)

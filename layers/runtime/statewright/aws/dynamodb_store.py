@@ -1,0 +1,570 @@
+"""The Store on one DynamoDB table (key names in statewright.aws.table_layout).
+
+Items (pk / sk):
+
+- machine      ``MACHINE#<id>`` / ``MACHINE``: ``doc`` (the machine as JSON, without its
+  version), ``version`` (the optimistic-concurrency counter every write is conditional
+  on), ``gsi1pk``/``gsi1sk`` (spec name / ``<state>#<id>``, the sparse ``by_spec``
+  index), ``hist`` (this incarnation's history id) and ``recent`` (the newest history
+  entries, JSON strings, at most ``INLINE_HISTORY`` of them).
+- history      ``MACHINE#<id>`` / ``HISTORY#<hist>#<seq>``: older entries, spilled out
+  of ``recent`` when it grows past ``INLINE_HISTORY``.
+- spec         ``SPEC#<digest>`` / ``SPEC``: a normalized spec, written once.
+- idempotency  ``IDEMPOTENCY#<key>`` / ``IDEMPOTENCY``: a replayable answer with TTL.
+
+History rides in the machine item's own conditional write, so an event costs one read
+and one write; once every ``INLINE_HISTORY`` entries or so, the committed inline entries
+move to history items (one BatchWriteItem) before the write that trims them. Spilled
+entries are already committed and never change (a sequence number is only ever given
+once, under the version check), so writing them is safe even if the trimming write
+then loses a race. ``docs/aws.md`` has the whole design."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from statewright.aws.table_layout import (
+    LIST_INDEX,
+    LIST_INDEX_PARTITION_KEY,
+    LIST_INDEX_SORT_KEY,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
+from statewright.errors import InvalidRequest, MachineExists, VersionConflict
+from statewright.model import HistoryEntry, Machine
+from statewright.ports import IdempotencyRecord, Store
+from statewright.spec.models import Spec
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, WriteRequestTypeDef
+
+    Item = Mapping[str, AttributeValueTypeDef]
+else:
+    Item = Mapping[str, Any]
+
+INLINE_HISTORY = 20
+"""History entries kept in the machine item; more than this and the older ones spill."""
+
+_MACHINE_PREFIX = "MACHINE#"
+_MACHINE_SK = "MACHINE"
+_HISTORY_PREFIX = "HISTORY#"
+_SPEC_SK = "SPEC"
+_IDEMPOTENCY_SK = "IDEMPOTENCY"
+_BATCH = 25  # BatchWriteItem's limit
+_BATCH_GET = 100  # BatchGetItem's limit
+_CACHE_SIZE = 1024
+
+
+def _s(value: str) -> AttributeValueTypeDef:
+    return {"S": value}
+
+
+def _n(value: int) -> AttributeValueTypeDef:
+    return {"N": str(value)}
+
+
+def _str(item: Item, name: str) -> str:
+    return item[name]["S"]
+
+
+def _int(item: Item, name: str) -> int:
+    return int(item[name]["N"])
+
+
+def _machine_pk(machine_id: str) -> str:
+    return _MACHINE_PREFIX + machine_id
+
+
+def _history_sk(hist: str, seq: int) -> str:
+    return f"{_HISTORY_PREFIX}{hist}#{seq:010d}"
+
+
+def _encode_token(payload: Any) -> str:
+    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> Any:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(
+            "next_token is not a token this API returned; pass the next_token of the "
+            "previous page, or omit it for the first page"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class _Inline:
+    """What this process last saw of a machine item's inline history."""
+
+    hist: str
+    version: int
+    recent: tuple[str, ...]
+
+
+class DynamoStore(Store):
+    """A Store on one DynamoDB table (any DynamoDB: AWS, moto, dynalite)."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        deadline_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(deadline_seconds=deadline_seconds, clock=clock, sleep=sleep)
+        self._client = client
+        self._table = table_name
+        self._now = wall_clock
+        # machine id -> its inline history as last read or written; lets an update
+        # know when to spill without reading the item again.
+        self._inline: OrderedDict[str, _Inline] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ---- inline-history cache ---------------------------------------------------------
+
+    def _remember(self, machine_id: str, item: Item) -> None:
+        if "hist" not in item:
+            return
+        recent = tuple(v["S"] for v in item.get("recent", {}).get("L", []))
+        entry = _Inline(_str(item, "hist"), _int(item, "version"), recent)
+        with self._lock:
+            self._inline[machine_id] = entry
+            self._inline.move_to_end(machine_id)
+            while len(self._inline) > _CACHE_SIZE:
+                self._inline.popitem(last=False)
+
+    def _forget(self, machine_id: str) -> None:
+        with self._lock:
+            self._inline.pop(machine_id, None)
+
+    def _known(self, machine_id: str, version: int) -> _Inline | None:
+        with self._lock:
+            entry = self._inline.get(machine_id)
+        return entry if entry is not None and entry.version == version else None
+
+    # ---- (de)serialization ------------------------------------------------------------
+
+    def _machine_item(self, machine: Machine, hist: str) -> dict[str, AttributeValueTypeDef]:
+        return {
+            PARTITION_KEY: _s(_machine_pk(machine.id)),
+            SORT_KEY: _s(_MACHINE_SK),
+            "doc": _s(machine.model_dump_json(exclude={"version"})),
+            "version": _n(machine.version),
+            LIST_INDEX_PARTITION_KEY: _s(machine.spec),
+            LIST_INDEX_SORT_KEY: _s(f"{machine.state}#{machine.id}"),
+            "hist": _s(hist),
+        }
+
+    @staticmethod
+    def _machine_from(item: Item) -> Machine:
+        data = json.loads(_str(item, "doc"))
+        data["version"] = _int(item, "version")
+        return Machine.model_validate(data)
+
+    # ---- the four primitives ----------------------------------------------------------
+
+    def get(self, machine_id: str) -> Machine | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_MACHINE_SK)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            self._forget(machine_id)
+            return None
+        self._remember(machine_id, item)
+        return self._machine_from(item)
+
+    def create(self, machine: Machine, history: Sequence[HistoryEntry] = ()) -> None:
+        item = self._machine_item(machine, uuid.uuid4().hex[:16])
+        item["recent"] = {"L": [_s(entry.model_dump_json()) for entry in history]}
+        client = self._client
+        try:
+            client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PARTITION_KEY},
+            )
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            raise MachineExists(
+                f"machine {machine.id} already exists; choose another id, or send it "
+                "events at /machines/{id}/events"
+            ) from exc
+        self._remember(machine.id, item)
+
+    def update(
+        self, machine: Machine, expected_version: int, history: Sequence[HistoryEntry] = ()
+    ) -> None:
+        new = [_s(entry.model_dump_json()) for entry in history]
+        known = self._known(machine.id, expected_version)
+        names = {
+            "#doc": "doc",
+            "#version": "version",
+            "#gpk": LIST_INDEX_PARTITION_KEY,
+            "#gsk": LIST_INDEX_SORT_KEY,
+        }
+        values: dict[str, AttributeValueTypeDef] = {
+            ":doc": _s(machine.model_dump_json(exclude={"version"})),
+            ":version": _n(machine.version),
+            ":expected": _n(expected_version),
+            ":gpk": _s(machine.spec),
+            ":gsk": _s(f"{machine.state}#{machine.id}"),
+        }
+        sets = ["#doc = :doc", "#version = :version", "#gpk = :gpk", "#gsk = :gsk"]
+        condition = "#version = :expected"
+        if new:
+            names["#recent"] = "recent"
+            values[":new"] = {"L": new}
+            if known is not None and len(known.recent) + len(new) > INLINE_HISTORY:
+                # The committed entries move out first; the write below trims them only
+                # while the item is still the one they were read from.
+                self._spill(machine.id, known.hist, known.recent)
+                sets.append("#recent = :new")
+                names["#hist"] = "hist"
+                values[":hist"] = _s(known.hist)
+                condition += " AND #hist = :hist"
+            else:
+                values[":empty"] = {"L": []}
+                sets.append("#recent = list_append(if_not_exists(#recent, :empty), :new)")
+        client = self._client
+        try:
+            response = client.update_item(
+                TableName=self._table,
+                Key={PARTITION_KEY: _s(_machine_pk(machine.id)), SORT_KEY: _s(_MACHINE_SK)},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            raise VersionConflict(machine.id, self._current_from(machine.id, exc)) from exc
+        self._remember(machine.id, response["Attributes"])
+
+    def delete(self, machine_id: str, expected_version: int) -> None:
+        client = self._client
+        try:
+            response = client.delete_item(
+                TableName=self._table,
+                Key={PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_MACHINE_SK)},
+                ConditionExpression="#version = :expected",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":expected": _n(expected_version)},
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            raise VersionConflict(machine_id, self._current_from(machine_id, exc)) from exc
+        self._forget(machine_id)
+        old = response.get("Attributes", {})
+        if "hist" in old:
+            self._delete_history(machine_id, _str(old, "hist"))
+
+    def _current_from(self, machine_id: str, exc: Any) -> Machine | None:
+        """The item a failed conditional write returned (ALL_OLD), or — on a DynamoDB
+        that ignores ReturnValuesOnConditionCheckFailure, like dynalite — a fresh read."""
+        item = exc.response.get("Item")
+        if item is None:
+            return self.get(machine_id)
+        self._remember(machine_id, item)
+        return self._machine_from(item)
+
+    # ---- history ----------------------------------------------------------------------
+
+    def _spill(self, machine_id: str, hist: str, recent: Iterable[str]) -> None:
+        pk = _s(_machine_pk(machine_id))
+        requests: list[WriteRequestTypeDef] = []
+        for raw in recent:
+            seq = json.loads(raw)["seq"]
+            requests.append(
+                {
+                    "PutRequest": {
+                        "Item": {
+                            PARTITION_KEY: pk,
+                            SORT_KEY: _s(_history_sk(hist, seq)),
+                            "entry": _s(raw),
+                        }
+                    }
+                }
+            )
+        self._batch_write(requests)
+
+    def _delete_history(self, machine_id: str, hist: str) -> None:
+        pk = _s(_machine_pk(machine_id))
+        start: dict[str, AttributeValueTypeDef] | None = None
+        while True:
+            kwargs: dict[str, Any] = {}
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            page = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+                ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+                ExpressionAttributeValues={
+                    ":pk": pk,
+                    ":prefix": _s(f"{_HISTORY_PREFIX}{hist}#"),
+                },
+                ProjectionExpression="#pk, #sk",
+                ConsistentRead=True,
+                **kwargs,
+            )
+            self._batch_write(
+                [
+                    {"DeleteRequest": {"Key": {PARTITION_KEY: pk, SORT_KEY: key[SORT_KEY]}}}
+                    for key in page.get("Items", [])
+                ]
+            )
+            if "LastEvaluatedKey" not in page:
+                return
+            start = dict(page["LastEvaluatedKey"])
+
+    def _batch_write(self, requests: Sequence[WriteRequestTypeDef]) -> None:
+        for i in range(0, len(requests), _BATCH):
+            pending: list[WriteRequestTypeDef] = list(requests[i : i + _BATCH])
+            pause = 0.02
+            while pending:
+                response = self._client.batch_write_item(RequestItems={self._table: pending})
+                unprocessed: Any = response.get("UnprocessedItems", {})
+                pending = list(unprocessed.get(self._table, []))
+                if pending:
+                    self._sleep(pause)  # throttled: back off before the remainder
+                    pause = min(pause * 2, 1.0)
+
+    def history(
+        self, machine_id: str, *, limit: int = 100, next_token: str | None = None
+    ) -> tuple[list[HistoryEntry], str | None]:
+        after = 0
+        if next_token is not None:
+            decoded = _decode_token(next_token)
+            if not isinstance(decoded, dict) or not isinstance(decoded.get("after"), int):
+                raise InvalidRequest("next_token is not a history token this API returned")
+            after = decoded["after"]
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_MACHINE_SK)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return [], None
+        recent = [
+            HistoryEntry.model_validate_json(v["S"]) for v in item.get("recent", {}).get("L", [])
+        ]
+        # Entries spill only when new ones arrive, so an empty ``recent`` means nothing
+        # was ever spilled either.
+        first_inline = recent[0].seq if recent else after + 1
+        entries: list[HistoryEntry] = []
+        if after + 1 < first_inline:
+            hist = _str(item, "hist")
+            page = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+                ExpressionAttributeValues={
+                    ":pk": _s(_machine_pk(machine_id)),
+                    ":lo": _s(_history_sk(hist, after + 1)),
+                    ":hi": _s(_history_sk(hist, first_inline - 1)),
+                },
+                Limit=limit + 1,
+                ConsistentRead=True,
+            )
+            entries = [HistoryEntry.model_validate_json(_str(it, "entry")) for it in page["Items"]]
+        entries.extend(entry for entry in recent if entry.seq > after)
+        if len(entries) > limit:
+            return entries[:limit], _encode_token({"after": entries[limit - 1].seq})
+        return entries, None
+
+    # ---- listing ----------------------------------------------------------------------
+
+    def list_machines(
+        self,
+        *,
+        spec: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        next_token: str | None = None,
+    ) -> tuple[list[Machine], str | None]:
+        start: dict[str, AttributeValueTypeDef] | None = None
+        if next_token is not None:
+            decoded = _decode_token(next_token)
+            if not isinstance(decoded, dict) or not all(
+                isinstance(v, dict) for v in decoded.values()
+            ):
+                raise InvalidRequest("next_token is not a listing token this API returned")
+            start = decoded
+        items: list[Item] = []
+        while len(items) < limit:
+            page = self._list_page(spec, state, limit - len(items), start)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                start = None
+                break
+            start = dict(page["LastEvaluatedKey"])
+        # DynamoDB hands out a LastEvaluatedKey whenever a page fills, even when nothing
+        # follows; look one item ahead so the last page says so.
+        if start is not None and not self._any_after(spec, state, start):
+            start = None
+        machines = self._machines_from_index(items)
+        return machines, (_encode_token(start) if start is not None else None)
+
+    def _list_page(
+        self,
+        spec: str | None,
+        state: str | None,
+        limit: int,
+        start: Mapping[str, AttributeValueTypeDef] | None,
+    ) -> Any:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": LIST_INDEX,
+            "Limit": limit,
+            "ExpressionAttributeNames": {"#gsk": LIST_INDEX_SORT_KEY},
+        }
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = start
+        values: dict[str, AttributeValueTypeDef] = {}
+        if state is not None:
+            values[":prefix"] = _s(f"{state}#")
+        if spec is not None:
+            kwargs["ExpressionAttributeNames"]["#gpk"] = LIST_INDEX_PARTITION_KEY
+            values[":spec"] = _s(spec)
+            condition = "#gpk = :spec"
+            if state is not None:
+                condition += " AND begins_with(#gsk, :prefix)"
+            else:
+                del kwargs["ExpressionAttributeNames"]["#gsk"]
+            kwargs["KeyConditionExpression"] = condition
+            kwargs["ExpressionAttributeValues"] = values
+            return self._client.query(**kwargs)
+        if state is not None:
+            kwargs["FilterExpression"] = "begins_with(#gsk, :prefix)"
+            kwargs["ExpressionAttributeValues"] = values
+        else:
+            del kwargs["ExpressionAttributeNames"]
+        return self._client.scan(**kwargs)
+
+    def _any_after(
+        self, spec: str | None, state: str | None, start: Mapping[str, AttributeValueTypeDef]
+    ) -> bool:
+        cursor: Mapping[str, AttributeValueTypeDef] | None = start
+        while cursor is not None:
+            page = self._list_page(spec, state, 25, cursor)
+            if page.get("Items"):
+                return True
+            cursor = page.get("LastEvaluatedKey")
+        return False
+
+    def _machines_from_index(self, items: Sequence[Item]) -> list[Machine]:
+        """Machines from index items; an index that does not project ``doc`` (KEYS_ONLY)
+        costs a BatchGetItem for the missing ones."""
+        missing = [item for item in items if "doc" not in item]
+        fetched: dict[str, Item] = {}
+        for i in range(0, len(missing), _BATCH_GET):
+            keys: list[Any] = [
+                {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
+                for item in missing[i : i + _BATCH_GET]
+            ]
+            while keys:
+                response = self._client.batch_get_item(
+                    RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
+                )
+                for found in response.get("Responses", {}).get(self._table, []):
+                    fetched[_str(found, PARTITION_KEY)] = found
+                unprocessed: Any = response.get("UnprocessedKeys", {})
+                keys = list(unprocessed.get(self._table, {}).get("Keys", []))
+        machines = []
+        for item in items:
+            full = item if "doc" in item else fetched.get(_str(item, PARTITION_KEY))
+            if full is not None:  # deleted between the index read and the fetch
+                machines.append(self._machine_from(full))
+        return machines
+
+    # ---- specs ------------------------------------------------------------------------
+
+    def put_spec(self, spec: Spec) -> None:
+        client = self._client
+        # Stored already is fine: a digest names one content, which never changes.
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            client.put_item(
+                TableName=self._table,
+                Item={
+                    PARTITION_KEY: _s("SPEC#" + spec.digest),
+                    SORT_KEY: _s(_SPEC_SK),
+                    "doc": _s(spec.model_dump_json()),
+                },
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PARTITION_KEY},
+            )
+
+    def get_spec(self, digest: str) -> Spec | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={PARTITION_KEY: _s("SPEC#" + digest), SORT_KEY: _s(_SPEC_SK)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return Spec.model_validate_json(_str(item, "doc")) if item is not None else None
+
+    # ---- idempotency ------------------------------------------------------------------
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={PARTITION_KEY: _s("IDEMPOTENCY#" + key), SORT_KEY: _s(_IDEMPOTENCY_SK)},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        # TTL deletes expired items only eventually (and dynalite never): check here.
+        if item is None or _int(item, TTL_ATTRIBUTE) <= int(self._now()):
+            return None
+        return IdempotencyRecord(
+            key=key,
+            fingerprint=_str(item, "fingerprint"),
+            status=_int(item, "status"),
+            body=json.loads(_str(item, "body")),
+            headers=json.loads(_str(item, "headers")),
+            expires_at=_int(item, TTL_ATTRIBUTE),
+        )
+
+    def put_idempotency(self, record: IdempotencyRecord) -> bool:
+        client = self._client
+        try:
+            client.put_item(
+                TableName=self._table,
+                Item={
+                    PARTITION_KEY: _s("IDEMPOTENCY#" + record.key),
+                    SORT_KEY: _s(_IDEMPOTENCY_SK),
+                    "fingerprint": _s(record.fingerprint),
+                    "status": _n(record.status),
+                    "body": _s(json.dumps(record.body, separators=(",", ":"))),
+                    "headers": _s(json.dumps(record.headers, separators=(",", ":"))),
+                    TTL_ATTRIBUTE: _n(record.expires_at),
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR #ttl <= :now",
+                ExpressionAttributeNames={"#pk": PARTITION_KEY, "#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":now": _n(int(self._now()))},
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True

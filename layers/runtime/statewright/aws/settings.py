@@ -1,0 +1,117 @@
+"""The control plane's configuration in AWS: exactly the environment variables of
+DESIGN.md §4, parsed by a pydantic settings model.
+
+Nothing is read at import time. ``load_settings()`` parses the environment at first use
+and keeps the result for as long as those variables keep their values, so a Lambda
+process parses once while a test that changes the environment gets what it set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from statewright.errors import ConfigurationError
+
+ENV_VARS = (
+    "STATEWRIGHT_ENV",
+    "STATEWRIGHT_TABLE",
+    "STATEWRIGHT_BUS",
+    "STATEWRIGHT_TASK_RUNNER",
+    "STATEWRIGHT_TERRAFORM_PROJECT",
+    "STATEWRIGHT_SPECS_DIR",
+)
+
+_DESCRIPTIONS = {
+    "STATEWRIGHT_ENV": "the environment name, e.g. dev",
+    "STATEWRIGHT_TABLE": "the DynamoDB table name",
+    "STATEWRIGHT_BUS": "the EventBridge bus name, e.g. statewright-dev",
+    "STATEWRIGHT_TASK_RUNNER": "the task-runner Lambda function name",
+    "STATEWRIGHT_TERRAFORM_PROJECT": "the CodeBuild project that runs Terraform",
+}
+
+
+class Settings(BaseSettings):
+    """The dispatcher's and reconciler's configuration (DESIGN.md §4)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STATEWRIGHT_", case_sensitive=True, frozen=True, extra="ignore"
+    )
+
+    ENV: str = Field(min_length=1)
+    TABLE: str = Field(min_length=1)
+    BUS: str = Field(min_length=1)
+    TASK_RUNNER: str = Field(min_length=1)
+    TERRAFORM_PROJECT: str = Field(min_length=1)
+    # None: the ``specs`` folder shipped beside the dispatcher handler (see specs_dir()).
+    SPECS_DIR: Path | None = None
+
+    def specs_dir(self, handler_dir: Path | None = None) -> Path:
+        """STATEWRIGHT_SPECS_DIR, else ``<handler_dir>/specs`` (how the deployment ships
+        them), else the repository's top-level ``specs/`` when the handler runs from a
+        checkout (``functions/<name>/`` two levels below it)."""
+        if self.SPECS_DIR is not None:
+            return self.SPECS_DIR
+        base = handler_dir or Path(os.environ.get("LAMBDA_TASK_ROOT", "."))
+        beside = base / "specs"
+        if beside.is_dir():
+            return beside
+        checkout = base.parent.parent / "specs"
+        return checkout if checkout.is_dir() else beside
+
+
+class TaskRunnerSettings(BaseSettings):
+    """The task runner only reports to the bus: the one variable of §4 it needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STATEWRIGHT_", case_sensitive=True, frozen=True, extra="ignore"
+    )
+
+    BUS: str = Field(min_length=1)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def _parse(model: type[S]) -> S:
+    try:
+        return model()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            var = "STATEWRIGHT_" + str(error["loc"][0]) if error["loc"] else "STATEWRIGHT_*"
+            wanted = _DESCRIPTIONS.get(var, "a value")
+            if error["type"] == "missing":
+                problems.append(f"{var} is not set (expected {wanted})")
+            else:
+                problems.append(f"{var} is invalid: {error['msg']} (expected {wanted})")
+        raise ConfigurationError(
+            "Statewright's configuration is incomplete: " + "; ".join(problems)
+        ) from exc
+
+
+# model -> (the variables' values it was parsed from, the parsed settings)
+_cache: dict[type[BaseSettings], tuple[tuple[str | None, ...], BaseSettings]] = {}
+
+
+def _cached(model: type[S]) -> S:
+    values = tuple(os.environ.get(name) for name in ENV_VARS)
+    found = _cache.get(model)
+    if found is not None and found[0] == values and isinstance(found[1], model):
+        return found[1]
+    parsed = _parse(model)
+    _cache[model] = (values, parsed)
+    return parsed
+
+
+def load_settings() -> Settings:
+    """The dispatcher's settings; raises ConfigurationError naming every missing or
+    invalid variable."""
+    return _cached(Settings)
+
+
+def load_task_runner_settings() -> TaskRunnerSettings:
+    return _cached(TaskRunnerSettings)
