@@ -1,0 +1,699 @@
+"""Pure transitions of DESIGN.md §3: ``(machine, spec, input, now) -> Decision``.
+
+No I/O here. The service loads the machine, asks :func:`decide` (or :func:`create`),
+writes the decision's machine on condition of the version it read, and only then runs
+the effects. Every decision is deterministic for its arguments, so the store may call it
+again after a conflicting write.
+
+docs/runtime.md describes the semantics; the points DESIGN.md leaves open are decided
+there and implemented here."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from statewright.errors import (
+    EventNotAccepted,
+    InvalidMetadata,
+    InvalidRequest,
+    NothingToRetry,
+    ReservedEvent,
+    UnknownEvent,
+)
+from statewright.executors.registry import registry
+from statewright.model import (
+    EVENT_SOURCE,
+    MACHINE_ID_PATTERN,
+    SYSTEM_EVENTS,
+    BusEvent,
+    HistoryEntry,
+    Machine,
+    Metadata,
+    TaskFinishedDetail,
+    TaskRecord,
+)
+from statewright.ports import TaskInvocation
+from statewright.spec.models import Action, Spec, TaskSpec
+
+INIT_STATE = "INIT"
+DEFAULT_TIMEOUT_SECONDS = 900
+# Keys of Machine.published: "NEXT"/"FAILED" hold the epoch whose event was published;
+# "applied:NEXT"/"applied:FAILED" the epoch whose event was applied (a no-op handler
+# leaves the epoch unchanged, so a repeated delivery must still be recognised).
+APPLIED_PREFIX = "applied:"
+_MACHINE_ID = re.compile(MACHINE_ID_PATTERN)
+
+
+class Outcome(StrEnum):
+    """What became of an input. ``refused`` inputs never reach the engine as decisions:
+    the engine raises a domain error and the service reports ``refused``."""
+
+    APPLIED = "applied"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+# ---- inputs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Create:
+    machine_id: str
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ExternalEvent:
+    """An event from a user (HTTP, EventBridge rule). ``source`` goes into history."""
+
+    event: str
+    metadata: Mapping[str, Any] | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class InternalEvent:
+    """``NEXT`` or ``FAILED`` as published by the control plane for ``epoch``."""
+
+    event: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    detail: TaskFinishedDetail
+
+
+@dataclass(frozen=True)
+class StartReport:
+    """What an executor said when asked to start one attempt: its run id, or why the
+    attempt could not start (``error``; the attempt then fails like a task failure)."""
+
+    task: str
+    epoch: int
+    attempt: int
+    run_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TasksStarted:
+    """The follow-up write after the service started tasks: pending -> running."""
+
+    reports: tuple[StartReport, ...]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """POST /machines/{id}/retry."""
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """Bring a machine back on track after lost effects (crash, lost bus event):
+    start pending tasks that are due, re-publish the NEXT/FAILED of a satisfied or
+    failed state not yet applied, fail running tasks past their timeout.
+
+    ``restart_running`` also restarts tasks recorded as running (a local process that
+    crashed took its task runs with it); ``pending_grace_seconds`` leaves alone a
+    pending task whose start may still be in flight from another process."""
+
+    restart_running: bool = False
+    pending_grace_seconds: float = 0.0
+
+
+Input = ExternalEvent | InternalEvent | TaskFinished | TasksStarted | Retry | Reconcile
+
+
+# ---- effects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartTask:
+    invocation: TaskInvocation
+
+
+@dataclass(frozen=True)
+class CancelTask:
+    machine_id: str
+    task: str
+    run_id: str
+    executor: str
+
+
+@dataclass(frozen=True)
+class Publish:
+    event: BusEvent
+
+
+@dataclass(frozen=True)
+class Delete:
+    machine_id: str
+
+
+Effect = StartTask | CancelTask | Publish | Delete
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``machine`` is what to write (None: write nothing). With a ``Delete`` effect it
+    is the machine as it was when it was deleted. Effects run after the write."""
+
+    outcome: Outcome
+    machine: Machine | None = None
+    effects: tuple[Effect, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
+    reason: str = ""
+
+    @property
+    def deleted(self) -> bool:
+        return any(isinstance(e, Delete) for e in self.effects)
+
+
+# ---- helpers ------------------------------------------------------------------------
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def add_seconds(value: str, seconds: float) -> str:
+    return format_time(parse_time(value) + timedelta(seconds=seconds))
+
+
+def validate_machine_id(machine_id: str) -> str:
+    if not isinstance(machine_id, str) or not _MACHINE_ID.match(machine_id):
+        raise InvalidRequest(
+            f"machine id {machine_id!r} is not valid: use 1 to 128 letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit"
+        )
+    return machine_id
+
+
+def validate_metadata(metadata: Any) -> Metadata:
+    """A flat JSON object of strings, numbers, booleans and nulls (CloudSeam's rule)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidMetadata(
+            f"metadata must be a JSON object of flat values, got {_json_type(metadata)}"
+        )
+    clean: Metadata = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise InvalidMetadata(f"metadata keys must be strings, got {key!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidMetadata(f"metadata.{key} must be a finite number, got {value}")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise InvalidMetadata(
+                f"metadata.{key} is {_json_type(value)}; metadata values must be a "
+                "string, number, boolean or null (nested values are not allowed)"
+            )
+        clean[key] = value
+    return clean
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def timeout_of(task_spec: TaskSpec) -> int:
+    if task_spec.timeout_seconds is not None:
+        return task_spec.timeout_seconds
+    plugin = registry().get(task_spec.executor)
+    return plugin.default_timeout_seconds if plugin else DEFAULT_TIMEOUT_SECONDS
+
+
+def is_satisfied(machine: Machine, spec: Spec) -> bool:
+    """Every task of the current state has succeeded (a state without tasks is)."""
+    current = machine.current_tasks()
+    return all(
+        name in current and current[name].status == "succeeded"
+        for name in spec.states[machine.state].tasks
+    )
+
+
+# ---- the working copy ---------------------------------------------------------------
+
+
+@dataclass
+class _Step:
+    """A decision under construction: a private copy of the machine plus what happened."""
+
+    machine: Machine
+    spec: Spec
+    now: str
+    effects: list[Effect] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+    changed: bool = False
+    deleted: bool = False
+
+    # -- recording
+
+    def record(self, kind: str, **fields: Any) -> None:
+        m = self.machine
+        m.history_seq += 1
+        fields.setdefault("epoch", m.epoch)
+        fields.setdefault("state", m.state)
+        self.history.append(HistoryEntry(seq=m.history_seq, at=self.now, kind=kind, **fields))
+        self.changed = True
+
+    def publish(self, detail_type: Any, detail: dict[str, Any]) -> None:
+        self.effects.append(Publish(BusEvent(detail_type=detail_type, detail=detail)))
+
+    def publish_system(self, event: str) -> None:
+        m = self.machine
+        self.publish(
+            "Machine Event",
+            {"machine_id": m.id, "event": event, "epoch": m.epoch, "spec": m.spec},
+        )
+        if m.published.get(event) != m.epoch:
+            m.published[event] = m.epoch
+            self.changed = True
+
+    def decision(self, outcome: Outcome = Outcome.APPLIED) -> Decision:
+        machine: Machine | None = None
+        if self.changed or self.deleted:
+            machine = self.machine.model_copy(update={"updated_at": self.now})
+        return Decision(
+            outcome=outcome,
+            machine=machine,
+            effects=tuple(self.effects),
+            history=tuple(self.history),
+        )
+
+    # -- tasks
+
+    def invocation(self, name: str, record: TaskRecord, delay: float) -> TaskInvocation:
+        m = self.machine
+        task_spec = self.spec.tasks[name]
+        outputs = {n: r.output for n, r in m.tasks.items() if r.status == "succeeded" and n != name}
+        return TaskInvocation(
+            machine_id=m.id,
+            spec=m.spec,
+            spec_digest=m.spec_digest,
+            state=record.state,
+            task=name,
+            task_spec=task_spec,
+            epoch=record.epoch,
+            attempt=record.attempt,
+            metadata=dict(m.metadata),
+            outputs=outputs,
+            base_dir=self.spec.base_dir,
+            timeout_seconds=timeout_of(task_spec),
+            delay_seconds=max(0.0, delay),
+        )
+
+    def schedule(self, name: str, attempt: int, delay: float) -> None:
+        """Reset ``name``'s record to a pending ``attempt`` of the current epoch and ask
+        for it to start after ``delay`` seconds."""
+        m = self.machine
+        record = TaskRecord(
+            executor=self.spec.tasks[name].executor,
+            status="pending",
+            attempt=attempt,
+            state=m.state,
+            epoch=m.epoch,
+            not_before=add_seconds(self.now, delay),
+        )
+        m.tasks[name] = record
+        self.changed = True
+        self.effects.append(StartTask(self.invocation(name, record, delay)))
+
+    def restart(self, name: str, record: TaskRecord, delay: float) -> None:
+        """Ask again for an attempt already recorded (no write: starts are idempotent
+        per run key)."""
+        self.effects.append(StartTask(self.invocation(name, record, delay)))
+
+    def finish(
+        self, name: str, status: str, *, output: Any = None, error: str | None = None
+    ) -> None:
+        """Record the end of the current attempt of ``name``; on failure retry per the
+        task's policy or fail the machine."""
+        m = self.machine
+        record = m.tasks[name]
+        record.status = "succeeded" if status == "succeeded" else "failed"
+        record.finished_at = self.now
+        if record.started_at is None:
+            record.started_at = self.now
+        record.output = output
+        record.error = None if status == "succeeded" else (error or "the task failed")
+        record.not_before = None
+        self.record(
+            "task_finished",
+            task=name,
+            attempt=record.attempt,
+            status=record.status,
+            error=record.error,
+        )
+        if record.status == "failed":
+            task_spec = self.spec.tasks[name]
+            if record.attempt < task_spec.attempts:
+                nxt = record.attempt + 1
+                delay = task_spec.retry.delay_before(nxt) if task_spec.retry else 0.0
+                self.schedule(name, nxt, delay)
+        self.settle()
+
+    def cancel_current_tasks(self) -> None:
+        """Tasks of the state being left that are still pending or running."""
+        m = self.machine
+        for name, record in m.tasks.items():
+            if record.epoch != m.epoch or record.status not in ("pending", "running"):
+                continue
+            record.status = "cancelled"
+            record.finished_at = self.now
+            record.not_before = None
+            self.record("task_cancelled", task=name, attempt=record.attempt, status="cancelled")
+            if record.run_id:
+                self.effects.append(
+                    CancelTask(
+                        machine_id=m.id, task=name, run_id=record.run_id, executor=record.executor
+                    )
+                )
+
+    # -- states
+
+    def enter(self, target: str, event: str | None) -> None:
+        m = self.machine
+        self.cancel_current_tasks()
+        source = m.state
+        m.previous_state = source
+        m.state = target
+        m.epoch += 1
+        self.record("transition", event=event, from_state=source, to_state=target)
+        self.publish(
+            "Machine State Changed",
+            {"machine_id": m.id, "spec": m.spec, "from": source, "to": target, "epoch": m.epoch},
+        )
+        for name in self.spec.states[target].tasks:
+            self.schedule(name, 1, 0.0)
+        self.settle()
+
+    def settle(self) -> None:
+        """Recompute the machine's status and fire what the current state's tasks
+        call for: deletion of a satisfied terminal state, NEXT, FAILED."""
+        m = self.machine
+        state = self.spec.states[m.state]
+        current = m.current_tasks()
+        if any(current[n].status == "failed" for n in state.tasks if n in current):
+            self.set_status("failed")
+            applied = m.published.get(APPLIED_PREFIX + "FAILED") == m.epoch
+            if "FAILED" in state.on and not applied and m.published.get("FAILED") != m.epoch:
+                self.publish_system("FAILED")
+        elif is_satisfied(m, self.spec):
+            if state.terminal:
+                self.delete()
+            elif "NEXT" in state.on and m.published.get(APPLIED_PREFIX + "NEXT") != m.epoch:
+                # Satisfied, with NEXT in flight: the transition is not over yet.
+                self.set_status("running")
+                if m.published.get("NEXT") != m.epoch:
+                    self.publish_system("NEXT")
+            else:
+                self.set_status("waiting")
+        else:
+            self.set_status("running")
+
+    def set_status(self, status: Any) -> None:
+        if self.machine.status != status:
+            self.machine.status = status
+            self.changed = True
+
+    def delete(self) -> None:
+        m = self.machine
+        self.deleted = True
+        self.publish(
+            "Machine Deleted",
+            {"machine_id": m.id, "spec": m.spec, "state": m.state, "epoch": m.epoch},
+        )
+        self.effects.append(Delete(m.id))
+
+    def run_actions(self, actions: list[Action], event: str) -> None:
+        target = next((a.state for a in actions if a.action == "advance" and a.state), None)
+        if target is not None:
+            self.enter(target, event)
+        else:
+            # no-op (or an empty handler, which CloudSeam treats as no-op)
+            self.settle()
+
+
+# ---- public API ---------------------------------------------------------------------
+
+
+def create(spec: Spec, inp: Create, now: str) -> Decision:
+    """A new machine in INIT at epoch 1, INIT's tasks started (DESIGN.md §3.1)."""
+    validate_machine_id(inp.machine_id)
+    metadata = validate_metadata(inp.metadata)
+    machine = Machine(
+        id=inp.machine_id,
+        spec=spec.name,
+        spec_digest=spec.digest,
+        state=INIT_STATE,
+        epoch=1,
+        version=1,
+        metadata=metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    step = _Step(machine=machine, spec=spec, now=now)
+    step.record("created", to_state=INIT_STATE)
+    step.publish(
+        "Machine State Changed",
+        {"machine_id": machine.id, "spec": spec.name, "from": None, "to": INIT_STATE, "epoch": 1},
+    )
+    for name in spec.states[INIT_STATE].tasks:
+        step.schedule(name, 1, 0.0)
+    step.settle()
+    return step.decision()
+
+
+def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
+    """The decision for ``inp`` on ``machine``. Raises a domain error (StatewrightError)
+    for input that is refused; the machine passed in is never modified."""
+    step = _Step(machine=machine.model_copy(deep=True), spec=spec, now=now)
+    if isinstance(inp, ExternalEvent):
+        return _external(step, inp)
+    if isinstance(inp, InternalEvent):
+        return _internal(step, inp)
+    if isinstance(inp, TaskFinished):
+        return _task_finished(step, inp.detail)
+    if isinstance(inp, TasksStarted):
+        return _tasks_started(step, inp)
+    if isinstance(inp, Retry):
+        return _retry(step)
+    return _reconcile(step, inp)
+
+
+def _external(step: _Step, inp: ExternalEvent) -> Decision:
+    spec, m = step.spec, step.machine
+    event = inp.event
+    if event in SYSTEM_EVENTS:
+        raise ReservedEvent(
+            f"{event} is a system event that only Statewright itself fires; "
+            f"send one of the spec's events instead: {_listing(spec.events)}"
+        )
+    if event not in spec.events:
+        raise UnknownEvent(
+            f"{event} is not an event of spec {spec.name}{_did_you_mean(event, spec.events)}; "
+            f"its events are: {_listing(spec.events)}"
+        )
+    metadata = validate_metadata(inp.metadata)
+    actions = spec.handler(m.state, event)
+    if actions is None:
+        accepted = spec.accepted_events(m.state)
+        raise EventNotAccepted(
+            f"{event} is not accepted in state {m.state}; accepted there: "
+            + (", ".join(accepted) if accepted else "no event")
+        )
+    m.metadata.update(metadata)
+    step.record("event", event=event, source=inp.source)
+    step.run_actions(actions, event)
+    return step.decision()
+
+
+def _internal(step: _Step, inp: InternalEvent) -> Decision:
+    spec, m = step.spec, step.machine
+    if inp.event not in SYSTEM_EVENTS:
+        raise UnknownEvent(f"{inp.event} is not a system event; those are NEXT and FAILED")
+    if inp.epoch != m.epoch:
+        return Decision(
+            Outcome.STALE, reason=f"{inp.event} for epoch {inp.epoch}, machine is at {m.epoch}"
+        )
+    actions = spec.handler(m.state, inp.event)
+    if actions is None:
+        accepted = spec.accepted_events(m.state)
+        raise EventNotAccepted(
+            f"{inp.event} is not accepted in state {m.state}; accepted there: "
+            + (", ".join(accepted) if accepted else "no event")
+        )
+    if m.published.get(APPLIED_PREFIX + inp.event) == m.epoch:
+        return Decision(Outcome.DUPLICATE, reason=f"{inp.event} of epoch {m.epoch} already applied")
+    if inp.event == "NEXT" and not is_satisfied(m, spec):
+        return Decision(Outcome.STALE, reason=f"state {m.state} is not satisfied")
+    if inp.event == "FAILED" and m.status != "failed":
+        return Decision(Outcome.STALE, reason="no task of the current state has failed")
+    m.published[APPLIED_PREFIX + inp.event] = m.epoch
+    step.record("event", event=inp.event, source=EVENT_SOURCE)
+    step.run_actions(actions, inp.event)
+    return step.decision()
+
+
+def _task_finished(step: _Step, detail: TaskFinishedDetail) -> Decision:
+    m = step.machine
+    if detail.epoch != m.epoch:
+        return Decision(
+            Outcome.STALE,
+            reason=f"task {detail.task} of epoch {detail.epoch}, machine is at {m.epoch}",
+        )
+    record = m.tasks.get(detail.task)
+    if record is None or record.epoch != m.epoch:
+        raise InvalidRequest(
+            f"task {detail.task} does not run in state {m.state}; its tasks are: "
+            + _listing(step.spec.states[m.state].tasks)
+        )
+    if detail.attempt != record.attempt:
+        return Decision(
+            Outcome.STALE,
+            reason=f"attempt {detail.attempt} of {detail.task}, current is {record.attempt}",
+        )
+    if record.status not in ("pending", "running"):
+        return Decision(
+            Outcome.DUPLICATE,
+            reason=f"attempt {detail.attempt} of {detail.task} already {record.status}",
+        )
+    step.finish(detail.task, detail.status, output=detail.output, error=detail.error)
+    return step.decision()
+
+
+def _tasks_started(step: _Step, inp: TasksStarted) -> Decision:
+    m = step.machine
+    for report in inp.reports:
+        record = m.tasks.get(report.task)
+        current = (
+            record is not None and record.epoch == report.epoch and record.attempt == report.attempt
+        )
+        if record is None or not current or record.status == "cancelled":
+            # The attempt was superseded while it started: stop the run it got.
+            if report.run_id and record is not None:
+                step.effects.append(
+                    CancelTask(
+                        machine_id=m.id,
+                        task=report.task,
+                        run_id=report.run_id,
+                        executor=record.executor,
+                    )
+                )
+            continue
+        if record.status not in ("pending", "running"):
+            continue  # it already finished: the report came after the result
+        if report.error is not None:
+            record.run_id = report.run_id
+            step.finish(report.task, "failed", error=report.error)
+            continue
+        restarted = record.status == "running"
+        record.status = "running"
+        record.run_id = report.run_id
+        record.started_at = step.now
+        record.not_before = None
+        step.record(
+            "task_started",
+            task=report.task,
+            attempt=record.attempt,
+            status="running",
+            source="recovery" if restarted else None,
+        )
+        step.settle()
+    if not step.changed:
+        return Decision(Outcome.DUPLICATE, effects=tuple(step.effects), reason="nothing to record")
+    return step.decision()
+
+
+def _retry(step: _Step) -> Decision:
+    m = step.machine
+    failed = [n for n, r in m.current_tasks().items() if r.status == "failed"]
+    if not failed:
+        raise NothingToRetry(
+            f"machine {m.id} has no failed task in state {m.state}; retry re-runs the "
+            "failed tasks of the current state"
+        )
+    m.published.pop("FAILED", None)
+    m.published.pop(APPLIED_PREFIX + "FAILED", None)
+    step.record("retry")
+    for name in step.spec.states[m.state].tasks:
+        if name in failed:
+            step.schedule(name, m.tasks[name].attempt + 1, 0.0)
+    step.settle()
+    return step.decision()
+
+
+def _reconcile(step: _Step, inp: Reconcile) -> Decision:
+    m, spec = step.machine, step.spec
+    now = parse_time(step.now)
+    for name in spec.states[m.state].tasks:
+        record = m.tasks.get(name)
+        if record is None or record.epoch != m.epoch:
+            continue
+        if record.status == "running":
+            timeout = timeout_of(spec.tasks[name])
+            started = parse_time(record.started_at) if record.started_at else now
+            if started + timedelta(seconds=timeout) <= now:
+                if record.run_id:
+                    step.effects.append(
+                        CancelTask(
+                            machine_id=m.id,
+                            task=name,
+                            run_id=record.run_id,
+                            executor=record.executor,
+                        )
+                    )
+                step.finish(name, "failed", error=f"timed out after {timeout} seconds")
+            elif inp.restart_running:
+                step.restart(name, record, 0.0)
+        elif record.status == "pending":
+            due = parse_time(record.not_before) if record.not_before else now
+            wait = (due - now).total_seconds()
+            if inp.restart_running:
+                step.restart(name, record, wait)
+            elif wait + inp.pending_grace_seconds <= 0:
+                step.restart(name, record, 0.0)
+    if not step.deleted:
+        state = spec.states[m.state]
+        published_now = {
+            e.event.detail.get("event") for e in step.effects if isinstance(e, Publish)
+        }
+        for event in ("NEXT", "FAILED"):
+            wanted = event in state.on and m.published.get(APPLIED_PREFIX + event) != m.epoch
+            if event == "NEXT":
+                wanted = wanted and not state.terminal and is_satisfied(m, spec)
+            else:
+                wanted = wanted and m.status == "failed"
+            if wanted and event not in published_now:
+                step.publish_system(event)
+    return step.decision()
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    by_upper = {c.upper(): c for c in choices}
+    if word.upper() in by_upper:
+        return f" (did you mean {by_upper[word.upper()]}?)"
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""

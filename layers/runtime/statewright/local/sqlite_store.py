@@ -1,0 +1,307 @@
+"""SqliteStore: the local control plane's Store, one SQLite file in WAL mode.
+
+Each thread gets its own connection; every conditional write is one ``BEGIN IMMEDIATE``
+transaction, so the version check and the write happen under SQLite's single writer
+lock, and ``busy_timeout`` makes concurrent writers queue instead of failing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from statewright.errors import InvalidRequest, MachineExists, VersionConflict
+from statewright.model import HistoryEntry, Machine
+from statewright.ports import IdempotencyRecord, Store
+from statewright.spec.models import Spec
+
+BUSY_TIMEOUT_MS = 30_000
+_T = TypeVar("_T", str, int)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS machines (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS machines_by_spec_state ON machines (spec, state, id);
+CREATE INDEX IF NOT EXISTS machines_by_state ON machines (state, id);
+CREATE TABLE IF NOT EXISTS history (
+    machine_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (machine_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS specs (
+    digest TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"""
+
+
+class SqliteStore(Store):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        **protocol: Any,
+    ) -> None:
+        """``path`` is the database file (its folder is created); ``protocol`` goes to
+        Store (deadline_seconds, clock, sleep)."""
+        super().__init__(**protocol)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._wall_clock = wall_clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._conn().executescript(_SCHEMA)
+
+    # ---- connections ------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: no implicit transactions; writes use BEGIN IMMEDIATE.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # ---- machines ---------------------------------------------------------------------
+
+    def get(self, machine_id: str) -> Machine | None:
+        row = self._conn().execute("SELECT body FROM machines WHERE id = ?", (machine_id,))
+        found = row.fetchone()
+        return Machine.model_validate_json(found[0]) if found else None
+
+    def create(self, machine: Machine, history: Sequence[HistoryEntry] = ()) -> None:
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO machines (id, spec, state, version, body) VALUES (?, ?, ?, ?, ?)",
+                    (machine.id, machine.spec, machine.state, machine.version, _body(machine)),
+                )
+                # A machine deleted and created again under the same id starts afresh.
+                db.execute("DELETE FROM history WHERE machine_id = ?", (machine.id,))
+                _insert_history(db, machine.id, history)
+        except sqlite3.IntegrityError as exc:
+            raise MachineExists(f"machine {machine.id} already exists") from exc
+
+    def update(
+        self, machine: Machine, expected_version: int, history: Sequence[HistoryEntry] = ()
+    ) -> None:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE machines SET spec = ?, state = ?, version = ?, body = ? "
+                "WHERE id = ? AND version = ?",
+                (
+                    machine.spec,
+                    machine.state,
+                    machine.version,
+                    _body(machine),
+                    machine.id,
+                    expected_version,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise VersionConflict(machine.id, _current(db, machine.id))
+            _insert_history(db, machine.id, history)
+
+    def delete(self, machine_id: str, expected_version: int) -> None:
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM machines WHERE id = ? AND version = ?",
+                (machine_id, expected_version),
+            )
+            if cursor.rowcount != 1:
+                raise VersionConflict(machine_id, _current(db, machine_id))
+            db.execute("DELETE FROM history WHERE machine_id = ?", (machine_id,))
+
+    def list_machines(
+        self,
+        *,
+        spec: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        next_token: str | None = None,
+    ) -> tuple[list[Machine], str | None]:
+        after = _decode_token(next_token, "id", str)
+        clauses, params = ["id > ?"], [after or ""]
+        if spec is not None:
+            clauses.append("spec = ?")
+            params.append(spec)
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state)
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT id, body FROM machines WHERE {' AND '.join(clauses)} "  # noqa: S608 - fixed clauses
+                "ORDER BY id LIMIT ?",
+                (*params, limit + 1),
+            )
+            .fetchall()
+        )
+        page = [Machine.model_validate_json(body) for _, body in rows[:limit]]
+        token = _encode_token("id", rows[limit - 1][0]) if len(rows) > limit else None
+        return page, token
+
+    def history(
+        self, machine_id: str, *, limit: int = 100, next_token: str | None = None
+    ) -> tuple[list[HistoryEntry], str | None]:
+        after = _decode_token(next_token, "seq", int) or 0
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT seq, body FROM history WHERE machine_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (machine_id, after, limit + 1),
+            )
+            .fetchall()
+        )
+        page = [HistoryEntry.model_validate_json(body) for _, body in rows[:limit]]
+        token = _encode_token("seq", rows[limit - 1][0]) if len(rows) > limit else None
+        return page, token
+
+    # ---- specs ------------------------------------------------------------------------
+
+    def put_spec(self, spec: Spec) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO specs (digest, body) VALUES (?, ?)",
+                (spec.digest, spec.model_dump_json()),
+            )
+
+    def get_spec(self, digest: str) -> Spec | None:
+        row = self._conn().execute("SELECT body FROM specs WHERE digest = ?", (digest,)).fetchone()
+        return Spec.model_validate_json(row[0]) if row else None
+
+    # ---- idempotency ------------------------------------------------------------------
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT key, fingerprint, status, body, headers, expires_at FROM idempotency "
+                "WHERE key = ? AND expires_at > ?",
+                (key, int(self._wall_clock())),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            key=row[0],
+            fingerprint=row[1],
+            status=row[2],
+            body=json.loads(row[3]),
+            headers=json.loads(row[4]),
+            expires_at=row[5],
+        )
+
+    def put_idempotency(self, record: IdempotencyRecord) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO idempotency (key, fingerprint, status, body, headers, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+                "status = excluded.status, body = excluded.body, headers = excluded.headers, "
+                "expires_at = excluded.expires_at WHERE idempotency.expires_at <= ?",
+                (
+                    record.key,
+                    record.fingerprint,
+                    record.status,
+                    json.dumps(record.body),
+                    json.dumps(record.headers),
+                    record.expires_at,
+                    int(self._wall_clock()),
+                ),
+            )
+            # Expired records are garbage: drop a few per write so the table stays small.
+            db.execute(
+                "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency "
+                "WHERE expires_at <= ? LIMIT 16)",
+                (int(self._wall_clock()),),
+            )
+            return cursor.rowcount == 1
+
+
+def _body(machine: Machine) -> str:
+    return machine.model_dump_json()
+
+
+def _current(db: sqlite3.Connection, machine_id: str) -> Machine | None:
+    row = db.execute("SELECT body FROM machines WHERE id = ?", (machine_id,)).fetchone()
+    return Machine.model_validate_json(row[0]) if row else None
+
+
+def _insert_history(
+    db: sqlite3.Connection, machine_id: str, history: Sequence[HistoryEntry]
+) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO history (machine_id, seq, body) VALUES (?, ?, ?)",
+        [(machine_id, entry.seq, entry.model_dump_json()) for entry in history],
+    )
+
+
+def _encode_token(field: str, value: str | int) -> str:
+    raw = json.dumps({field: value}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str | None, field: str, kind: type[_T]) -> _T | None:
+    if token is None or token == "":
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))[field]
+    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+        raise InvalidRequest(
+            "next_token is not valid; pass the next_token of the previous page unchanged"
+        ) from exc
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InvalidRequest(
+            "next_token is not valid; pass the next_token of the previous page unchanged"
+        )
+    return value

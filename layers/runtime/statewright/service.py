@@ -1,0 +1,488 @@
+"""The application layer shared by the HTTP API, the Lambda dispatcher and the local bus:
+load, let the engine decide, write on condition of the version read (the Store retries
+conflicts with jitter), then run the decision's effects.
+
+Effects run only after their write succeeded, and each is safe to repeat: task starts
+are idempotent per run key, late results of old epochs are stale, NEXT/FAILED carry the
+epoch they were published for. A crash between the write and the effects is repaired by
+:meth:`Service.recover` (the local server on start, the AWS reconciler on a schedule)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from statewright import engine
+from statewright.catalog import SpecCatalog
+from statewright.engine import (
+    CancelTask,
+    Create,
+    Decision,
+    ExternalEvent,
+    InternalEvent,
+    Outcome,
+    Publish,
+    Reconcile,
+    Retry,
+    StartReport,
+    StartTask,
+    TaskFinished,
+    TasksStarted,
+)
+from statewright.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    MachineExists,
+    MachineNotFound,
+    SpecNotFound,
+    StatewrightError,
+    UnknownSpec,
+    VersionConflict,
+)
+from statewright.model import (
+    EVENT_SOURCE,
+    SYSTEM_EVENTS,
+    BusEvent,
+    HistoryEntry,
+    Machine,
+    Metadata,
+    TaskFinishedDetail,
+    now_iso,
+)
+from statewright.ports import Bus, Executor, Store, TaskInvocation, Write
+from statewright.spec.models import Spec
+
+__all__ = ["MetricsSink", "Outcome", "RecoveryReport", "Service"]
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 1000
+API_SOURCE = "api"
+
+
+class MetricsSink(Protocol):
+    """Where counters go (Powertools Metrics on AWS; nothing, or a test double, locally)."""
+
+    def count(self, name: str, value: int = 1) -> None: ...
+
+
+class _NoMetrics:
+    def count(self, name: str, value: int = 1) -> None:
+        return None
+
+
+@dataclass
+class RecoveryReport:
+    machines_scanned: int = 0
+    machines_repaired: int = 0
+    tasks_started: int = 0
+    tasks_timed_out: int = 0
+    events_published: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Applied:
+    decision: Decision
+    machine: Machine  # as stored after the write (or as it was when deleted / unchanged)
+
+
+class Service:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: Bus,
+        executors: Mapping[str, Executor],
+        catalog: SpecCatalog,
+        clock: Callable[[], str] = now_iso,
+        metrics: MetricsSink | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.executors = executors
+        self.catalog = catalog
+        self.clock = clock
+        self.metrics: MetricsSink = metrics if metrics is not None else _NoMetrics()
+
+    # ---- specs ------------------------------------------------------------------------
+
+    def list_specs(self) -> list[Spec]:
+        return self.catalog.specs()
+
+    def get_spec(self, name: str) -> Spec:
+        spec = self.catalog.get(name)
+        if spec is None:
+            raise SpecNotFound(f"no spec named {name!r}; loaded specs: {self._spec_names()}")
+        return spec
+
+    # ---- queries ------------------------------------------------------------------------
+
+    def get_machine(self, machine_id: str) -> Machine:
+        engine.validate_machine_id(machine_id)
+        machine = self.store.get(machine_id)
+        if machine is None:
+            raise MachineNotFound(f"machine {machine_id} does not exist")
+        return machine
+
+    def list_machines(
+        self,
+        *,
+        spec: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        next_token: str | None = None,
+    ) -> tuple[list[Machine], str | None]:
+        _check_limit(limit)
+        return self.store.list_machines(spec=spec, state=state, limit=limit, next_token=next_token)
+
+    def history(
+        self, machine_id: str, *, limit: int = 100, next_token: str | None = None
+    ) -> tuple[list[HistoryEntry], str | None]:
+        _check_limit(limit)
+        self.get_machine(machine_id)  # a deleted machine has no history to show
+        return self.store.history(machine_id, limit=limit, next_token=next_token)
+
+    # ---- commands ---------------------------------------------------------------------
+
+    def create_machine(
+        self, spec: str, machine_id: str | None = None, metadata: Metadata | None = None
+    ) -> Machine:
+        """A new machine in INIT (DESIGN.md §3.1). MachineExists when the id is taken."""
+        spec_obj = self._spec_to_create(spec)
+        machine_id = machine_id if machine_id is not None else _new_id()
+        decision = engine.create(spec_obj, Create(machine_id, metadata), self.clock())
+        return self._store_new(spec_obj, decision)
+
+    def send_event(
+        self,
+        machine_id: str,
+        event: str,
+        metadata: Metadata | None = None,
+        spec: str | None = None,
+    ) -> Machine:
+        """Apply an external event and return the machine after the transition. With
+        ``spec``, a machine that does not exist is created first (in the same write, so a
+        refused event creates nothing). When the transition deleted the machine, the
+        machine is returned as it was at its deletion."""
+        return self._send_event(machine_id, event, metadata, spec, API_SOURCE)
+
+    def retry(self, machine_id: str) -> Machine:
+        """Re-run the failed tasks of the current state (NothingToRetry if none)."""
+        engine.validate_machine_id(machine_id)
+        return self._apply(machine_id, Retry()).machine
+
+    def report_task(self, detail: TaskFinishedDetail) -> Outcome:
+        """A task result from an in-process executor (the local Reporter callback)."""
+        return self.handle_bus_event(EVENT_SOURCE, "Task Finished", detail.model_dump(mode="json"))
+
+    def handle_bus_event(self, source: str, detail_type: str, detail: Mapping[str, Any]) -> Outcome:
+        """One event from the bus. Refused, stale and duplicate input is logged, counted
+        and dropped (raising would make EventBridge retry what can never succeed); only
+        a Conflict past its deadline or an infrastructure failure raises."""
+        try:
+            if detail_type == "Machine Event":
+                outcome = self._bus_machine_event(source, detail)
+            elif detail_type == "Task Finished":
+                outcome = self._bus_task_finished(source, detail)
+            else:
+                raise InvalidRequest(f"detail-type {detail_type!r} is not handled here")
+        except ValidationError as exc:
+            log.warning("refused %s from %s: invalid detail: %s", detail_type, source, exc)
+            outcome = Outcome.REFUSED
+        except StatewrightError as exc:
+            log.warning("refused %s from %s: %s (%s)", detail_type, source, exc.message, exc.code)
+            outcome = Outcome.REFUSED
+        self.metrics.count(f"events_{outcome.value}")
+        return outcome
+
+    def recover(
+        self, *, restart_running: bool = False, pending_grace_seconds: float = 0.0
+    ) -> RecoveryReport:
+        """Start pending tasks that are due, re-publish the NEXT/FAILED of satisfied or
+        failed states not yet applied, fail running tasks past their timeout.
+
+        ``restart_running=True`` also restarts tasks recorded as running: the local
+        server passes it on start, since its task runs died with the previous process.
+        The AWS reconciler leaves it False (CodeBuild and Lambda runs outlive it) and
+        passes a ``pending_grace_seconds`` so it does not race a start in flight."""
+        report = RecoveryReport()
+        inp = Reconcile(
+            restart_running=restart_running, pending_grace_seconds=pending_grace_seconds
+        )
+        token: str | None = None
+        while True:
+            machines, token = self.store.list_machines(limit=100, next_token=token)
+            for machine in machines:
+                report.machines_scanned += 1
+                try:
+                    self._recover_one(machine, inp, report)
+                except MachineNotFound:
+                    continue  # deleted since the page was read: nothing to recover
+                except ConfigurationError as exc:
+                    report.errors.append(f"{machine.id}: {exc}")
+                    log.error("cannot recover machine %s: %s", machine.id, exc)
+            if token is None:
+                return report
+
+    # ---- internals: commands ----------------------------------------------------------
+
+    def _recover_one(self, machine: Machine, inp: Reconcile, report: RecoveryReport) -> None:
+        spec = self.catalog.resolve(machine.spec_digest, self.store)
+        preview = engine.decide(machine, spec, inp, self.clock())
+        if preview.machine is None and not preview.effects:
+            return  # the common case costs no write
+        applied = self._apply(machine.id, inp)
+        report.machines_repaired += 1
+        effects = applied.decision.effects
+        report.tasks_started += sum(isinstance(e, StartTask) for e in effects)
+        report.events_published += sum(
+            isinstance(e, Publish) and e.event.detail.get("event") in SYSTEM_EVENTS for e in effects
+        )
+        report.tasks_timed_out += sum(
+            h.kind == "task_finished" and h.status == "failed" for h in applied.decision.history
+        )
+
+    def _send_event(
+        self,
+        machine_id: str,
+        event: str,
+        metadata: Mapping[str, Any] | None,
+        spec: str | None,
+        source: str,
+    ) -> Machine:
+        engine.validate_machine_id(machine_id)
+        inp = ExternalEvent(event=event, metadata=metadata, source=source)
+        if spec is not None:
+            spec_obj = self._spec_to_create(spec)
+            existing = self.store.get(machine_id)
+            if existing is None:
+                created = self._create_with_event(spec_obj, machine_id, inp)
+                if created is not None:
+                    return created
+            elif existing.spec != spec:
+                raise MachineExists(
+                    f"machine {machine_id} already exists and runs spec {existing.spec}, "
+                    f"not {spec}; send the event without spec, or with spec {existing.spec}"
+                )
+        return self._apply(machine_id, inp).machine
+
+    def _create_with_event(self, spec: Spec, machine_id: str, inp: ExternalEvent) -> Machine | None:
+        """Create and apply the first event in one write; None when another request
+        created the machine first (the caller then applies the event to it)."""
+        now = self.clock()
+        created = engine.create(spec, Create(machine_id), now)
+        if created.deleted or created.machine is None:
+            return self._store_new(spec, created)
+        then = engine.decide(created.machine, spec, inp, now)
+        combined = Decision(
+            outcome=then.outcome,
+            machine=then.machine or created.machine,
+            effects=created.effects + then.effects,
+            history=created.history + then.history,
+        )
+        try:
+            return self._store_new(spec, combined)
+        except MachineExists:
+            return None
+
+    def _store_new(self, spec: Spec, decision: Decision) -> Machine:
+        machine = decision.machine
+        assert machine is not None  # engine.create always yields the new machine
+        self.catalog.remember(spec, self.store)
+        if not decision.deleted:
+            self.store.create(machine, decision.history)
+        self.metrics.count("machines_created")
+        self._count(decision)
+        self._run_effects(decision, None if decision.deleted else machine)
+        return machine
+
+    def _apply(self, machine_id: str, inp: engine.Input) -> _Applied:
+        calls = 0
+
+        def decide(current: Machine) -> Write[_Applied]:
+            nonlocal calls
+            calls += 1
+            spec = self.catalog.resolve(current.spec_digest, self.store)
+            decision = engine.decide(current, spec, inp, self.clock())
+            after = current
+            if decision.machine is not None:
+                after = decision.machine.model_copy(update={"version": current.version + 1})
+            return Write(
+                result=_Applied(decision, after),
+                machine=decision.machine,
+                history=decision.history,
+                delete=decision.deleted,
+            )
+
+        try:
+            applied = self.store.mutate(machine_id, decide)
+        finally:
+            if calls > 1:
+                self.metrics.count("conflicts", calls - 1)
+        decision = applied.decision
+        if decision.outcome is not Outcome.APPLIED:
+            log.info("%s input for machine %s: %s", decision.outcome, machine_id, decision.reason)
+        self._count(decision)
+        stored = None if decision.deleted else applied.machine
+        self._run_effects(decision, stored)
+        return applied
+
+    def _count(self, decision: Decision) -> None:
+        transitions = sum(h.kind == "transition" for h in decision.history)
+        failures = sum(h.kind == "task_finished" and h.status == "failed" for h in decision.history)
+        if transitions:
+            self.metrics.count("transitions", transitions)
+        if failures:
+            self.metrics.count("task_failures", failures)
+        if decision.deleted:
+            self.metrics.count("machines_deleted")
+
+    # ---- internals: effects -----------------------------------------------------------
+
+    def _run_effects(self, decision: Decision, stored: Machine | None) -> None:
+        """Cancel, start, publish; then record the started runs (pending -> running) in a
+        follow-up conditional write on the machine just written."""
+        reports: list[StartReport] = []
+        publishes: list[BusEvent] = []
+        for effect in decision.effects:
+            if isinstance(effect, CancelTask):
+                self._cancel(effect)
+            elif isinstance(effect, StartTask):
+                reports.append(self._start(effect.invocation))
+            elif isinstance(effect, Publish):
+                publishes.append(effect.event)
+        if publishes:
+            self.bus.publish(publishes)
+        if reports:
+            self._record_starts(decision, stored, reports)
+
+    def _start(self, inv: TaskInvocation) -> StartReport:
+        executor = self.executors.get(inv.task_spec.executor)
+        report = functools.partial(StartReport, inv.task, inv.epoch, inv.attempt)
+        if executor is None:
+            available = ", ".join(sorted(self.executors)) or "none"
+            return report(
+                error=f"no {inv.task_spec.executor!r} executor is configured in this control "
+                f"plane; available: {available}",
+            )
+        try:
+            run_id = executor.start(inv)
+        except (StatewrightError, ConfigurationError, OSError) as exc:
+            # The executor could not start this attempt (missing binary, bad source...):
+            # the attempt fails like a task failure, with the executor's explanation.
+            log.warning("task %s of machine %s could not start: %s", inv.task, inv.machine_id, exc)
+            return report(error=str(exc))
+        return report(run_id=run_id)
+
+    def _cancel(self, effect: CancelTask) -> None:
+        executor = self.executors.get(effect.executor)
+        if executor is None:
+            return
+        try:
+            executor.cancel(effect.run_id)
+        except (StatewrightError, ConfigurationError, OSError) as exc:
+            # Cancelling is best effort: a late result of the old epoch is stale anyway.
+            log.warning("could not cancel run %s of %s: %s", effect.run_id, effect.task, exc)
+
+    def _record_starts(
+        self, decision: Decision, stored: Machine | None, reports: Sequence[StartReport]
+    ) -> None:
+        machine_id = _machine_id_of(decision)
+        if machine_id is None:
+            return
+        inp = TasksStarted(tuple(reports))
+        if stored is not None:
+            # Fast path: the machine we just wrote is most likely still current, so the
+            # follow-up costs one conditional write and no read.
+            spec = self.catalog.resolve(stored.spec_digest, self.store)
+            follow = engine.decide(stored, spec, inp, self.clock())
+            if follow.machine is None:
+                self._run_effects(follow, stored)
+                return
+            new = follow.machine.model_copy(update={"version": stored.version + 1})
+            try:
+                if follow.deleted:
+                    self.store.delete(stored.id, stored.version)
+                else:
+                    self.store.update(new, stored.version, follow.history)
+            except VersionConflict:
+                self.metrics.count("conflicts")
+            else:
+                self._count(follow)
+                self._run_effects(follow, None if follow.deleted else new)
+                return
+        try:
+            self._apply(machine_id, inp)
+        except MachineNotFound:
+            log.info("machine %s was deleted while its tasks started", machine_id)
+
+    # ---- internals: bus ---------------------------------------------------------------
+
+    def _bus_machine_event(self, source: str, detail: Mapping[str, Any]) -> Outcome:
+        machine_id = _text(detail, "machine_id", "stackId")
+        event = _text(detail, "event", "action")
+        spec = detail.get("spec") or detail.get("machine")
+        if spec is not None and not isinstance(spec, str):
+            raise InvalidRequest("spec (or machine) must be a spec name")
+        if event in SYSTEM_EVENTS:
+            if source != EVENT_SOURCE:
+                raise InvalidRequest(
+                    f"{event} from source {source!r} refused: only {EVENT_SOURCE} sends it"
+                )
+            epoch = detail.get("epoch")
+            if not isinstance(epoch, int) or isinstance(epoch, bool):
+                raise InvalidRequest(f"{event} needs an integer epoch")
+            engine.validate_machine_id(machine_id)
+            return self._apply(machine_id, InternalEvent(event, epoch)).decision.outcome
+        self._send_event(machine_id, event, detail.get("metadata"), spec, f"bus:{source}")
+        return Outcome.APPLIED
+
+    def _bus_task_finished(self, source: str, detail: Mapping[str, Any]) -> Outcome:
+        if source != EVENT_SOURCE:
+            raise InvalidRequest(
+                f"Task Finished from source {source!r} refused: only {EVENT_SOURCE} sends it"
+            )
+        parsed = TaskFinishedDetail.model_validate(dict(detail))
+        engine.validate_machine_id(parsed.machine_id)
+        return self._apply(parsed.machine_id, TaskFinished(parsed)).decision.outcome
+
+    # ---- internals: misc --------------------------------------------------------------
+
+    def _spec_to_create(self, name: str) -> Spec:
+        spec = self.catalog.get(name)
+        if spec is None:
+            raise UnknownSpec(f"no spec named {name!r}; loaded specs: {self._spec_names()}")
+        return spec
+
+    def _spec_names(self) -> str:
+        return ", ".join(self.catalog.names()) or "none"
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE}, got {limit!r}")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _text(detail: Mapping[str, Any], key: str, alias: str) -> str:
+    value = detail.get(key, detail.get(alias))
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"detail.{key} (or {alias}) must be a non-empty string")
+    return value
+
+
+def _machine_id_of(decision: Decision) -> str | None:
+    for effect in decision.effects:
+        if isinstance(effect, StartTask):
+            return effect.invocation.machine_id
+    return decision.machine.id if decision.machine is not None else None
