@@ -1,13 +1,26 @@
-"""Store factories for the contract suite (local adapters)."""
+"""Store factories for the contract suite (local adapters): SqliteStore on a real SQLite
+file in the test's tmp_path."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from statewright.local.sqlite_store import SqliteStore
 from statewright.ports import Store
 
 StoreFactory = Callable[[Path], AbstractContextManager[Store]]
 
-LOCAL_BACKENDS: dict[str, StoreFactory] = {}
+
+@contextlib.contextmanager
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    store = SqliteStore(tmp_path / "contract" / "statewright.sqlite3")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+LOCAL_BACKENDS: dict[str, StoreFactory] = {"sqlite": sqlite_store}
