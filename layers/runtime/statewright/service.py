@@ -300,8 +300,8 @@ class Service:
             self.store.create(machine, decision.history)
         self.metrics.count("machines_created")
         self._count(decision)
-        self._run_effects(decision, None if decision.deleted else machine)
-        return machine
+        latest = self._run_effects(decision, None if decision.deleted else machine)
+        return latest if latest is not None else machine
 
     def _apply(self, machine_id: str, inp: engine.Input) -> _Applied:
         calls = 0
@@ -330,9 +330,8 @@ class Service:
         if decision.outcome is not Outcome.APPLIED:
             log.info("%s input for machine %s: %s", decision.outcome, machine_id, decision.reason)
         self._count(decision)
-        stored = None if decision.deleted else applied.machine
-        self._run_effects(decision, stored)
-        return applied
+        latest = self._run_effects(decision, None if decision.deleted else applied.machine)
+        return applied if latest is None else _Applied(decision, latest)
 
     def _count(self, decision: Decision) -> None:
         transitions = sum(h.kind == "transition" for h in decision.history)
@@ -346,9 +345,10 @@ class Service:
 
     # ---- internals: effects -----------------------------------------------------------
 
-    def _run_effects(self, decision: Decision, stored: Machine | None) -> None:
+    def _run_effects(self, decision: Decision, stored: Machine | None) -> Machine | None:
         """Cancel, start, publish; then record the started runs (pending -> running) in a
-        follow-up conditional write on the machine just written."""
+        follow-up conditional write on the machine just written. Returns the machine as
+        last written (None when it is gone or unknown)."""
         reports: list[StartReport] = []
         publishes: list[BusEvent] = []
         for effect in decision.effects:
@@ -361,7 +361,8 @@ class Service:
         if publishes:
             self.bus.publish(publishes)
         if reports:
-            self._record_starts(decision, stored, reports)
+            return self._record_starts(decision, stored, reports)
+        return stored
 
     def _start(self, inv: TaskInvocation) -> StartReport:
         executor = self.executors.get(inv.task_spec.executor)
@@ -393,10 +394,10 @@ class Service:
 
     def _record_starts(
         self, decision: Decision, stored: Machine | None, reports: Sequence[StartReport]
-    ) -> None:
+    ) -> Machine | None:
         machine_id = _machine_id_of(decision)
         if machine_id is None:
-            return
+            return stored
         inp = TasksStarted(tuple(reports))
         if stored is not None:
             # Fast path: the machine we just wrote is most likely still current, so the
@@ -404,8 +405,7 @@ class Service:
             spec = self.catalog.resolve(stored.spec_digest, self.store)
             follow = engine.decide(stored, spec, inp, self.clock())
             if follow.machine is None:
-                self._run_effects(follow, stored)
-                return
+                return self._run_effects(follow, stored)
             new = follow.machine.model_copy(update={"version": stored.version + 1})
             try:
                 if follow.deleted:
@@ -416,12 +416,12 @@ class Service:
                 self.metrics.count("conflicts")
             else:
                 self._count(follow)
-                self._run_effects(follow, None if follow.deleted else new)
-                return
+                return self._run_effects(follow, None if follow.deleted else new)
         try:
-            self._apply(machine_id, inp)
+            return self._apply(machine_id, inp).machine
         except MachineNotFound:
             log.info("machine %s was deleted while its tasks started", machine_id)
+            return None
 
     # ---- internals: bus ---------------------------------------------------------------
 
