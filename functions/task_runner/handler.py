@@ -1,0 +1,19 @@
+"""The task-runner Lambda: runs one attempt of a ``lambda`` task and reports it
+(statewright.aws.task_runner). Queued by the dispatcher with InvocationType Event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from statewright.aws.dispatch import run
+from statewright.aws.task_runner import task_runner
+
+
+def _run(event: Any, context: Any) -> Any:
+    remaining = context.get_remaining_time_in_millis() if context is not None else None
+    detail = task_runner().run(event, remaining_ms=remaining)
+    return {"status": detail.status}
+
+
+def handler(event: Any, context: Any) -> Any:
+    return run(_run, event, context, function="task_runner")

@@ -1,0 +1,277 @@
+"""Routing for the dispatcher Lambda: which kind of event arrived, and what the service
+should do with it.
+
+- API Gateway REST proxy events go through the same routes as ``statewright serve``
+  (statewright.api).
+- EventBridge ``Machine Event`` and ``Task Finished`` go to ``Service.handle_bus_event``
+  (it checks that only source ``statewright`` sends NEXT, FAILED and Task Finished).
+- CodeBuild's ``Build State Change`` (source ``aws.codebuild``) becomes the ``Task
+  Finished`` of the attempt the build was started for, unless the buildspec's own report
+  got there first; a SUCCEEDED build's outputs are read from where the build stored them.
+- The task runner's on-failure destination (``Lambda Function Invocation Result -
+  Failure``, source ``lambda``) fails the attempt it was running.
+
+A bus event that is refused, stale, a duplicate or not ours is logged, counted and
+dropped: raising would only make EventBridge retry what can never succeed."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+from statewright.aws import codebuild_executor as cb
+from statewright.aws.wiring import Runtime, runtime
+from statewright.errors import InvalidRequest, MachineNotFound
+from statewright.model import EVENT_SOURCE, Machine
+
+SERVICE_NAME = "statewright"
+NAMESPACE = "Statewright"
+CODEBUILD_SOURCE = "aws.codebuild"
+CODEBUILD_DETAIL_TYPE = "CodeBuild Build State Change"
+LAMBDA_FAILURE_SOURCE = "lambda"
+LAMBDA_FAILURE_DETAIL_TYPE = "Lambda Function Invocation Result - Failure"
+BUILD_FAILED = frozenset({"FAILED", "FAULT", "STOPPED", "TIMED_OUT"})
+BUILD_SUCCEEDED = "SUCCEEDED"
+IGNORED = "ignored"
+
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE_NAME)
+
+
+class PowertoolsMetrics:
+    """The service's MetricsSink on Powertools Metrics (CloudWatch EMF)."""
+
+    def __init__(self, sink: Metrics) -> None:
+        self._sink = sink
+
+    def count(self, name: str, value: int = 1) -> None:
+        self._sink.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+METRICS = PowertoolsMetrics(metrics)
+
+
+@functools.cache
+def _setup_logging() -> None:
+    # The service logs through the standard library; give those loggers Powertools'
+    # JSON format and level.
+    copy_config_to_registered_loggers(source_logger=logger, include={"statewright"})
+
+
+def _tracing_enabled() -> bool:
+    """Powertools' own rule (not in Lambda, or POWERTOOLS_TRACE_DISABLED, or SAM local:
+    disabled), checked before importing the X-Ray SDK, which costs a fifth of a second."""
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or os.environ.get("AWS_SAM_LOCAL"):
+        return False
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() not in ("1", "true")
+
+
+@functools.cache
+def _tracer() -> Any:
+    """Powertools' Tracer when tracing is on, else None (created on first use)."""
+    if not _tracing_enabled():
+        return None
+    from aws_lambda_powertools.tracing import Tracer
+
+    return Tracer(service=SERVICE_NAME)
+
+
+def run(fn: Callable[[Any, Any], Any], event: Any, context: Any, *, function: str) -> Any:
+    """Call a handler body with Powertools' logging context, tracing and metrics."""
+    _setup_logging()
+    logger.append_keys(function=function, request_id=getattr(context, "aws_request_id", None))
+    tracer = _tracer()
+    call = tracer.capture_lambda_handler(fn) if tracer is not None else fn
+    try:
+        return call(event, context)
+    finally:
+        metrics.flush_metrics(raise_on_empty_metrics=False)
+
+
+def handle(event: Any, context: Any, *, handler_dir: Path | None = None) -> Any:
+    """The dispatcher: one Lambda event in, the answer out."""
+    return run(
+        functools.partial(_dispatch, handler_dir=handler_dir),
+        event,
+        context,
+        function="dispatcher",
+    )
+
+
+def _dispatch(event: Any, context: Any, *, handler_dir: Path | None) -> Any:
+    rt = runtime(handler_dir=handler_dir, metrics=METRICS)
+    if isinstance(event, Mapping) and "httpMethod" in event and "requestContext" in event:
+        return rt.api.resolve(dict(event), context)
+    if isinstance(event, Mapping) and "detail-type" in event and "source" in event:
+        return {"outcome": route_bus_event(rt, event)}
+    logger.error("not an API Gateway or EventBridge event; dropped", extra={"keys": _keys(event)})
+    METRICS.count("events_ignored")
+    return {"outcome": IGNORED}
+
+
+def _keys(event: Any) -> list[str]:
+    return sorted(str(k) for k in event) if isinstance(event, Mapping) else []
+
+
+def route_bus_event(rt: Runtime, event: Mapping[str, Any]) -> str:
+    source = str(event["source"])
+    detail_type = str(event["detail-type"])
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        return _ignored(f"{detail_type} from {source} has no detail object")
+    if detail_type in ("Machine Event", "Task Finished"):
+        return rt.service.handle_bus_event(source, detail_type, detail).value
+    if source == CODEBUILD_SOURCE and detail_type == CODEBUILD_DETAIL_TYPE:
+        return codebuild_state_change(rt, detail)
+    if source == LAMBDA_FAILURE_SOURCE and detail_type == LAMBDA_FAILURE_DETAIL_TYPE:
+        return task_runner_failure(rt, detail)
+    return _ignored(f"{detail_type!r} from {source!r} is not an event Statewright handles")
+
+
+def _ignored(reason: str) -> str:
+    logger.warning("bus event dropped: %s", reason)
+    METRICS.count("events_ignored")
+    return IGNORED
+
+
+# ---- CodeBuild ----------------------------------------------------------------------
+
+
+def _build_short_id(build_id: str) -> str:
+    """``arn:...:build/<project>:<uuid>`` (the event) -> ``<project>:<uuid>`` (StartBuild)."""
+    return build_id.split(":build/", 1)[-1]
+
+
+def _build_environment(detail: Mapping[str, Any]) -> dict[str, str]:
+    info = detail.get("additional-information") or {}
+    variables = (info.get("environment") or {}).get("environment-variables") or []
+    return {
+        str(v["name"]): str(v.get("value", ""))
+        for v in variables
+        if isinstance(v, Mapping) and "name" in v
+    }
+
+
+def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
+    status = str(detail.get("build-status", ""))
+    if status != BUILD_SUCCEEDED and status not in BUILD_FAILED:
+        return IGNORED  # IN_PROGRESS and friends: the build is still running
+    build_id = _build_short_id(str(detail.get("build-id", "")))
+    env = _build_environment(detail)
+    try:
+        machine_id = env[cb.MACHINE_ID]
+        task = env[cb.TASK]
+        epoch = int(env[cb.EPOCH])
+        attempt = int(env[cb.ATTEMPT])
+    except (KeyError, ValueError):
+        return _ignored(f"build {build_id} was not started by Statewright (no STATEWRIGHT_* run)")
+    try:
+        machine = rt.service.get_machine(machine_id)
+    except (MachineNotFound, InvalidRequest):
+        logger.info("build %s finished for machine %s, which is gone", build_id, machine_id)
+        METRICS.count("events_stale")
+        return "stale"
+    verdict = _match_build(machine, task, epoch, attempt, build_id)
+    if verdict is not None:
+        logger.info("build %s of %s/%s: %s", build_id, machine_id, task, verdict)
+        METRICS.count(f"events_{verdict}")
+        return verdict
+    report: dict[str, Any] = {
+        "machine_id": machine_id,
+        "epoch": epoch,
+        "task": task,
+        "attempt": attempt,
+    }
+    if status == BUILD_SUCCEEDED:
+        report.update(_stored_outputs(rt, env, build_id))
+    else:
+        report.update(
+            status="failed",
+            error=f"terraform {env.get(cb.ACTION, '')} build {build_id} ended {status}; "
+            "see its CodeBuild logs",
+        )
+    return rt.service.handle_bus_event(EVENT_SOURCE, "Task Finished", report).value
+
+
+def _match_build(
+    machine: Machine, task: str, epoch: int, attempt: int, build_id: str
+) -> str | None:
+    """None when the build is the current, unfinished attempt of ``task``; else why not."""
+    record = machine.tasks.get(task)
+    if record is None or record.epoch != epoch or record.attempt != attempt:
+        return "stale"
+    if record.run_id is not None and record.run_id != build_id:
+        return "stale"  # another build of this attempt is the one recorded
+    if record.status in ("succeeded", "failed", "cancelled"):
+        return "duplicate"  # the buildspec's own report came first
+    return None
+
+
+def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> dict[str, Any]:
+    bucket = env.get(cb.STATE_BUCKET)
+    key = env.get(cb.OUTPUTS_KEY)
+    if not bucket or not key:
+        return {
+            "status": "failed",
+            "error": f"build {build_id} succeeded but does not say where its outputs are "
+            f"({cb.STATE_BUCKET}, {cb.OUTPUTS_KEY})",
+        }
+    s3 = rt.s3
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket):
+        return {
+            "status": "failed",
+            "error": f"build {build_id} succeeded but stored no outputs at s3://{bucket}/{key}",
+        }
+    try:
+        return {"status": "succeeded", "output": json.loads(body)}
+    except ValueError:
+        return {
+            "status": "failed",
+            "error": f"the outputs build {build_id} stored at s3://{bucket}/{key} are not JSON",
+        }
+
+
+# ---- the task runner's on-failure destination ---------------------------------------
+
+
+def _function_name(name_or_arn: str) -> str:
+    """``arn:aws:lambda:r:a:function:NAME[:qualifier]`` or ``NAME`` -> ``NAME``."""
+    if ":function:" in name_or_arn:
+        return name_or_arn.split(":function:", 1)[1].split(":", 1)[0]
+    return name_or_arn
+
+
+def task_runner_failure(rt: Runtime, detail: Mapping[str, Any]) -> str:
+    context = detail.get("requestContext") or {}
+    function = _function_name(str(context.get("functionArn", "")))
+    if function != _function_name(rt.settings.TASK_RUNNER):
+        return _ignored(f"invocation failure of {function!r}, not the task runner")
+    payload = detail.get("requestPayload")
+    if not isinstance(payload, Mapping):
+        return _ignored("task runner failure without its request payload")
+    response = detail.get("responsePayload")
+    response = response if isinstance(response, Mapping) else {}
+    kind = response.get("errorType") or (detail.get("responseContext") or {}).get(
+        "functionError", "error"
+    )
+    message = response.get("errorMessage") or "no message"
+    condition = context.get("condition", "failed")
+    report = {
+        "machine_id": payload.get("machine_id"),
+        "epoch": payload.get("epoch"),
+        "task": payload.get("task"),
+        "attempt": payload.get("attempt"),
+        "status": "failed",
+        "error": f"the task runner failed ({condition}): {kind}: {message}",
+    }
+    return rt.service.handle_bus_event(EVENT_SOURCE, "Task Finished", report).value

@@ -1,0 +1,147 @@
+"""The task runner: one attempt of one ``lambda`` task (the payload is the
+TaskInvocation the LambdaExecutor queued).
+
+It invokes the user's function synchronously with the event of DESIGN.md §4 and reports
+``Task Finished`` to the bus: the function's JSON result as the output, or its error
+type and message. If the runner itself dies, Lambda's on-failure destination puts the
+failed invocation on the bus and the dispatcher fails the attempt."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from statewright.aws.eventbridge_bus import EventBridgeBus
+from statewright.aws.settings import TaskRunnerSettings, load_task_runner_settings
+from statewright.executors.builtin import LambdaConfig
+from statewright.model import BusEvent, TaskFinishedDetail
+from statewright.ports import Bus, TaskInvocation
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+
+# EventBridge takes 256 KB an event; what is left of it after the detail's other fields.
+MAX_REPORT_BYTES = 250_000
+# Seconds kept back from the runner's own timeout to report after the user's function.
+REPORT_MARGIN_SECONDS = 10
+
+# One attempt only: a retried synchronous Invoke could run the user's function twice
+# behind the engine's back (its retry policy decides about second attempts). The read
+# timeout outlasts Lambda's 15-minute maximum.
+_INVOKE_CONFIG = Config(retries={"total_max_attempts": 1}, read_timeout=960, connect_timeout=5)
+
+
+def task_event(invocation: TaskInvocation, config: LambdaConfig) -> dict[str, Any]:
+    """What the user's function receives (DESIGN.md §4, lambda executor)."""
+    return {
+        "machine_id": invocation.machine_id,
+        "spec": invocation.spec,
+        "state": invocation.state,
+        "task": invocation.task,
+        "epoch": invocation.epoch,
+        "attempt": invocation.attempt,
+        "metadata": invocation.metadata,
+        "outputs": invocation.outputs,
+        "args": config.args or {},
+    }
+
+
+@dataclass
+class TaskRunner:
+    lambda_client: LambdaClient
+    bus: Bus
+    sleep: Callable[[float], None] = time.sleep
+
+    def run(
+        self, payload: Mapping[str, Any], remaining_ms: int | None = None
+    ) -> TaskFinishedDetail:
+        invocation = TaskInvocation.model_validate(payload)
+        config = LambdaConfig.model_validate(invocation.task_spec.config)
+        if invocation.delay_seconds > 0:
+            # The retry backoff; bounded by what the runner's own timeout leaves.
+            budget = (remaining_ms / 1000 - REPORT_MARGIN_SECONDS) if remaining_ms else None
+            self.sleep(max(0.0, min(invocation.delay_seconds, budget or invocation.delay_seconds)))
+        detail = self._invoke(invocation, config)
+        self.bus.publish([BusEvent(detail_type="Task Finished", detail=self._bounded(detail))])
+        return detail
+
+    def _invoke(self, invocation: TaskInvocation, config: LambdaConfig) -> TaskFinishedDetail:
+        base = {
+            "machine_id": invocation.machine_id,
+            "epoch": invocation.epoch,
+            "task": invocation.task,
+            "attempt": invocation.attempt,
+        }
+        try:
+            response = self.lambda_client.invoke(
+                FunctionName=config.name,
+                InvocationType="RequestResponse",
+                Payload=json.dumps(task_event(invocation, config)).encode(),
+            )
+        except ClientError as exc:
+            # Not invoked at all: missing function, denied, throttled.
+            error = exc.response.get("Error", {})
+            return TaskFinishedDetail(
+                **base,
+                status="failed",
+                error=f"could not invoke {config.name}: {error.get('Code', 'Error')}: "
+                f"{error.get('Message', str(exc))}",
+            )
+        body = response["Payload"].read()
+        if "FunctionError" in response:
+            return TaskFinishedDetail(**base, status="failed", error=_function_error(body))
+        try:
+            output = json.loads(body) if body else None
+        except ValueError:
+            return TaskFinishedDetail(
+                **base, status="failed", error=f"{config.name} returned something not JSON"
+            )
+        return TaskFinishedDetail(**base, status="succeeded", output=output)
+
+    @staticmethod
+    def _bounded(detail: TaskFinishedDetail) -> dict[str, Any]:
+        data = detail.model_dump(mode="json")
+        size = len(json.dumps(data))
+        if size > MAX_REPORT_BYTES:
+            data.update(
+                status="failed",
+                output=None,
+                error=f"the task's output is {size} bytes; Statewright keeps at most "
+                f"{MAX_REPORT_BYTES} (an EventBridge event): return less, or store it "
+                "elsewhere and return where",
+            )
+        return data
+
+
+def _function_error(body: bytes) -> str:
+    """``ErrorType: message`` from Lambda's error payload."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, Mapping):
+        kind = payload.get("errorType") or "Error"
+        message = payload.get("errorMessage") or "no message"
+        return f"{kind}: {message}"
+    return f"Error: {body[:500].decode(errors='replace')}"
+
+
+@functools.lru_cache(maxsize=4)
+def _runner(settings: TaskRunnerSettings) -> TaskRunner:
+    session = boto3.session.Session()
+    return TaskRunner(
+        lambda_client=session.client("lambda", config=_INVOKE_CONFIG),
+        bus=EventBridgeBus(session.client("events"), settings.BUS),
+    )
+
+
+def task_runner(settings: TaskRunnerSettings | None = None) -> TaskRunner:
+    return _runner(settings if settings is not None else load_task_runner_settings())

@@ -1,0 +1,156 @@
+"""Composition for AWS: the store, bus, executors, catalog and Service built from the
+settings, once per process (per distinct arguments) — a Lambda's warm invocations reuse
+them, a test that passes other settings gets its own."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from botocore.config import Config
+
+from statewright.aws.codebuild_executor import CodeBuildExecutor
+from statewright.aws.dynamodb_store import DynamoStore
+from statewright.aws.eventbridge_bus import EventBridgeBus
+from statewright.aws.lambda_executor import LambdaExecutor
+from statewright.aws.settings import Settings, load_settings
+from statewright.catalog import SpecCatalog
+from statewright.ports import Executor, Store
+from statewright.service import MetricsSink, Service
+from statewright.spec.models import Spec
+
+if TYPE_CHECKING:
+    from mypy_boto3_codebuild import CodeBuildClient
+    from mypy_boto3_s3 import S3Client
+
+# Standard retry mode backs off on throttling; short connects keep a dying dependency
+# from eating the whole Lambda timeout.
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
+
+
+class FolderSpecCatalog(SpecCatalog):
+    """The bundled specs folder, linted on first need rather than at cold start.
+
+    Events for machines that exist need only their pinned spec, which ``resolve`` reads
+    from the store by digest (cached); the YAML is loaded when a machine is created or
+    the specs are listed."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        self._loaded = False
+        self._load_lock = threading.Lock()
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        with self._load_lock:
+            if self._loaded:
+                return
+            loaded = SpecCatalog.from_folders([self.folder])
+            for spec in loaded.specs():
+                self._by_name[spec.name] = spec
+                self._by_digest.setdefault(spec.digest, spec)
+            self._loaded = True
+
+    def names(self) -> list[str]:
+        self._load()
+        return super().names()
+
+    def specs(self) -> list[Spec]:
+        self._load()
+        return super().specs()
+
+    def get(self, name: str) -> Spec | None:
+        self._load()
+        return super().get(name)
+
+    def resolve(self, digest: str, store: Store) -> Spec:
+        spec = self._by_digest.get(digest)
+        if spec is not None:
+            return spec
+        stored = store.get_spec(digest)
+        if stored is not None:
+            with self._lock:
+                self._by_digest.setdefault(digest, stored)
+                self._stored.add(digest)
+            return stored
+        # Not in the store: the bundled folder may still hold it (or nothing does, and
+        # the base class says so).
+        self._load()
+        return super().resolve(digest, store)
+
+
+@dataclass
+class Runtime:
+    """What a handler needs: the settings, the service and the clients it uses itself."""
+
+    settings: Settings
+    service: Service
+    store: DynamoStore
+    codebuild: CodeBuildClient
+    session: boto3.session.Session
+    _s3: S3Client | None = field(default=None, repr=False)
+    _api: Any = field(default=None, repr=False)
+
+    @property
+    def s3(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = self.session.client("s3", config=_CLIENT_CONFIG)
+        return self._s3
+
+    @property
+    def api(self) -> Any:
+        """The HTTP API's resolver, built on the first API request."""
+        if self._api is None:
+            from statewright.api import build_api
+
+            self._api = build_api(self.service)
+        return self._api
+
+
+@functools.lru_cache(maxsize=8)
+def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | None) -> Runtime:
+    session = boto3.session.Session()
+    specs_dir = settings.specs_dir(handler_dir)
+    dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
+    codebuild = session.client("codebuild", config=_CLIENT_CONFIG)
+    store = DynamoStore(dynamodb, settings.TABLE)
+    executors: dict[str, Executor] = {
+        "lambda": LambdaExecutor(
+            session.client("lambda", config=_CLIENT_CONFIG), settings.TASK_RUNNER
+        ),
+        "terraform": CodeBuildExecutor(
+            codebuild,
+            settings.TERRAFORM_PROJECT,
+            env_name=settings.ENV,
+            bus_name=settings.BUS,
+            specs_dir=specs_dir,
+        ),
+    }
+    service = Service(
+        store=store,
+        bus=EventBridgeBus(session.client("events", config=_CLIENT_CONFIG), settings.BUS),
+        executors=executors,
+        catalog=FolderSpecCatalog(specs_dir),
+        metrics=metrics,
+    )
+    return Runtime(
+        settings=settings, service=service, store=store, codebuild=codebuild, session=session
+    )
+
+
+def runtime(
+    settings: Settings | None = None,
+    *,
+    handler_dir: Path | None = None,
+    metrics: MetricsSink | None = None,
+) -> Runtime:
+    """The process's Runtime for these arguments (settings: from the environment)."""
+    sink = cast("Hashable | None", metrics)  # sinks are plain objects, hashed by identity
+    return _build(settings if settings is not None else load_settings(), handler_dir, sink)
