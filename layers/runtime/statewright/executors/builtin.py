@@ -35,7 +35,8 @@ class S3Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["s3"]
-    bucket: Annotated[str, Field(min_length=3, max_length=63)]
+    # Not S3's 3-character minimum: DESIGN.md §2's own example names its bucket `b`.
+    bucket: Annotated[str, Field(min_length=1, max_length=63)]
     key: Annotated[str, Field(min_length=1, max_length=1024)]
 
 

@@ -1,0 +1,161 @@
+"""JSON Schema (draft-07, the draft yaml-language-server supports best) of a Machine 1.0
+spec, for editors: completion, hover text and the checks a schema can express.
+
+Cross-references (an `advance` to a state that exists, a declared event, a defined
+task) are beyond JSON Schema; `statewright validate` checks those. Executor configs
+come from the registered executors' own pydantic models, so a plugin's config gets
+completion too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from statewright.executors.registry import registry
+
+DRAFT = "http://json-schema.org/draft-07/schema#"
+NAME_PATTERN = "^[A-Z0-9][A-Z0-9_-]*$"
+_EXTENSIONS = {"^x-": {"description": "An extension key, ignored by Statewright."}}
+
+
+def _executor_definitions() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Definitions of every executor's config and the if/then pairs choosing one."""
+    definitions: dict[str, Any] = {}
+    choices: list[dict[str, Any]] = []
+    for name, plugin in sorted(registry().items()):
+        prefix = f"{name}-"
+        schema = plugin.config_model.model_json_schema(
+            ref_template=f"#/definitions/{prefix}{{model}}"
+        )
+        for def_name, definition in schema.pop("$defs", {}).items():
+            definitions[prefix + def_name] = definition
+        schema.setdefault("patternProperties", {}).update(_EXTENSIONS)
+        schema["description"] = f"Configuration of the `{name}` executor."
+        definitions[f"{prefix}config"] = schema
+        choices.append(
+            {
+                "if": {"properties": {"executor": {"const": name}}, "required": ["executor"]},
+                "then": {"properties": {"config": {"$ref": f"#/definitions/{prefix}config"}}},
+            }
+        )
+    return definitions, choices
+
+
+def spec_schema() -> dict[str, Any]:
+    """The schema as a JSON-ready dict."""
+    executor_definitions, executor_choices = _executor_definitions()
+    name = {"type": "string", "pattern": NAME_PATTERN}
+    return {
+        "$schema": DRAFT,
+        "title": "Statewright Machine 1.0 spec",
+        "description": "A lifecycle state machine: events, states and the tasks states run.",
+        "type": "object",
+        "required": ["version", "events", "states"],
+        "properties": {
+            "version": {
+                "description": "Machine 1.0: write `1.0` (or `1`).",
+                "enum": [1, "1", "1.0"],
+            },
+            "events": {
+                "description": "The external events machines accept (not NEXT or FAILED).",
+                "type": "array",
+                "uniqueItems": True,
+                "items": {
+                    "allOf": [{"$ref": "#/definitions/name"}, {"not": {"enum": ["NEXT", "FAILED"]}}]
+                },
+            },
+            "states": {
+                "description": "States by name; `INIT` is where a machine starts.",
+                "type": "object",
+                "required": ["INIT"],
+                "propertyNames": {"anyOf": [{"pattern": NAME_PATTERN}, {"pattern": "^x-"}]},
+                "patternProperties": {NAME_PATTERN: {"$ref": "#/definitions/state"}, **_EXTENSIONS},
+                "additionalProperties": False,
+            },
+            "tasks": {
+                "description": "Tasks by name, listed by the states that run them.",
+                "type": ["object", "null"],
+                "patternProperties": _EXTENSIONS,
+                "additionalProperties": {"$ref": "#/definitions/task"},
+            },
+        },
+        "patternProperties": _EXTENSIONS,
+        "additionalProperties": False,
+        "definitions": {
+            "name": {**name, "description": "Capital letters, digits, `_` and `-`."},
+            "state": {
+                "type": ["object", "null"],
+                "properties": {
+                    "terminal": {
+                        "description": "When its tasks succeed, the machine is deleted.",
+                        "type": "boolean",
+                    },
+                    "tasks": {
+                        "description": "Tasks started on entering the state.",
+                        "type": ["array", "null"],
+                        "uniqueItems": True,
+                        "items": {"type": "string"},
+                    },
+                    "on": {
+                        "description": "Event handlers: declared events, NEXT and FAILED.",
+                        "type": ["object", "null"],
+                        "propertyNames": {"anyOf": [{"pattern": NAME_PATTERN}, {"pattern": "^x-"}]},
+                        "patternProperties": {
+                            NAME_PATTERN: {"$ref": "#/definitions/handler"},
+                            **_EXTENSIONS,
+                        },
+                        "additionalProperties": False,
+                    },
+                    "description": {"type": "string"},
+                },
+                "patternProperties": _EXTENSIONS,
+                "additionalProperties": False,
+            },
+            "handler": {
+                "description": "Actions run in order; at most one `advance`.",
+                "type": ["array", "null"],
+                "items": {"$ref": "#/definitions/action"},
+            },
+            "action": {
+                "type": "object",
+                "required": ["action"],
+                "properties": {
+                    "action": {"enum": ["advance", "no-op"]},
+                    "state": {**name, "description": "The state `advance` enters."},
+                },
+                "patternProperties": _EXTENSIONS,
+                "additionalProperties": False,
+                "if": {"properties": {"action": {"const": "advance"}}},
+                "then": {"required": ["state"]},
+                "else": {"not": {"required": ["state"]}},
+            },
+            "task": {
+                "type": "object",
+                "required": ["executor"],
+                "properties": {
+                    "executor": {"enum": sorted(registry())},
+                    "config": {"type": ["object", "null"]},
+                    "retry": {"$ref": "#/definitions/retry"},
+                    "timeout_seconds": {
+                        "description": "Default: 900 for lambda, 3600 for terraform.",
+                        "type": "integer",
+                        "minimum": 1,
+                    },
+                    "description": {"type": "string"},
+                },
+                "patternProperties": _EXTENSIONS,
+                "additionalProperties": False,
+                "allOf": executor_choices,
+            },
+            "retry": {
+                "description": "Extension: attempts counts every attempt; the wait doubles.",
+                "type": "object",
+                "properties": {
+                    "attempts": {"type": "integer", "minimum": 1, "maximum": 10},
+                    "backoff_seconds": {"type": "number", "minimum": 0, "maximum": 3600},
+                },
+                "patternProperties": _EXTENSIONS,
+                "additionalProperties": False,
+            },
+            **executor_definitions,
+        },
+    }
