@@ -1,9 +1,98 @@
-"""Placeholder: filled in by the work that owns these commands."""
+"""``statewright serve``: the local control plane over HTTP."""
 
 from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    app.command(name="serve")(serve)
+
+
+def serve(
+    *,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (keep 127.0.0.1 unless you mean to expose it).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8080,
+    specs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--specs",
+            help="A folder of spec files (repeatable). Default: specs/",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the SQLite database, Terraform states and task logs live.")
+    ] = Path(".statewright"),
+    functions: Annotated[
+        Path | None,
+        typer.Option(help="Folder of lambda task functions: function N runs DIR/N.py's handler."),
+    ] = None,
+    terraform_bin: Annotated[
+        str | None,
+        typer.Option(
+            help="Terraform (or OpenTofu) binary. Default: terraform, else tofu, on PATH."
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Serve the local control plane: the HTTP API of AWS mode, backed by SQLite, an
+    in-process bus, local task functions and a local terraform/tofu."""
+    from statewright.errors import ConfigurationError
+    from statewright.local.control_plane import LocalControlPlane
+
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter("use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    plane = LocalControlPlane(
+        specs_dirs=specs or [Path("specs")],
+        data_dir=data_dir,
+        functions_dir=functions,
+        terraform_bin=terraform_bin,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        url = plane.serve(host=host, port=port)
+    except ConfigurationError as exc:
+        typer.echo(f"statewright serve: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        typer.echo(f"statewright serve: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        plane.stop()
+        raise typer.Exit(2) from exc
+    report = plane.recovery
+    if report is not None and report.machines_repaired:
+        typer.echo(
+            f"recovered {report.machines_repaired} machine(s): {report.tasks_started} task(s) "
+            f"restarted, {report.events_published} event(s) re-published",
+            err=True,
+        )
+    specs_loaded = ", ".join(s.name for s in plane.service.list_specs()) or "none"
+    typer.echo(f"statewright listening on {url} (specs: {specs_loaded})", err=True)
+    typer.echo(url)
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        typer.echo("statewright: shutting down", err=True)
+        plane.stop()

@@ -163,15 +163,18 @@ class LocalExecutor(ABC):
                     raise RunAborted(run.run_id)
                 # A session of its own: a timeout or cancel kills the whole tree, and a
                 # Ctrl-C at the server's terminal does not reach the task.
-                process = subprocess.Popen(
-                    list(argv),
-                    cwd=cwd,
-                    env=dict(env),
-                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE if capture_stdout else log,
-                    stderr=log,
-                    start_new_session=True,
-                )
+                try:
+                    process = subprocess.Popen(
+                        list(argv),
+                        cwd=cwd,
+                        env=dict(env),
+                        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                        stdout=subprocess.PIPE if capture_stdout else log,
+                        stderr=log,
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    raise TaskFailed(f"cannot run {argv[0]} ({what}): {exc.strerror}") from exc
                 run.process = process
             try:
                 stdout, _ = process.communicate(stdin, timeout=remaining)

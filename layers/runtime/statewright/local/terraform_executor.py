@@ -69,11 +69,12 @@ def find_binary(configured: str | None) -> str:
                 f"terraform binary {configured!r} (from --terraform-bin) is not an executable "
                 "file; pass the path of a terraform or tofu binary"
             )
-        return found
+        # Absolute: Terraform runs in the attempt's working directory, not ours.
+        return os.path.abspath(found)
     for name in ("terraform", "tofu"):
         found = shutil.which(name)
         if found is not None:
-            return found
+            return os.path.abspath(found)
     raise TaskFailed(
         "no terraform binary: pass --terraform-bin PATH to statewright serve, or put "
         "terraform or tofu on PATH"

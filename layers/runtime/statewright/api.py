@@ -1,0 +1,467 @@
+"""The HTTP API of DESIGN.md §4: Powertools ``APIGatewayRestResolver`` routes, used by the
+Lambda dispatcher on AWS and by the local server (which feeds it API Gateway proxy
+events), so both run this code.
+
+Handlers are thin: validate (pydantic, through Powertools' validation), call the
+service, shape the answer. Domain exceptions become HTTP answers in one place,
+:func:`error_response`. Before routing, :meth:`StatewrightResolver.resolve` screens the
+raw request: bodies over 256 KiB answer 413, and a body that is not UTF-8 JSON (or nests
+too deep, or holds a NUL) answers 400, so no client mistake can reach the code as a 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from pydantic import BaseModel
+
+from statewright import __version__
+from statewright.api_idempotency import HEADER as IDEMPOTENCY_HEADER
+from statewright.api_idempotency import MAX_KEY_LENGTH, Answer, Idempotency, fingerprint
+from statewright.api_models import (
+    CreateMachineRequest,
+    ErrorBody,
+    HistoryPage,
+    MachineList,
+    MachineOut,
+    SendEventRequest,
+    SpecDocument,
+    SpecList,
+)
+from statewright.errors import (
+    Conflict,
+    InvalidRequest,
+    PayloadTooLarge,
+    StatewrightError,
+)
+from statewright.model import MACHINE_ID_PATTERN, Machine
+from statewright.service import MAX_PAGE, Service
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 32
+OPENAPI_PATH = "/openapi.json"
+
+# The one mapping from domain error codes to HTTP statuses.
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_metadata": 400,
+    "reserved_event": 400,
+    "unknown_event": 400,
+    "not_found": 404,
+    "unknown_spec": 404,
+    "spec_not_found": 404,
+    "machine_not_found": 404,
+    "machine_exists": 409,
+    "event_not_accepted": 409,
+    "nothing_to_retry": 409,
+    "idempotency_key_reused": 409,
+    "payload_too_large": 413,
+    "conflict": 503,
+}
+
+MachineIdPath = Annotated[
+    str, Path(pattern=MACHINE_ID_PATTERN, description="the machine id", max_length=128)
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        max_length=MAX_KEY_LENGTH,
+        description="replays the first answer to this key for one hour",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, 1 to {MAX_PAGE}")]
+NextToken = Annotated[
+    str | None, Query(max_length=4096, description="the next_token of the previous page")
+]
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(exc: StatewrightError) -> Response[Any]:
+    """A domain error as the HTTP answer of DESIGN.md §4."""
+    status = STATUS_BY_CODE.get(exc.code, HTTPStatus.BAD_REQUEST)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Conflict):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=_error(exc.code, exc.message),
+        headers=headers,
+    )
+
+
+def _responses(success: int, model: type[BaseModel], *errors: int) -> dict[int, Any]:
+    """OpenAPI responses of a route: its success model and the error statuses it has."""
+    described = {
+        400: "invalid_request, invalid_metadata, reserved_event or unknown_event",
+        404: "not found (machine_not_found, unknown_spec, spec_not_found)",
+        409: "machine_exists, event_not_accepted, nothing_to_retry or idempotency_key_reused",
+        413: "payload_too_large: the body is over 256 KiB",
+        503: "conflict: the machine changed too fast for 10 seconds; see Retry-After",
+    }
+    out: dict[int, Any] = {
+        success: {
+            "description": HTTPStatus(success).phrase,
+            "content": {"application/json": {"model": model}},
+        }
+    }
+    for status in errors:
+        entry: dict[str, Any] = {
+            "description": described[status],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        if status == 503:
+            entry["headers"] = {
+                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+            }
+        out[status] = entry
+    return out
+
+
+def _validation_message(errors: list[dict[str, Any]], accepted: Mapping[str, list[str]]) -> str:
+    parts = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        where = ".".join(loc) or "request"
+        kind = err.get("type", "")
+        if kind == "extra_forbidden":
+            fields = accepted.get(loc[0] if loc else "", [])
+            why = "is not a field of this request" + (
+                f" (accepted: {', '.join(fields)})" if fields else ""
+            )
+        elif kind == "missing":
+            why = "is required" if len(loc) > 1 else "is required: send a JSON object"
+        elif kind in ("model_attributes_type", "dict_type"):
+            why = "must be a JSON object"
+        elif kind == "json_invalid":
+            why = f"is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})"
+        else:
+            why = str(err.get("msg", "is not valid")).rstrip(".")
+            why = why[0].lower() + why[1:] if why else "is not valid"
+        parts.append(f"{where} {why}")
+    return "invalid request: " + "; ".join(parts)
+
+
+class StatewrightResolver(APIGatewayRestResolver):
+    """The resolver, with the raw request screened before routing (see module doc)."""
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            screened = screen_request(event)
+        except StatewrightError as exc:
+            return proxy_result(error_response(exc))
+        return super().resolve(screened, context)
+
+
+def proxy_result(response: Response[Any]) -> dict[str, Any]:
+    """An API Gateway REST proxy result, shaped as Powertools shapes its own."""
+    headers = {"Content-Type": [content_types.APPLICATION_JSON]}
+    headers.update({k: [str(v)] for k, v in response.headers.items()})
+    return {
+        "statusCode": int(response.status_code),
+        "multiValueHeaders": headers,
+        "body": json.dumps(response.body),
+        "isBase64Encoded": False,
+    }
+
+
+def _json_depth_ok(value: Any, depth: int = 0) -> bool:
+    if depth > MAX_JSON_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(_json_depth_ok(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_json_depth_ok(v, depth + 1) for v in value)
+    return True
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def screen_request(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The proxy event with its body decoded to text and declared as JSON, or a domain
+    error for what no route should ever see."""
+    screened = dict(event)
+    path = str(event.get("path") or "")
+    query = event.get("queryStringParameters") or {}
+    if "\x00" in path or any("\x00" in str(k) + str(v) for k, v in query.items()):
+        raise InvalidRequest("the path or query string contains a NUL character")
+    raw = event.get("body")
+    if raw is None or raw == "":
+        return screened
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(str(raw), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequest("the body is not valid base64") from exc
+    else:
+        data = str(raw).encode("utf-8", errors="surrogatepass")
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(
+            f"the body is {len(data)} bytes; the limit is {MAX_BODY_BYTES} bytes (256 KiB)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"the body is not valid UTF-8 (byte {exc.start}); send JSON encoded as UTF-8"
+        ) from exc
+    try:
+        parsed = json.loads(text)
+    except RecursionError as exc:
+        raise InvalidRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    if not _json_depth_ok(parsed):
+        raise InvalidRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    if _has_nul(parsed):
+        raise InvalidRequest("the body contains a NUL character (\\u0000), which is not accepted")
+    # The API speaks JSON only: whatever Content-Type a client sent (curl -d sends a form
+    # type), the body is read as the JSON it was just checked to be.
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    headers["Content-Type"] = content_types.APPLICATION_JSON
+    multi = {
+        k: v
+        for k, v in (event.get("multiValueHeaders") or {}).items()
+        if k.lower() != "content-type"
+    }
+    multi["Content-Type"] = [content_types.APPLICATION_JSON]
+    screened.update(body=text, isBase64Encoded=False, headers=headers, multiValueHeaders=multi)
+    return screened
+
+
+def _caller(app: APIGatewayRestResolver) -> str:
+    """Who sent the request (IAM principal on AWS), to scope idempotency keys."""
+    identity = (app.current_event.get("requestContext") or {}).get("identity") or {}
+    return str(identity.get("userArn") or identity.get("caller") or "anonymous")
+
+
+def _answer_of(response: Response[Any]) -> Answer:
+    body = response.body
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
+    elif isinstance(body, str | bytes):
+        body = json.loads(body)
+    if not isinstance(body, dict):
+        body = {"value": body}
+    return Answer(
+        status=int(response.status_code),
+        body=body,
+        headers={k: str(v) for k, v in response.headers.items() if k.lower() != "content-type"},
+    )
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers=dict(headers or {}),
+    )
+
+
+def _machine_json(machine: Machine) -> dict[str, Any]:
+    return machine.public()
+
+
+def build_api(service: Service) -> APIGatewayRestResolver:
+    """The resolver with every route of DESIGN.md §4, bound to ``service``."""
+    app = StatewrightResolver(enable_validation=True)
+    idempotency = Idempotency(service.store)
+    accepted_fields = {
+        "body": sorted(set(CreateMachineRequest.model_fields) | set(SendEventRequest.model_fields))
+    }
+
+    # ---- errors: one place ----------------------------------------------------------
+
+    app.exception_handler(StatewrightError)(error_response)
+
+    def _validation_error(exc: RequestValidationError) -> Response[Any]:
+        path = app.current_event.path
+        fields = accepted_fields
+        if path == "/machines":
+            fields = {"body": list(CreateMachineRequest.model_fields)}
+        elif path.endswith("/events"):
+            fields = {"body": list(SendEventRequest.model_fields)}
+        message = _validation_message(list(exc.errors()), fields)
+        return error_response(InvalidRequest(message))
+
+    app.exception_handler(RequestValidationError)(_validation_error)
+
+    @app.not_found
+    def _not_found(exc: NotFoundError) -> Response[Any]:
+        event = app.current_event
+        return _json(
+            404,
+            _error(
+                "not_found",
+                f"no route {event.http_method} {event.path}; the routes are listed at "
+                f"{OPENAPI_PATH}",
+            ),
+        )
+
+    # ---- idempotency on every POST ----------------------------------------------------
+
+    def idempotent(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        event = app.current_event
+        key = event.headers.get(IDEMPOTENCY_HEADER)
+        if event.http_method.upper() != "POST" or key is None:
+            return next_middleware(app)
+
+        def call() -> Answer:
+            try:
+                response = next_middleware(app)
+            except StatewrightError as exc:
+                response = error_response(exc)
+            return _answer_of(response)
+
+        body = event.json_body if event.body else None
+        answer = idempotency.run(
+            _caller(app), key, fingerprint(event.http_method, event.path, body), call
+        )
+        return _json(answer.status, answer.body, answer.headers)
+
+    app.use(middlewares=[idempotent])
+
+    # ---- specs ------------------------------------------------------------------------
+
+    @app.get("/specs", responses=_responses(200, SpecList), summary="list the loaded specs")
+    def list_specs() -> Response[SpecList]:
+        specs = [
+            {"name": s.name, "digest": s.digest, "events": s.events, "states": list(s.states)}
+            for s in service.list_specs()
+        ]
+        return _json(200, {"specs": specs})
+
+    @app.get(
+        "/specs/<name>",
+        responses=_responses(200, SpecDocument, 404),
+        summary="one spec, normalized",
+    )
+    def get_spec(
+        name: Annotated[str, Path(max_length=256, description="the spec's name")],
+    ) -> Response[SpecDocument]:
+        spec = service.get_spec(name)
+        return _json(200, {**spec.document(), "name": spec.name, "digest": spec.digest})
+
+    # ---- machines -----------------------------------------------------------------------
+
+    @app.post(
+        "/machines",
+        responses=_responses(201, MachineOut, 400, 404, 409, 413, 503),
+        summary="create a machine",
+    )
+    def create_machine(
+        body: Annotated[CreateMachineRequest, Body()],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[MachineOut]:
+        machine = service.create_machine(body.spec, machine_id=body.id, metadata=body.metadata)
+        return _json(201, _machine_json(machine), {"Location": f"/machines/{machine.id}"})
+
+    @app.get("/machines", responses=_responses(200, MachineList, 400), summary="list machines")
+    def list_machines(
+        spec: Annotated[str | None, Query(max_length=256, description="only this spec")] = None,
+        state: Annotated[str | None, Query(max_length=256, description="only this state")] = None,
+        limit: Limit = 100,
+        next_token: NextToken = None,
+    ) -> Response[MachineList]:
+        machines, token = service.list_machines(
+            spec=spec, state=state, limit=limit, next_token=next_token
+        )
+        return _json(200, {"machines": [_machine_json(m) for m in machines], "next_token": token})
+
+    @app.get(
+        "/machines/<machine_id>",
+        responses=_responses(200, MachineOut, 400, 404),
+        summary="one machine",
+    )
+    def get_machine(machine_id: MachineIdPath) -> Response[MachineOut]:
+        return _json(200, _machine_json(service.get_machine(machine_id)))
+
+    @app.post(
+        "/machines/<machine_id>/events",
+        responses=_responses(202, MachineOut, 400, 404, 409, 413, 503),
+        summary="send an event to a machine",
+    )
+    def send_event(
+        machine_id: MachineIdPath,
+        body: Annotated[SendEventRequest, Body()],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[MachineOut]:
+        machine = service.send_event(machine_id, body.event, metadata=body.metadata, spec=body.spec)
+        return _json(202, _machine_json(machine))
+
+    @app.get(
+        "/machines/<machine_id>/history",
+        responses=_responses(200, HistoryPage, 400, 404),
+        summary="a machine's history, oldest first",
+    )
+    def history(
+        machine_id: MachineIdPath, limit: Limit = 100, next_token: NextToken = None
+    ) -> Response[HistoryPage]:
+        entries, token = service.history(machine_id, limit=limit, next_token=next_token)
+        return _json(
+            200, {"entries": [e.model_dump(mode="json") for e in entries], "next_token": token}
+        )
+
+    @app.post(
+        "/machines/<machine_id>/retry",
+        responses=_responses(202, MachineOut, 400, 404, 409, 503),
+        summary="re-run the failed tasks of the current state",
+    )
+    def retry(
+        machine_id: MachineIdPath, idempotency_key: IdempotencyKey = None
+    ) -> Response[MachineOut]:
+        return _json(202, _machine_json(service.retry(machine_id)))
+
+    # ---- the API's own description ----------------------------------------------------
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    def openapi() -> Response[Any]:
+        return _json(200, openapi_document(app))
+
+    return app
+
+
+def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
+    """The OpenAPI document of ``app``, with Powertools' default 422 answers replaced by
+    the API's own 400 (documented on each route)."""
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(
+            title="Statewright",
+            version=__version__,
+            description="Lifecycle state machines from Machine 1.0 specs (DESIGN.md §4). "
+            'Every error answers {"error": {"code", "message"}}.',
+        )
+    )
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    return document

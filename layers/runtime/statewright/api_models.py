@@ -1,0 +1,150 @@
+"""Request and response bodies of the HTTP API (DESIGN.md §4), as pydantic models: they
+validate what comes in and document, through OpenAPI, what goes out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from statewright.model import MACHINE_ID_PATTERN, MachineStatus, TaskStatus
+
+MachineId = Annotated[
+    str,
+    Field(
+        pattern=MACHINE_ID_PATTERN,
+        description="1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        examples=["preview-42"],
+    ),
+]
+SpecName = Annotated[str, Field(min_length=1, max_length=256, examples=["demo"])]
+EventName = Annotated[str, Field(min_length=1, max_length=256, examples=["LAUNCH"])]
+MetadataValue = str | int | float | bool | None
+
+
+# ---- requests -----------------------------------------------------------------------
+
+
+class CreateMachineRequest(BaseModel):
+    """POST /machines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: SpecName
+    id: MachineId | None = Field(default=None, description="generated when omitted")
+    # Typed loosely on purpose: a non-flat value answers 400 invalid_metadata (the
+    # engine's rule, with its message), not a generic invalid_request.
+    metadata: Any = Field(
+        default=None,
+        description="a flat JSON object: string, number, boolean or null values",
+        json_schema_extra={"type": "object"},
+    )
+
+
+class SendEventRequest(BaseModel):
+    """POST /machines/{id}/events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: EventName
+    metadata: Any = Field(
+        default=None,
+        description="merged into the machine's metadata: a flat JSON object",
+        json_schema_extra={"type": "object"},
+    )
+    spec: SpecName | None = Field(
+        default=None,
+        description="create the machine from this spec if it does not exist, then apply the event",
+    )
+
+
+# ---- responses ----------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["event_not_accepted"])
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class TaskOut(BaseModel):
+    executor: str
+    status: TaskStatus
+    attempt: int
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    output: Any = None
+    state: str
+    epoch: int
+
+
+class MachineOut(BaseModel):
+    id: str
+    spec: str
+    spec_digest: str
+    state: str
+    previous_state: str | None = None
+    status: MachineStatus
+    epoch: int
+    version: int
+    tasks: dict[str, TaskOut]
+    metadata: dict[str, MetadataValue]
+    created_at: str
+    updated_at: str
+
+
+class MachineList(BaseModel):
+    machines: list[MachineOut]
+    next_token: str | None = None
+
+
+class HistoryEntryOut(BaseModel):
+    seq: int
+    at: str
+    kind: str = Field(
+        description="event, transition, task_started, task_finished, task_cancelled, "
+        "created, retry, deleted"
+    )
+    epoch: int
+    state: str
+    event: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    task: str | None = None
+    attempt: int | None = None
+    status: str | None = None
+    error: str | None = None
+    source: str | None = None
+
+
+class HistoryPage(BaseModel):
+    entries: list[HistoryEntryOut]
+    next_token: str | None = None
+
+
+class SpecSummary(BaseModel):
+    name: str
+    digest: str
+    events: list[str]
+    states: list[str]
+
+
+class SpecList(BaseModel):
+    specs: list[SpecSummary]
+
+
+class SpecDocument(BaseModel):
+    """The normalized spec, with its ``name`` and ``digest``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    digest: str
+    version: str
+    events: list[str]
+    states: dict[str, Any]
+    tasks: dict[str, Any] = Field(default_factory=dict)

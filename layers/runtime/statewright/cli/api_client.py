@@ -1,0 +1,137 @@
+"""A small client of the HTTP API for the CLI: stdlib urllib, with SigV4 signing (botocore)
+when the endpoint is an API Gateway host (``execute-api`` in the hostname)."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
+
+
+class ApiError(Exception):
+    """The API answered an error (``code`` from its body), or could not be reached
+    (``status`` 0)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def segment(value: str) -> str:
+    """One path segment, percent-encoded."""
+    return quote(value, safe="")
+
+
+class ApiClient:
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 60.0) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ApiError(
+                0,
+                "invalid_endpoint",
+                f"endpoint {endpoint!r} is not an http(s) URL; e.g. {DEFAULT_ENDPOINT}",
+            )
+        self.endpoint = endpoint.rstrip("/")
+        self.timeout = timeout
+        self._hostname = parts.hostname
+        self.signed = "execute-api" in parts.hostname.split(".")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The decoded JSON answer; ApiError for an error answer or no answer."""
+        url = self.endpoint + path
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        if params:
+            url += "?" + urlencode(params)
+        data = None if body is None else json.dumps(body).encode()
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        if data is not None:
+            all_headers["Content-Type"] = "application/json"
+        if self.signed:
+            all_headers = self._sign(method, url, data, all_headers)
+        req = urllib.request.Request(url, data=data, method=method, headers=all_headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only, checked above
+                return _decode(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise _api_error(exc.code, exc.read()) from None
+        except urllib.error.URLError as exc:
+            hint = "" if self.signed else "; is `statewright serve` running there?"
+            raise ApiError(
+                0, "unreachable", f"cannot reach {self.endpoint}: {exc.reason}{hint}"
+            ) from None
+        except TimeoutError:
+            raise ApiError(
+                0, "timeout", f"{self.endpoint} did not answer in {self.timeout}s"
+            ) from None
+
+    def _sign(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str]
+    ) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.session import Session
+
+        session = Session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise ApiError(
+                0,
+                "no_credentials",
+                "no AWS credentials found to sign the request; configure them as for the AWS "
+                "CLI (AWS_PROFILE, aws sso login, environment variables...)",
+            )
+        region = _region_of(self._hostname) or session.get_config_variable("region")
+        if not region:
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise ApiError(0, "no_region", "cannot tell the endpoint's AWS region; set AWS_REGION")
+        request = AWSRequest(method=method, url=url, data=data, headers=headers)
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
+        return dict(request.headers.items())
+
+
+def _region_of(hostname: str) -> str | None:
+    # <api-id>.execute-api.<region>.amazonaws.com
+    labels = hostname.split(".")
+    if "execute-api" in labels:
+        index = labels.index("execute-api")
+        if index + 1 < len(labels):
+            return labels[index + 1]
+    return None
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def _api_error(status: int, raw: bytes) -> ApiError:
+    body = _decode(raw)
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return ApiError(status, str(error.get("code", "error")), str(error.get("message", "")))
+        if "message" in body:  # API Gateway's own answers (403, 429...)
+            return ApiError(status, "gateway", str(body["message"]))
+    text = str(body or "").strip()[:500] or "no message"
+    return ApiError(status, "http_error", f"HTTP {status}: {text}")
