@@ -45,9 +45,12 @@ class SpecCatalog:
             if not folder.is_dir():
                 raise ConfigurationError(f"specs folder {folder} does not exist or is not a folder")
             for path in sorted(folder.iterdir()):
-                if path.suffix not in SPEC_SUFFIXES or not path.is_file():
+                if path.suffix.lower() not in SPEC_SUFFIXES or not path.is_file():
                     continue
-                result = lint_file(path, strict=strict)
+                try:
+                    result = lint_file(path, strict=strict)
+                except OSError as exc:
+                    raise ConfigurationError(f"cannot read spec {path}: {exc}") from exc
                 if result.errors or result.spec is None:
                     problems.extend(
                         f"{f.path}:{f.line}:{f.column}: {f.severity}: {f.message} [{f.rule}]"

@@ -1,0 +1,148 @@
+"""A Service over a real SqliteStore, with a recording bus and fake executors that
+implement the port protocols (the annotated assignments below are checked by mypy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from statewright.catalog import SpecCatalog
+from statewright.engine import add_seconds
+from statewright.local.sqlite_store import SqliteStore
+from statewright.model import BusEvent, Machine
+from statewright.ports import Bus, Executor, TaskInvocation
+from statewright.service import Outcome, Service
+from statewright.spec.models import Spec
+
+T0 = "2026-05-01T08:00:00.000Z"
+
+
+class RecordingBus:
+    """Keeps what is published; ``deliver`` hands internal Machine Events back to the
+    service the way the bus would (each once, or ``times`` times)."""
+
+    def __init__(self) -> None:
+        self.events: list[BusEvent] = []
+        self.delivered = 0
+
+    def publish(self, events: Sequence[BusEvent]) -> None:
+        self.events.extend(events)
+
+    def system_events(self) -> list[tuple[str, str, int]]:
+        return [
+            (e.detail["machine_id"], e.detail["event"], e.detail["epoch"])
+            for e in self.events
+            if e.detail_type == "Machine Event"
+        ]
+
+    def of_type(self, detail_type: str) -> list[dict[str, Any]]:
+        return [e.detail for e in self.events if e.detail_type == detail_type]
+
+    def deliver(self, service: Service, times: int = 1) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        while self.delivered < len(self.events):
+            event = self.events[self.delivered]
+            self.delivered += 1
+            if event.detail_type == "Machine Event":
+                for _ in range(times):
+                    outcomes.append(
+                        service.handle_bus_event(event.source, event.detail_type, event.detail)
+                    )
+        return outcomes
+
+
+class FakeExecutor:
+    """Records starts and cancels; ``on_start`` can report a result synchronously (a
+    very fast task) and ``refuse`` makes start raise."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started: list[TaskInvocation] = []
+        self.cancelled: list[str] = []
+        self.refuse: Exception | None = None
+        self.on_start: Callable[[TaskInvocation], None] | None = None
+
+    def start(self, invocation: TaskInvocation) -> str:
+        self.started.append(invocation)
+        if self.refuse is not None:
+            raise self.refuse
+        if self.on_start is not None:
+            self.on_start(invocation)
+        return f"{self.name}:{invocation.run_key}"
+
+    def cancel(self, run_id: str) -> None:
+        self.cancelled.append(run_id)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def count(self, name: str, value: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+@dataclass
+class Clock:
+    seconds: float = 0.0
+
+    def __call__(self) -> str:
+        return add_seconds(T0, self.seconds)
+
+
+@dataclass
+class Harness:
+    service: Service
+    store: SqliteStore
+    bus: RecordingBus
+    executors: dict[str, FakeExecutor]
+    metrics: Counter
+    clock: Clock = field(default_factory=Clock)
+
+    def finish(
+        self,
+        machine_id: str,
+        task: str,
+        status: str = "succeeded",
+        *,
+        output: Any = None,
+        error: str | None = None,
+        source: str = "statewright",
+    ) -> Outcome:
+        machine = self.service.get_machine(machine_id)
+        record = machine.tasks[task]
+        detail = {
+            "machine_id": machine_id,
+            "epoch": record.epoch,
+            "task": task,
+            "attempt": record.attempt,
+            "status": status,
+            "output": output,
+            "error": error,
+        }
+        return self.service.handle_bus_event(source, "Task Finished", detail)
+
+    def machine(self, machine_id: str) -> Machine | None:
+        return self.store.get(machine_id)
+
+
+def make_harness(tmp_path: Path, specs: Sequence[Spec]) -> Harness:
+    store = SqliteStore(tmp_path / "data" / "statewright.sqlite3")
+    bus = RecordingBus()
+    executors = {"lambda": FakeExecutor("lambda"), "terraform": FakeExecutor("terraform")}
+    metrics = Counter()
+    clock = Clock()
+    # The fakes are checked against the ports by mypy through these annotations.
+    ports_bus: Bus = bus
+    ports_executors: dict[str, Executor] = dict(executors)
+    service = Service(
+        store=store,
+        bus=ports_bus,
+        executors=ports_executors,
+        catalog=SpecCatalog(specs),
+        clock=clock,
+        metrics=metrics,
+    )
+    return Harness(service, store, bus, executors, metrics, clock)
