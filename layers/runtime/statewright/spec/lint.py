@@ -106,7 +106,11 @@ def _lint(loaded: Loaded, path: str, name: str, base_dir: str | None, strict: bo
     if isinstance(loaded.root, Mapping):
         linter.walk(loaded.root)
         linter.cross_check()
-        linter.warn_about_graph()
+        linter.warn_about_handlers()
+        # On a broken spec the graph-wide warnings mostly echo an error (a misspelt
+        # target makes its state "unreachable"), so they wait until the errors are gone.
+        if not any(f.severity == "error" for f in linter.findings):
+            linter.warn_about_graph()
         if not any(f.severity == "error" for f in linter.findings):
             spec = linter.build(loaded.root, name, base_dir)
     return LintResult(path, _ordered(linter.findings), spec)
@@ -666,11 +670,8 @@ class _Linter:
 
     # -- warnings about the graph as a whole
 
-    def warn_about_graph(self) -> None:
-        states = self.states
-        if states is None:
-            return
-        for name, state in states.items():
+    def warn_about_handlers(self) -> None:
+        for name, state in (self.states or {}).items():
             for event, handler in (state.handlers or {}).items():
                 if state.terminal and event == "NEXT":
                     self.warn(
@@ -686,56 +687,43 @@ class _Linter:
                         f"the `{event}` handler of state `{name}` has no actions; it accepts "
                         "the event and does nothing (write `- action: no-op` to say so)",
                     )
-        handlers_known = all(s.handlers is not None for s in states.values())
-        if self.events is not None and handlers_known:
-            handled = {e for s in states.values() for e in (s.handlers or {})}
-            for event, node in self.events.items():
-                if event not in handled:
-                    self.warn(
-                        node,
-                        "unhandled-event",
-                        f"event `{event}` is declared but no state handles it",
-                    )
-        if self.tasks is not None and all(s.tasks is not None for s in states.values()):
-            used = {t.name for s in states.values() for t in s.tasks or []}
-            for task_name, task in self.tasks.items():
-                if task_name not in used:
-                    self.warn(task.key, "unused-task", f"task `{task_name}` is in no state")
-        if "INIT" in states and handlers_known and self.actions_known():
-            self.warn_about_reachability(states)
 
-    def actions_known(self) -> bool:
-        assert self.states is not None
-        return all(
-            h.actions is not None for s in self.states.values() for h in (s.handlers or {}).values()
-        )
-
-    def warn_about_reachability(self, states: dict[str, _State]) -> None:
+    def warn_about_graph(self) -> None:
+        """Warnings about the spec as a whole; only called on a spec without errors, so
+        every part of it is known."""
+        states, events, tasks = self.states, self.events, self.tasks
+        if states is None or events is None or tasks is None:
+            return
+        handled = {event for state in states.values() for event in state.handlers or {}}
+        for event, node in events.items():
+            if event not in handled:
+                self.warn(
+                    node, "unhandled-event", f"event `{event}` is declared but no state handles it"
+                )
+        used = {task.name for state in states.values() for task in state.tasks or []}
+        for name, task in tasks.items():
+            if name not in used:
+                self.warn(task.key, "unused-task", f"task `{name}` is listed by no state")
         edges = {
             name: {
-                a.target.name
-                for h in (s.handlers or {}).values()
-                for a in h.actions or []
-                if a.target is not None and a.target.name in states
+                action.target.name
+                for handler in (state.handlers or {}).values()
+                for action in handler.actions or []
+                if action.target is not None
             }
-            for name, s in states.items()
+            for name, state in states.items()
         }
         reachable = _closure(["INIT"], edges)
         for name, state in states.items():
             if name not in reachable:
                 self.warn(
-                    state.key,
-                    "unreachable-state",
-                    f"state `{name}` cannot be reached from INIT",
+                    state.key, "unreachable-state", f"state `{name}` cannot be reached from INIT"
                 )
-        terminals = [n for n, s in states.items() if s.terminal]
-        if not terminals or any(s.terminal is None for s in states.values()):
-            return
         reverse: dict[str, set[str]] = {name: set() for name in states}
         for source, targets in edges.items():
             for target in targets:
                 reverse[target].add(source)
-        finishing = _closure(terminals, reverse)
+        finishing = _closure([name for name, state in states.items() if state.terminal], reverse)
         for name, state in states.items():
             if name in reachable and name not in finishing:
                 self.warn(

@@ -317,7 +317,7 @@ class _Composer:
                         key.line, key.column, "`<<` appears twice in this mapping", "duplicate-key"
                     )
                 merge_seen = True
-                sources.extend(self.merge_sources(value))
+                sources.extend(self.merge_sources(key, value))
                 continue
             identity = (type(key.value).__name__, key.value)
             if identity in explicit:
@@ -343,16 +343,18 @@ class _Composer:
         mapping.pairs = pairs
         mapping.size = 1 + sum(k.size + v.size for k, v in pairs)
 
-    def merge_sources(self, value: Node) -> list[Mapping]:
+    def merge_sources(self, key: Scalar, value: Node) -> list[Mapping]:
         """The mappings a ``<<`` value merges, earlier ones winning (YAML merge rules)."""
         if isinstance(value, Mapping):
             return [value]
         if isinstance(value, Sequence) and all(isinstance(i, Mapping) for i in value.items):
             return [i for i in value.items if isinstance(i, Mapping)]
+        # At the `<<` key: an aliased value's own position is its anchor's.
         self.error(
-            value.line,
-            value.column,
-            "`<<` merges a mapping or a list of mappings (e.g. `<<: *defaults`)",
+            key.line,
+            key.column,
+            "`<<` merges a mapping or a list of mappings (e.g. `<<: *defaults`), "
+            f"not {kind_of(value)}",
         )
         return []
 
