@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install run test test-fast lint format synth diff deploy reliability bench clean
+.PHONY: install run test test-fast lint format synth diff deploy reliability bench clean openapi
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -36,6 +36,9 @@ run: $(VENV)/.installed ## serve the local control plane with the example specs
 	$(BIN)/statewright serve --host 127.0.0.1 --port $(PORT) \
 		--specs specs --specs examples/specs \
 		--functions examples/functions --data-dir .statewright
+
+openapi: $(VENV)/.installed ## regenerate docs/openapi.json from the API's routes
+	$(BIN)/python -m statewright.local.openapi docs/openapi.json
 
 lint: install ## ruff and mypy --strict on the package
 	$(BIN)/ruff check .

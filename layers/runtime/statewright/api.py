@@ -349,7 +349,7 @@ def build_api(service: Service) -> APIGatewayRestResolver:
 
     # ---- specs ------------------------------------------------------------------------
 
-    @app.get("/specs", responses=_responses(200, SpecList), summary="list the loaded specs")
+    @app.get("/specs", responses=_responses(200, SpecList, 400), summary="list the loaded specs")
     def list_specs() -> Response[SpecList]:
         specs = [
             {"name": s.name, "digest": s.digest, "events": s.events, "states": list(s.states)}
@@ -359,7 +359,7 @@ def build_api(service: Service) -> APIGatewayRestResolver:
 
     @app.get(
         "/specs/<name>",
-        responses=_responses(200, SpecDocument, 404),
+        responses=_responses(200, SpecDocument, 400, 404),
         summary="one spec, normalized",
     )
     def get_spec(
