@@ -290,7 +290,8 @@ class _Step:
     def decision(self, outcome: Outcome = Outcome.APPLIED) -> Decision:
         machine: Machine | None = None
         if self.changed or self.deleted:
-            machine = self.machine.model_copy(update={"updated_at": self.now})
+            machine = self.machine
+            machine.updated_at = self.now
         return Decision(
             outcome=outcome,
             machine=machine,
@@ -485,7 +486,7 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
 def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
     """The decision for ``inp`` on ``machine``. Raises a domain error (StatewrightError)
     for input that is refused; the machine passed in is never modified."""
-    step = _Step(machine=machine.model_copy(deep=True), spec=spec, now=now)
+    step = _Step(machine=_working_copy(machine), spec=spec, now=now)
     if isinstance(inp, ExternalEvent):
         return _external(step, inp)
     if isinstance(inp, InternalEvent):
@@ -685,6 +686,19 @@ def _reconcile(step: _Step, inp: Reconcile) -> Decision:
             if wanted and event not in published_now:
                 step.publish_system(event)
     return step.decision()
+
+
+def _working_copy(machine: Machine) -> Machine:
+    """A copy the step may change freely. Containers and task records are copied; the
+    values inside them (task outputs) are replaced, never changed in place, so they are
+    shared — a deep copy would cost most of a decision's time."""
+    return machine.model_copy(
+        update={
+            "tasks": {name: record.model_copy() for name, record in machine.tasks.items()},
+            "metadata": dict(machine.metadata),
+            "published": dict(machine.published),
+        }
+    )
 
 
 def _listing(names: list[str]) -> str:
