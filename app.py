@@ -1,0 +1,26 @@
+"""CDK entry point: `cdk synth -c env=NAME` (default dev) -> stack statewright-NAME."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+
+from infra.app import DEFAULT_ENV, build_app
+from infra.paths import MissingSourceError
+from infra.settings import SettingsError
+
+
+def main() -> int:
+    env_name = cdk.App().node.try_get_context("env") or DEFAULT_ENV
+    try:
+        app = build_app(str(env_name))
+    except (SettingsError, MissingSourceError) as exc:
+        print(f"statewright: {exc}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Lambda code bundled without Docker (DESIGN.md §6).
+
+CDK calls ``try_bundle`` of an ``ILocalBundling`` before it would start a container; ours
+always bundle (or raise), so Docker is never needed.
+
+The layer's third-party wheels are fetched once per ``requirements.txt`` into
+``layers/runtime/build/deps-<hash>/`` and reused by every later synth (and every test);
+the ``statewright`` package is copied fresh each time, which is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import aws_cdk as cdk
+import jsii
+
+from infra.paths import REPO_ROOT, MissingSourceError, SourcePaths, require_file
+
+LAMBDA_PYTHON_VERSION = "3.13"
+LAMBDA_PLATFORM = "manylinux2014_aarch64"
+# Bumped when the way the layer is assembled changes, so old caches are not reused.
+_LAYOUT_VERSION = "1"
+_SKIPPED_NAMES = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache"})
+_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+_KEPT_DEPS_CACHES = 3
+
+
+class LayerBuildError(Exception):
+    """pip could not produce the layer's wheels."""
+
+
+def _source_files(root: Path) -> list[Path]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_NAMES)
+        for name in sorted(filenames):
+            if not name.endswith(_SKIPPED_SUFFIXES):
+                files.append(Path(dirpath) / name)
+    return files
+
+
+def tree_digest(*roots: Path, salt: str = "") -> str:
+    """SHA-256 over the relative paths and contents of every bundled file under roots."""
+    digest = hashlib.sha256(salt.encode())
+    for root in roots:
+        paths = [root] if root.is_file() else _source_files(root)
+        for path in paths:
+            rel = path.name if root.is_file() else path.relative_to(root).as_posix()
+            digest.update(f"\0{root.name}/{rel}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _copy_file(src: str, dst: str) -> None:
+    # Hard links make copying the 25 MB of wheels into cdk.out nearly free; across
+    # file systems they are not possible and a real copy is made.
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def copy_tree(src: Path, dst: Path, *, link: bool = False) -> None:
+    shutil.copytree(
+        src,
+        dst,
+        ignore=shutil.ignore_patterns(*_SKIPPED_NAMES, *(f"*{s}" for s in _SKIPPED_SUFFIXES)),
+        copy_function=_copy_file if link else shutil.copy2,
+        dirs_exist_ok=True,
+    )
+
+
+def pip_command() -> list[str]:
+    """A pip to run: this interpreter's, else the one `make install` bootstraps uv with."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    for candidate in (REPO_ROOT / ".tools" / "bin" / "pip", shutil.which("pip3")):
+        if candidate and Path(candidate).is_file():
+            return [str(candidate)]
+    raise LayerBuildError(
+        "no pip found to build the Lambda layer: run `make install` (it creates .tools/bin/pip) "
+        "or install pip for this interpreter"
+    )
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        # Parallel test workers and synths share the cache; one builds, the others wait.
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prune(cache: Path, keep: Path) -> None:
+    old = sorted(
+        (p for p in cache.glob("deps-*") if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in old[_KEPT_DEPS_CACHES - 1 :]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def ensure_layer_dependencies(paths: SourcePaths) -> Path:
+    """The directory holding the layer's wheels (``python/...``), built on first use."""
+    requirements = require_file(paths.requirements, "the layer's requirements.txt")
+    key = tree_digest(
+        requirements, salt=f"{_LAYOUT_VERSION}:{LAMBDA_PLATFORM}:{LAMBDA_PYTHON_VERSION}"
+    )[:20]
+    target = paths.layer_cache / f"deps-{key}"
+    if (target / ".complete").is_file():
+        return target
+    with _locked(paths.layer_cache / ".lock"):
+        if (target / ".complete").is_file():
+            return target
+        staging = paths.layer_cache / f"staging-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        command = [
+            *pip_command(),
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+            "--no-compile",
+            # requirements.txt pins the complete closure (boto3 comes with the runtime).
+            "--no-deps",
+            "--platform",
+            LAMBDA_PLATFORM,
+            "--only-binary=:all:",
+            "--python-version",
+            LAMBDA_PYTHON_VERSION,
+            "--implementation",
+            "cp",
+            "--target",
+            str(staging / "python"),
+            "-r",
+            str(requirements),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise LayerBuildError(
+                f"pip could not fetch the layer's wheels for {LAMBDA_PLATFORM}, Python "
+                f"{LAMBDA_PYTHON_VERSION} (exit {result.returncode}):\n{result.stderr[-4000:]}"
+            )
+        # Console scripts and bytecode of the build machine's Python are dead weight.
+        shutil.rmtree(staging / "python" / "bin", ignore_errors=True)
+        for cache_dir in list((staging / "python").rglob("__pycache__")):
+            shutil.rmtree(cache_dir, ignore_errors=True)
+        (staging / ".complete").write_text(" ".join(command[len(pip_command()) :]) + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        _prune(paths.layer_cache, keep=target)
+    return target
+
+
+def layer_asset_hash(paths: SourcePaths) -> str:
+    """Changes whenever the layer's content would: requirements or package files."""
+    require_file(paths.requirements, "the layer's requirements.txt")
+    if not paths.package.is_dir():
+        raise MissingSourceError(f"the statewright package not found at {paths.package}")
+    return tree_digest(
+        paths.requirements,
+        paths.package,
+        salt=f"{_LAYOUT_VERSION}:{LAMBDA_PLATFORM}:{LAMBDA_PYTHON_VERSION}",
+    )
+
+
+def as_local_bundling(bundler: LayerBundler | FunctionBundler) -> cdk.ILocalBundling:
+    # jsii hands try_bundle the options as one positional struct, not the keywords the
+    # generated protocol declares, so the classes cannot match it for a type checker.
+    return typing.cast(cdk.ILocalBundling, bundler)
+
+
+@jsii.implements(cdk.ILocalBundling)
+class LayerBundler:
+    """``python/`` = pinned wheels for arm64 Lambda + the ``statewright`` package."""
+
+    def __init__(self, paths: SourcePaths) -> None:
+        self._paths = paths
+
+    def try_bundle(self, output_dir: str, _options: cdk.BundlingOptions) -> bool:
+        deps = ensure_layer_dependencies(self._paths)
+        out = Path(output_dir) / "python"
+        copy_tree(deps / "python", out, link=True)
+        copy_tree(self._paths.package, out / "statewright")
+        return True
+
+
+@jsii.implements(cdk.ILocalBundling)
+class FunctionBundler:
+    """A handler directory, plus extra directories copied beside ``handler.py``."""
+
+    def __init__(self, source: Path, extras: Mapping[str, Path] | None = None) -> None:
+        self._source = source
+        self._extras = dict(extras or {})
+
+    def check(self) -> None:
+        require_file(self._source / "handler.py", f"the {self._source.name} Lambda handler")
+        for name, extra in self._extras.items():
+            if not extra.is_dir():
+                raise MissingSourceError(f"{name}/ to ship with {self._source.name} not found")
+
+    def try_bundle(self, output_dir: str, _options: cdk.BundlingOptions) -> bool:
+        self.check()
+        out = Path(output_dir)
+        copy_tree(self._source, out)
+        for name, extra in self._extras.items():
+            copy_tree(extra, out / name)
+        return True

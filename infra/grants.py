@@ -1,0 +1,71 @@
+"""What the dispatcher and the reconciler may do: both drive the service layer, so both
+touch the same table, bus, task runner, CodeBuild project and stored Terraform outputs."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+
+from infra.bus import ControlBus
+from infra.nag import acknowledge, logical_id
+from infra.table import StateTable
+from infra.task_runner import TaskRunner
+from infra.terraform_runner import TerraformRunner
+
+TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+]
+
+
+def grant_service_access(
+    role: iam.IRole,
+    *,
+    table: StateTable,
+    bus: ControlBus,
+    task_runner: TaskRunner,
+    terraform: TerraformRunner,
+) -> None:
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="MachinesTable",
+            actions=TABLE_ACTIONS,
+            resources=[table.table.table_arn, table.index_arn],
+        )
+    )
+    bus.grant_put(role)
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="StartLambdaTasks",
+            actions=["lambda:InvokeFunction"],
+            resources=[task_runner.function.function_arn],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="RunTerraformBuilds",
+            actions=["codebuild:StartBuild", "codebuild:StopBuild", "codebuild:BatchGetBuilds"],
+            resources=[terraform.project.project_arn],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ReadTerraformOutputs",
+            actions=["s3:GetObject"],
+            resources=[terraform.state_objects_arn],
+        )
+    )
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::<{logical_id(terraform.state_bucket)}.Arn>/"
+        f"{terraform.env_name}/*]",
+        "A build's `terraform output -json` is stored beside its state under "
+        "<env>/<machine>/..., named at run time; reading is limited to this environment's "
+        "prefix of the control plane's own state bucket.",
+    )

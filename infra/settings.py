@@ -1,0 +1,156 @@
+"""One environment's settings, read from ``cdk.json``'s ``statewright:environments`` context.
+
+Validated up front with pydantic so a typo in ``cdk.json`` fails the synth with a message
+naming the environment, the setting and what is accepted — never half a template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONTEXT_KEY = "statewright:environments"
+ENV_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+    2557, 2922, 3288, 3653,
+)  # fmt: skip
+# The console's broadest grants; a Terraform runner holding one defeats least privilege.
+FORBIDDEN_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+# The control plane's own functions are statewright-<env>-<name>.
+CONTROL_PLANE_FUNCTIONS = ("dispatcher", "taskrunner", "reconciler")
+
+
+def function_name(env_name: str, name: str) -> str:
+    return f"statewright-{env_name}-{name}"
+
+
+class SettingsError(Exception):
+    """cdk.json does not describe the requested environment correctly."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TerraformSettings(_Strict):
+    """The Terraform binary the CodeBuild project downloads and verifies."""
+
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
+    # SHA-256 of terraform_<version>_linux_amd64.zip from releases.hashicorp.com.
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    timeout_minutes: Annotated[int, Field(ge=5, le=480)] = 60
+    compute_type: Literal["SMALL", "MEDIUM", "LARGE"] = "SMALL"
+
+
+class PolicyStatement(_Strict):
+    """An IAM statement the Terraform runner may use, in IAM's own JSON spelling."""
+
+    Sid: Annotated[str, Field(pattern=r"^[A-Za-z0-9]+$")] | None = None
+    Effect: Literal["Allow", "Deny"] = "Allow"
+    Action: Annotated[list[str], Field(min_length=1)]
+    Resource: Annotated[list[str], Field(min_length=1)]
+    Condition: dict[str, dict[str, Any]] | None = None
+
+    @field_validator("Action")
+    @classmethod
+    def _no_star_action(cls, actions: list[str]) -> list[str]:
+        for action in actions:
+            if action == "*" or not re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9*]+", action):
+                raise ValueError(
+                    f"action {action!r} is not accepted: name one service's actions, "
+                    "e.g. 's3:GetObject' or 's3:Get*' ('*' alone would grant everything)"
+                )
+        return actions
+
+
+class ApiThrottling(_Strict):
+    rate_limit: Annotated[float, Field(gt=0, le=10000)]
+    burst_limit: Annotated[int, Field(gt=0, le=5000)]
+
+
+class EnvironmentSettings(_Strict):
+    """What differs between two deployments of the control plane."""
+
+    # Explicit account/region pin the stack; left out, the stack is environment-agnostic
+    # and deploys wherever the CLI's credentials point.
+    account: Annotated[str, Field(pattern=r"^\d{12}$")] | None = None
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] | None = None
+    # Task runner may invoke only functions whose name starts with this.
+    task_function_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{3,60}$")]
+    terraform: TerraformSettings
+    terraform_managed_policy_arns: list[
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$")]
+    ] = Field(default_factory=list)
+    terraform_policy_statements: list[PolicyStatement] = Field(default_factory=list)
+    log_retention_days: int
+    api_throttling: ApiThrottling
+    removal_policy: Literal["destroy", "retain"]
+    history_retention_days: Annotated[int, Field(ge=1, le=3650)]
+    reconcile_every_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+    alarm_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _known_retention(cls, days: int) -> int:
+        if days not in LOG_RETENTION_DAYS:
+            accepted = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
+            raise ValueError(f"{days} is not a CloudWatch Logs retention; accepted: {accepted}")
+        return days
+
+    @field_validator("terraform_managed_policy_arns")
+    @classmethod
+    def _no_admin_policies(cls, arns: list[str]) -> list[str]:
+        for arn in arns:
+            if arn.rsplit("/", 1)[-1] in FORBIDDEN_MANAGED_POLICIES:
+                raise ValueError(
+                    f"{arn} grants far more than Terraform needs; list the services your "
+                    "modules manage in terraform_policy_statements instead"
+                )
+        return arns
+
+    @property
+    def retain(self) -> bool:
+        return self.removal_policy == "retain"
+
+
+def load_settings(environments: Any, env_name: str) -> EnvironmentSettings:
+    """The named environment from the ``statewright:environments`` context value."""
+    if not re.fullmatch(ENV_NAME_PATTERN, env_name):
+        raise SettingsError(
+            f"environment name {env_name!r} is not accepted: use lower-case letters, digits "
+            "and '-', starting with a letter, at most 20 characters (it names the stack)"
+        )
+    if not isinstance(environments, Mapping) or not environments:
+        raise SettingsError(
+            f"cdk.json has no {CONTEXT_KEY!r} context: add an object with one entry per "
+            "environment (see docs/deploy.md)"
+        )
+    if env_name not in environments:
+        known = ", ".join(sorted(environments))
+        raise SettingsError(
+            f"environment {env_name!r} is not declared in cdk.json ({CONTEXT_KEY}); "
+            f"declared: {known}"
+        )
+    try:
+        settings = EnvironmentSettings.model_validate(environments[env_name])
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"cdk.json environment {env_name!r} is invalid — {problems}") from exc
+    own = [function_name(env_name, name) for name in CONTROL_PLANE_FUNCTIONS]
+    clashing = [name for name in own if name.startswith(settings.task_function_prefix)]
+    if clashing:
+        raise SettingsError(
+            f"cdk.json environment {env_name!r}: task_function_prefix "
+            f"{settings.task_function_prefix!r} would let tasks invoke the control plane's "
+            f"own {', '.join(clashing)}; choose a prefix none of them starts with, "
+            f"e.g. 'statewright-{env_name}-task-'"
+        )
+    return settings

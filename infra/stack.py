@@ -1,0 +1,138 @@
+"""One Statewright control plane: a thin stack composing one construct per concern."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.api import ControlPlaneApi
+from infra.bus import ControlBus
+from infra.dispatcher import Dispatcher
+from infra.layer import RuntimeLayer
+from infra.observability import Observability
+from infra.paths import SourcePaths
+from infra.reconciler import Reconciler
+from infra.rules import DispatcherRules
+from infra.settings import EnvironmentSettings
+from infra.table import StateTable
+from infra.task_runner import TaskRunner
+from infra.terraform_runner import TerraformRunner
+
+
+def stack_name(env_name: str) -> str:
+    return f"statewright-{env_name}"
+
+
+class StatewrightStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        env_name: str,
+        settings: EnvironmentSettings,
+        paths: SourcePaths,
+    ) -> None:
+        name = stack_name(env_name)
+        super().__init__(
+            scope,
+            name,
+            stack_name=name,
+            description=f"Statewright control plane ({env_name})",
+            env=cdk.Environment(account=settings.account, region=settings.region)
+            if settings.account or settings.region
+            else None,
+            termination_protection=settings.retain,
+            analytics_reporting=False,
+        )
+        cdk.Tags.of(self).add("statewright:environment", env_name)
+        common = {"STATEWRIGHT_HISTORY_RETENTION_DAYS": str(settings.history_retention_days)}
+
+        table = StateTable(self, "State", settings=settings)
+        bus = ControlBus(self, "Events", env_name=env_name)
+        layer = RuntimeLayer(self, "Runtime", paths=paths).layer
+        terraform = TerraformRunner(
+            self, "Terraform", env_name=env_name, settings=settings, paths=paths, bus=bus
+        )
+        task_runner = TaskRunner(
+            self,
+            "Tasks",
+            env_name=env_name,
+            settings=settings,
+            paths=paths,
+            layer=layer,
+            bus=bus,
+            common_environment=common,
+        )
+        dispatcher = Dispatcher(
+            self,
+            "Dispatch",
+            env_name=env_name,
+            settings=settings,
+            paths=paths,
+            layer=layer,
+            table=table,
+            bus=bus,
+            task_runner=task_runner,
+            terraform=terraform,
+            common_environment=common,
+        )
+        reconciler = Reconciler(
+            self,
+            "Reconcile",
+            env_name=env_name,
+            settings=settings,
+            paths=paths,
+            layer=layer,
+            table=table,
+            bus=bus,
+            task_runner=task_runner,
+            terraform=terraform,
+            common_environment=common,
+        )
+        bus.trust_internal_source_only_from(
+            [
+                dispatcher.dispatcher.role,
+                reconciler.reconciler.role,
+                task_runner.runner.role,
+                terraform.role,
+            ]
+        )
+        rules = DispatcherRules(
+            self,
+            "Routing",
+            env_name=env_name,
+            settings=settings,
+            bus=bus,
+            dispatcher=dispatcher.function,
+            task_runner=task_runner.function,
+            terraform_project_name=terraform.project.project_name,
+        )
+        api = ControlPlaneApi(
+            self, "Http", env_name=env_name, settings=settings, dispatcher=dispatcher.function
+        )
+        Observability(
+            self,
+            "Monitoring",
+            env_name=env_name,
+            settings=settings,
+            functions={
+                "Dispatcher": dispatcher.function,
+                "TaskRunner": task_runner.function,
+                "Reconciler": reconciler.function,
+            },
+            dead_letter_queues={
+                "DispatcherFailedEvents": dispatcher.failed_events,
+                "UndeliveredEvents": rules.undelivered,
+                "UndeliveredReconcilerTicks": reconciler.undelivered,
+            },
+            api=api.api,
+            table=table.table,
+            terraform_project_name=terraform.project.project_name,
+        )
+        for output_id, value, description in (
+            ("BusName", bus.bus_name, "EventBridge bus for Machine Event messages"),
+            ("TableName", table.table.table_name, "DynamoDB table of machines"),
+            ("StateBucketName", terraform.state_bucket.bucket_name, "Terraform state"),
+            ("TerraformProjectName", terraform.project.project_name, "CodeBuild project"),
+        ):
+            cdk.CfnOutput(self, output_id, value=value, description=description)
