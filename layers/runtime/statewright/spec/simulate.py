@@ -89,6 +89,7 @@ class _Run:
         self.sim.steps.append(
             Step(event, source, target, self.sim.epoch, state, self.sim.status, **kw)
         )
+        self.sim.state = state
 
     def apply(self, event: str, *, system: bool) -> None:
         """Run the current state's handler of ``event`` (it exists)."""
@@ -215,7 +216,7 @@ def describe(spec: Spec, sim: Simulation) -> list[str]:
         following = sim.steps[index + 1] if index + 1 < len(sim.steps) else None
         if following is not None and following.system:
             continue
-        lines.append(f"{indent}  {_status_line(spec, step)}")
+        lines.append(f"  {_status_line(spec, step)}")
     return lines
 
 

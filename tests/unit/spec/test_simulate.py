@@ -1,0 +1,106 @@
+"""`simulate`: the dry run follows the runtime rules of DESIGN.md §3."""
+
+from __future__ import annotations
+
+from statewright.spec.models import Spec
+from statewright.spec.simulate import MAX_SYSTEM_STEPS, describe, simulate
+
+from tests.unit.spec.helpers import BASE, edit, lint
+
+
+def spec_of(text: str = BASE) -> Spec:
+    result = lint(text)
+    assert result.spec is not None, [f.format() for f in result.findings]
+    return result.spec
+
+
+def path(sim: object) -> list[tuple[str, str | None, str | None]]:
+    return [(s.event, s.source, s.target) for s in sim.steps]  # type: ignore[attr-defined]
+
+
+def test_launch_then_destroy_runs_the_whole_life() -> None:
+    sim = simulate(spec_of(), ["LAUNCH", "DESTROY"])
+    assert path(sim) == [
+        ("(create)", None, "INIT"),
+        ("LAUNCH", "INIT", "PROVISION"),
+        ("NEXT", "PROVISION", "RUN"),
+        ("DESTROY", "RUN", "TEARDOWN"),
+    ]
+    assert sim.steps[1].started == ("db-setup",)
+    assert sim.steps[2].system and not sim.steps[1].system
+    assert [s.epoch for s in sim.steps] == [1, 2, 3, 4]
+    assert sim.status == "deleted" and sim.state is None
+    assert sim.refused == []
+
+
+def test_refusals_use_the_api_error_codes_and_change_nothing() -> None:
+    sim = simulate(spec_of(), ["DESTROY", "NEXT", "PAUSE", "LAUNCH"])
+    assert [s.refused for s in sim.steps] == [
+        None,
+        "event_not_accepted",
+        "reserved_event",
+        "unknown_event",
+        None,
+        None,
+    ]
+    assert "accepted there: LAUNCH" in sim.steps[1].message
+    assert sim.state == "RUN" and sim.epoch == 3
+
+
+def test_events_after_deletion_are_refused() -> None:
+    sim = simulate(spec_of(), ["LAUNCH", "DESTROY", "LAUNCH"])
+    assert sim.steps[-1].refused == "machine_not_found"
+
+
+def test_a_failing_task_fires_failed_when_the_state_handles_it() -> None:
+    text = edit(
+        "      NEXT:\n        - action: advance\n          state: RUN\n",
+        "      NEXT:\n        - action: advance\n          state: RUN\n"
+        "      FAILED:\n        - action: advance\n          state: TEARDOWN\n",
+    )
+    sim = simulate(spec_of(text), ["LAUNCH"], failing=["db-setup"])
+    assert path(sim)[-1] == ("FAILED", "PROVISION", "TEARDOWN")
+    assert sim.steps[1].failed == ("db-setup",)
+    assert sim.status == "deleted"
+
+
+def test_a_failing_task_without_a_failed_handler_leaves_the_machine_failed() -> None:
+    sim = simulate(spec_of(), ["LAUNCH"], failing=["db-setup"])
+    assert sim.state == "PROVISION" and sim.status == "failed"
+    assert "failed in PROVISION" in describe(spec_of(), sim)[-1]
+
+
+def test_a_no_op_event_changes_no_state_and_fires_no_next() -> None:
+    text = edit("      DESTROY:\n", "      LAUNCH: [{action: no-op}]\n      DESTROY:\n")
+    sim = simulate(spec_of(text), ["LAUNCH", "LAUNCH"])
+    assert path(sim)[-1] == ("LAUNCH", "RUN", None)
+    assert sim.state == "RUN" and sim.epoch == 3
+
+
+def test_states_without_tasks_fire_next_on_entry_and_a_loop_is_stopped() -> None:
+    text = (
+        "version: 1.0\nevents: [GO]\nstates:\n"
+        "  INIT: {on: {GO: [{action: advance, state: A}]}}\n"
+        "  A: {on: {NEXT: [{action: advance, state: B}]}}\n"
+        "  B: {on: {NEXT: [{action: advance, state: A}]}}\n"
+        "  END: {terminal: true}\n"
+    )
+    sim = simulate(spec_of(text), ["GO"])
+    assert sim.steps[-1].refused == "next_loop"
+    assert len(sim.steps) == MAX_SYSTEM_STEPS + 3
+
+
+def test_describe_reads_like_the_life_of_a_machine() -> None:
+    spec = spec_of()
+    lines = describe(spec, simulate(spec, ["LAUNCH", "DESTROY"]))
+    assert lines == [
+        "created in INIT (epoch 1)",
+        "  waits in INIT; accepts LAUNCH",
+        "LAUNCH: INIT -> PROVISION (epoch 2)",
+        "  task db-setup (lambda) succeeds",
+        "  NEXT: PROVISION -> RUN (epoch 3)",
+        "  waits in RUN; accepts DESTROY",
+        "DESTROY: RUN -> TEARDOWN (epoch 4)",
+        "  task db-teardown (terraform) succeeds",
+        "  terminal state satisfied: the machine is deleted",
+    ]
