@@ -234,6 +234,8 @@ class Service:
     # ---- internals: commands ----------------------------------------------------------
 
     def _recover_one(self, machine: Machine, inp: Reconcile, report: RecoveryReport) -> None:
+        if machine.status == "waiting":
+            return  # satisfied with nothing in flight: nothing can have been lost
         spec = self.catalog.resolve(machine.spec_digest, self.store)
         preview = engine.decide(machine, spec, inp, self.clock())
         if preview.machine is None and not preview.effects:
