@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -36,12 +37,39 @@ REGION = "us-east-1"
 _FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+class AtomicRequests:
+    """A DynamoDB client that sends one request at a time.
+
+    DynamoDB applies each request atomically — a conditional write checks and writes as
+    one step. moto's in-memory backend checks, then writes, with no lock between, so two
+    threads can both pass ``attribute_not_exists``. Serializing requests gives moto the
+    atomicity the real service has; the store's own logic stays fully concurrent."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.exceptions = client.exceptions
+        self.meta = client.meta
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._client, name)
+        if not callable(operation):
+            return operation
+
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return operation(*args, **kwargs)
+
+        return atomic
+
+
 @contextlib.contextmanager
 def moto_store(tmp_path: Path) -> Iterator[Store]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         create_table(client, "statewright-contract")
-        yield DynamoStore(client, "statewright-contract")
+        yield DynamoStore(AtomicRequests(client), "statewright-contract")  # type: ignore[arg-type]
 
 
 class Dynalite:

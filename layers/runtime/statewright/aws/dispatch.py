@@ -93,7 +93,8 @@ def run(fn: Callable[[Any, Any], Any], event: Any, context: Any, *, function: st
     try:
         return call(event, context)
     finally:
-        metrics.flush_metrics(raise_on_empty_metrics=False)
+        if metrics.metric_set:  # an invocation that counted nothing publishes nothing
+            metrics.flush_metrics()
 
 
 def handle(event: Any, context: Any, *, handler_dir: Path | None = None) -> Any:
@@ -166,32 +167,29 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
         return IGNORED  # IN_PROGRESS and friends: the build is still running
     build_id = _build_short_id(str(detail.get("build-id", "")))
     env = _build_environment(detail)
-    try:
-        machine_id = env[cb.MACHINE_ID]
-        task = env[cb.TASK]
-        epoch = int(env[cb.EPOCH])
-        attempt = int(env[cb.ATTEMPT])
-    except (KeyError, ValueError):
-        return _ignored(f"build {build_id} was not started by Statewright (no STATEWRIGHT_* run)")
+    machine_id = env.get(cb.MACHINE_ID)
+    if not machine_id:
+        return _ignored(f"build {build_id} was not started by Statewright (no {cb.MACHINE_ID})")
     try:
         machine = rt.service.get_machine(machine_id)
     except (MachineNotFound, InvalidRequest):
         logger.info("build %s finished for machine %s, which is gone", build_id, machine_id)
         METRICS.count("events_stale")
         return "stale"
-    verdict = _match_build(machine, task, epoch, attempt, build_id)
-    if verdict is not None:
-        logger.info("build %s of %s/%s: %s", build_id, machine_id, task, verdict)
-        METRICS.count(f"events_{verdict}")
-        return verdict
+    attempt = _attempt_of(machine, build_id, env)
+    if isinstance(attempt, str):
+        logger.info("build %s of machine %s: %s", build_id, machine_id, attempt)
+        METRICS.count(f"events_{attempt}")
+        return attempt
+    task, epoch, number = attempt
     report: dict[str, Any] = {
         "machine_id": machine_id,
         "epoch": epoch,
         "task": task,
-        "attempt": attempt,
+        "attempt": number,
     }
     if status == BUILD_SUCCEEDED:
-        report.update(_stored_outputs(rt, env, build_id))
+        report.update(status="succeeded", output=_stored_outputs(rt, env, build_id))
     else:
         report.update(
             status="failed",
@@ -201,44 +199,64 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
     return rt.service.handle_bus_event(EVENT_SOURCE, "Task Finished", report).value
 
 
-def _match_build(
-    machine: Machine, task: str, epoch: int, attempt: int, build_id: str
-) -> str | None:
-    """None when the build is the current, unfinished attempt of ``task``; else why not."""
-    record = machine.tasks.get(task)
-    if record is None or record.epoch != epoch or record.attempt != attempt:
+def _attempt_of(
+    machine: Machine, build_id: str, env: Mapping[str, str]
+) -> tuple[str, int, int] | str:
+    """(task, epoch, attempt) the build ran, when that attempt is still unfinished; else
+    "stale" or "duplicate".
+
+    The build id recorded at start names the task; the STATEWRIGHT_* variables the build
+    was started with name the attempt (and the task, when the start's follow-up write
+    that records the build id was lost). Two builds of one attempt (a start repeated
+    after CodeBuild's idempotency window) ran the same action on the same state, so
+    either one completes it."""
+    by_run = [name for name, rec in machine.tasks.items() if rec.run_id == build_id]
+    task = by_run[0] if by_run else env.get(cb.TASK)
+    record = machine.tasks.get(task) if task else None
+    if task is None or record is None:
         return "stale"
-    if record.run_id is not None and record.run_id != build_id:
-        return "stale"  # another build of this attempt is the one recorded
+    try:
+        epoch = int(env.get(cb.EPOCH) or record.epoch)
+        number = int(env.get(cb.ATTEMPT) or record.attempt)
+    except ValueError:
+        return "stale"
+    if not by_run and not (env.get(cb.EPOCH) and env.get(cb.ATTEMPT)):
+        return "stale"  # neither recorded nor self-describing: not this attempt's build
+    if record.epoch != epoch or record.attempt != number or epoch != machine.epoch:
+        return "stale"
     if record.status in ("succeeded", "failed", "cancelled"):
         return "duplicate"  # the buildspec's own report came first
-    return None
+    return task, epoch, number
 
 
-def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> dict[str, Any]:
+def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> Any:
+    """The ``terraform output -json`` the build stored beside its state.
+
+    A SUCCEEDED build applied (or destroyed) successfully whatever happens here, so an
+    unreadable outputs object leaves the task succeeded without outputs, and says so."""
     bucket = env.get(cb.STATE_BUCKET)
     key = env.get(cb.OUTPUTS_KEY)
     if not bucket or not key:
-        return {
-            "status": "failed",
-            "error": f"build {build_id} succeeded but does not say where its outputs are "
-            f"({cb.STATE_BUCKET}, {cb.OUTPUTS_KEY})",
-        }
+        logger.warning(
+            "build %s succeeded but its environment names no outputs object (%s, %s)",
+            build_id,
+            cb.STATE_BUCKET,
+            cb.OUTPUTS_KEY,
+        )
+        return None
     s3 = rt.s3
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket):
-        return {
-            "status": "failed",
-            "error": f"build {build_id} succeeded but stored no outputs at s3://{bucket}/{key}",
-        }
+        logger.warning(
+            "build %s succeeded but stored no outputs at s3://%s/%s", build_id, bucket, key
+        )
+        return None
     try:
-        return {"status": "succeeded", "output": json.loads(body)}
+        return json.loads(body)
     except ValueError:
-        return {
-            "status": "failed",
-            "error": f"the outputs build {build_id} stored at s3://{bucket}/{key} are not JSON",
-        }
+        logger.warning("the outputs of build %s at s3://%s/%s are not JSON", build_id, bucket, key)
+        return None
 
 
 # ---- the task runner's on-failure destination ---------------------------------------
