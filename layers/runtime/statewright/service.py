@@ -261,19 +261,17 @@ class Service:
     ) -> Machine:
         engine.validate_machine_id(machine_id)
         inp = ExternalEvent(event=event, metadata=metadata, source=source)
-        if spec is not None:
-            spec_obj = self._spec_to_create(spec)
-            existing = self.store.get(machine_id)
-            if existing is None:
-                created = self._create_with_event(spec_obj, machine_id, inp)
-                if created is not None:
-                    return created
-            elif existing.spec != spec:
-                raise MachineExists(
-                    f"machine {machine_id} already exists and runs spec {existing.spec}, "
-                    f"not {spec}; send the event without spec, or with spec {existing.spec}"
-                )
-        return self._apply(machine_id, inp).machine
+        if spec is None:
+            return self._apply(machine_id, inp).machine
+        spec_obj = self._spec_to_create(spec)
+        try:
+            # The common case (the machine exists) costs one read, as without spec.
+            return self._apply(machine_id, inp, spec_name=spec).machine
+        except MachineNotFound:
+            created = self._create_with_event(spec_obj, machine_id, inp)
+        if created is not None:
+            return created
+        return self._apply(machine_id, inp, spec_name=spec).machine  # created meanwhile
 
     def _create_with_event(self, spec: Spec, machine_id: str, inp: ExternalEvent) -> Machine | None:
         """Create and apply the first event in one write; None when another request
@@ -305,12 +303,21 @@ class Service:
         latest = self._run_effects(decision, None if decision.deleted else machine)
         return latest if latest is not None else machine
 
-    def _apply(self, machine_id: str, inp: engine.Input) -> _Applied:
+    def _apply(
+        self, machine_id: str, inp: engine.Input, *, spec_name: str | None = None
+    ) -> _Applied:
+        """Decide and write ``inp`` on the machine, then run the effects. With
+        ``spec_name``, a machine of another spec is refused (MachineExists)."""
         calls = 0
 
         def decide(current: Machine) -> Write[_Applied]:
             nonlocal calls
             calls += 1
+            if spec_name is not None and current.spec != spec_name:
+                raise MachineExists(
+                    f"machine {machine_id} already exists and runs spec {current.spec}, "
+                    f"not {spec_name}; send the event without spec, or with spec {current.spec}"
+                )
             spec = self.catalog.resolve(current.spec_digest, self.store)
             decision = engine.decide(current, spec, inp, self.clock())
             after = current
