@@ -1,0 +1,282 @@
+"""infra/buildspec/terraform.yml, tested as text (its invariants) and by running its
+helper — the only part that touches user values — against a stand-in ``aws`` command
+that serves S3 from a folder and records put-events."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from statewright.aws import codebuild_executor as cb
+
+BUILDSPEC = Path(__file__).resolve().parents[3] / "infra" / "buildspec" / "terraform.yml"
+# Values that come from users (spec authors or callers): never on a command line.
+USER_VARIABLES = (
+    cb.MACHINE_ID,
+    cb.TASK,
+    cb.SOURCE_BUCKET,
+    cb.SOURCE_KEY,
+    cb.SOURCE_LOCATION,
+    cb.STATE_KEY,
+    cb.OUTPUTS_KEY,
+    cb.VARIABLES,
+    cb.SPECS_ASSET,
+    cb.STATE_BUCKET,
+)
+HOSTILE = "$(touch {canary}); `touch {canary}`; ' \" \\n ${{IFS}}"
+
+
+def load() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(BUILDSPEC.read_text())
+    return document
+
+
+def commands(document: dict[str, Any]) -> list[str]:
+    return [c for phase in document["phases"].values() for c in phase.get("commands", [])]
+
+
+def helper_source(document: dict[str, Any]) -> str:
+    first = document["phases"]["install"]["commands"][0]
+    body = first.split("<<'PY'\n", 1)[1]
+    return body.rsplit("\nPY", 1)[0]
+
+
+def shell_commands(document: dict[str, Any]) -> list[str]:
+    """Every command except the helper's quoted heredoc (which the shell never expands)."""
+    return [c for c in commands(document) if "<<'PY'" not in c]
+
+
+def test_terraform_is_pinned_and_its_checksum_verified_before_use() -> None:
+    install = "\n".join(load()["phases"]["install"]["commands"])
+    assert "terraform_${TF_VERSION}_linux_" in install
+    assert re.search(r'echo "\$\{TF_SHA256\}  /tmp/terraform\.zip" \| sha256sum -c -', install)
+    assert install.index("sha256sum -c") < install.index("unzip")
+
+
+def test_terraform_runs_without_prompts_with_a_lock_timeout_and_stores_outputs() -> None:
+    build = "\n".join(load()["phases"]["build"]["commands"])
+    assert "init -input=false" in build
+    for action in ("apply", "destroy"):
+        assert re.search(
+            rf"{action} -auto-approve -input=false -no-color -lock-timeout=\"\$TF_LOCK_TIMEOUT\"",
+            build,
+        )
+    assert 'output -json > "$SW_STATE_DIR/outputs.json"' in build
+    assert build.index("output -json") < build.index("store-outputs")
+
+
+def test_no_user_value_is_on_a_command_line() -> None:
+    for command in shell_commands(load()):
+        for name in USER_VARIABLES:
+            assert name not in command, f"{name} appears in: {command}"
+
+
+def test_the_report_is_sent_from_a_file_after_the_build() -> None:
+    post = load()["phases"]["post_build"]["commands"]
+    assert post[0] == 'python3 "$SW_HELPER" report'
+    assert 'aws events put-events --entries "file://$SW_STATE_DIR/report.json"' in post[1]
+
+
+def test_the_helper_uses_no_shell() -> None:
+    source = helper_source(load())
+    compile(source, "helper", "exec")
+    assert "shell=True" not in source and "os.system" not in source
+
+
+# ---- running the helper ---------------------------------------------------------------
+
+FAKE_AWS = r'''#!{python}
+"""aws stand-in: S3 from a folder, put-events recorded."""
+import json, os, pathlib, shutil, sys
+root = pathlib.Path(os.environ["FAKE_S3"])
+args = sys.argv[1:]
+def local(url):
+    return root / url[len("s3://"):]
+if args[:2] == ["s3api", "head-object"]:
+    sys.exit(0 if (root / args[3] / args[5]).is_file() else 255)
+if args[:2] == ["s3", "cp"] and args[2] == "--recursive":
+    shutil.copytree(local(args[3]), args[4], dirs_exist_ok=True)
+elif args[:2] == ["s3", "cp"]:
+    src, dst = args[2], args[3]
+    if src.startswith("s3://"):
+        shutil.copyfile(local(src), dst)
+    else:
+        local(dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, local(dst))
+else:
+    sys.exit("unexpected aws call: " + json.dumps(args))
+with open(os.environ["FAKE_AWS_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\n")
+'''
+
+
+@pytest.fixture
+def helper(tmp_path: Path) -> dict[str, Any]:
+    """The helper script, a fake ``aws`` on PATH, and a fresh build environment."""
+    script = tmp_path / "statewright_build.py"
+    script.write_text(helper_source(load()))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    aws = bin_dir / "aws"
+    aws.write_text(FAKE_AWS.replace("{python}", sys.executable))
+    aws.chmod(aws.stat().st_mode | stat.S_IEXEC)
+    canary = tmp_path / "pwned"
+    variables = {"stack_id": "pr-1", "note": HOSTILE.format(canary=canary), "replicas": 2}
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_S3": str(tmp_path / "s3"),
+        "FAKE_AWS_LOG": str(tmp_path / "aws.log"),
+        "SW_STATE_DIR": str(tmp_path / "state"),
+        "SW_WORK": str(tmp_path / "state" / "work"),
+        cb.STATE_BUCKET: "state-bucket",
+        cb.STATE_KEY: "dev/pr-1/abc.tfstate",
+        cb.OUTPUTS_KEY: "dev/pr-1/abc.outputs.json",
+        cb.VARIABLES: json.dumps(variables),
+        cb.MACHINE_ID: "pr-1",
+        cb.EPOCH: "3",
+        cb.TASK: "infra",
+        cb.ATTEMPT: "1",
+        cb.ACTION: "apply",
+        cb.BUS: "statewright-dev",
+        "CODEBUILD_BUILD_ID": "tf:1234",
+    }
+    return {"script": script, "env": env, "root": tmp_path, "canary": canary}
+
+
+def run(helper: dict[str, Any], step: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(helper["script"]), step],
+        env={**helper["env"], **extra},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def put_s3(helper: dict[str, Any], bucket: str, key: str, text: str) -> None:
+    path = helper["root"] / "s3" / bucket / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_prepare_fetches_every_object_under_a_prefix_and_writes_backend_and_variables(
+    helper: dict[str, Any],
+) -> None:
+    put_s3(helper, "src", "modules/net/main.tf", 'variable "stack_id" {}\n')
+    put_s3(helper, "src", "modules/net/vars.tf", 'variable "note" {}\n')
+    done = run(
+        helper,
+        "prepare",
+        **{cb.SOURCE_TYPE: "s3", cb.SOURCE_BUCKET: "src", cb.SOURCE_KEY: "modules/net"},
+    )
+    assert done.returncode == 0, done.stderr
+    work = Path(helper["env"]["SW_WORK"])
+    assert sorted(p.name for p in work.iterdir()) == [
+        "main.tf",
+        "statewright.auto.tfvars.json",
+        "statewright_backend_override.tf.json",
+        "vars.tf",
+    ]
+    assert (work / "statewright.auto.tfvars.json").read_text() == helper["env"][cb.VARIABLES]
+    backend = json.loads((work / "statewright_backend_override.tf.json").read_text())
+    assert backend == {
+        "terraform": {
+            "backend": {
+                "s3": {
+                    "bucket": "state-bucket",
+                    "key": "dev/pr-1/abc.tfstate",
+                    "use_lockfile": True,
+                }
+            }
+        }
+    }
+    assert not helper["canary"].exists()
+
+
+def test_prepare_fetches_a_single_object(helper: dict[str, Any]) -> None:
+    put_s3(helper, "b", "machines.tf", "# one file\n")
+    done = run(
+        helper,
+        "prepare",
+        **{cb.SOURCE_TYPE: "s3", cb.SOURCE_BUCKET: "b", cb.SOURCE_KEY: "machines.tf"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (Path(helper["env"]["SW_WORK"]) / "machines.tf").read_text() == "# one file\n"
+
+
+def test_prepare_takes_a_local_module_from_the_deployed_specs_asset(
+    helper: dict[str, Any],
+) -> None:
+    asset = helper["root"] / "s3" / "assets" / "specs.zip"
+    asset.parent.mkdir(parents=True)
+    with zipfile.ZipFile(asset, "w") as archive:
+        archive.writestr("preview-env.yml", "version: 1.0\n")
+        archive.writestr("modules/db/main.tf", "# db\n")
+    env = {
+        cb.SOURCE_TYPE: "local",
+        cb.SPECS_ASSET: "s3://assets/specs.zip",
+        cb.SOURCE_LOCATION: "modules/db",
+    }
+    done = run(helper, "prepare", **env)
+    assert done.returncode == 0, done.stderr
+    assert (Path(helper["env"]["SW_WORK"]) / "main.tf").read_text() == "# db\n"
+    escaped = run(helper, "prepare", **{**env, cb.SOURCE_LOCATION: "../../etc"})
+    assert escaped.returncode != 0 and "leaves" in escaped.stderr
+
+
+def test_a_missing_source_fails_the_build_with_its_name(helper: dict[str, Any]) -> None:
+    (helper["root"] / "s3" / "b").mkdir(parents=True)
+    done = run(
+        helper, "prepare", **{cb.SOURCE_TYPE: "s3", cb.SOURCE_BUCKET: "b", cb.SOURCE_KEY: "nothing"}
+    )
+    assert done.returncode != 0
+
+
+def test_store_outputs_then_report_a_success_with_the_outputs(helper: dict[str, Any]) -> None:
+    state = Path(helper["env"]["SW_STATE_DIR"])
+    state.mkdir(parents=True)
+    outputs = {"url": {"sensitive": False, "type": "string", "value": "https://pr-1"}}
+    (state / "outputs.json").write_text(json.dumps(outputs))
+    assert run(helper, "store-outputs").returncode == 0
+    stored = helper["root"] / "s3" / "state-bucket" / "dev/pr-1/abc.outputs.json"
+    assert json.loads(stored.read_text()) == outputs
+    done = run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="1")
+    assert done.returncode == 0, done.stderr
+    [entry] = json.loads((state / "report.json").read_text())
+    assert entry["Source"] == "statewright" and entry["DetailType"] == "Task Finished"
+    assert entry["EventBusName"] == "statewright-dev"
+    assert json.loads(entry["Detail"]) == {
+        "machine_id": "pr-1",
+        "epoch": 3,
+        "task": "infra",
+        "attempt": 1,
+        "status": "succeeded",
+        "output": outputs,
+    }
+
+
+def test_a_failed_build_reports_a_failure(helper: dict[str, Any]) -> None:
+    state = Path(helper["env"]["SW_STATE_DIR"])
+    state.mkdir(parents=True)
+    assert run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="0").returncode == 0
+    detail = json.loads(json.loads((state / "report.json").read_text())[0]["Detail"])
+    assert detail["status"] == "failed" and "tf:1234" in detail["error"]
+
+
+def test_outputs_too_big_for_an_event_are_left_to_the_build_state_change(
+    helper: dict[str, Any],
+) -> None:
+    state = Path(helper["env"]["SW_STATE_DIR"])
+    state.mkdir(parents=True)
+    (state / "outputs.json").write_text(json.dumps({"blob": {"value": "x" * 300_000}}))
+    assert run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="1").returncode == 0
+    assert not (state / "report.json").exists()
