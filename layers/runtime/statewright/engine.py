@@ -532,6 +532,11 @@ def _internal(step: _Step, inp: InternalEvent) -> Decision:
     if inp.event not in SYSTEM_EVENTS:
         raise UnknownEvent(f"{inp.event} is not a system event; those are NEXT and FAILED")
     if inp.epoch != m.epoch:
+        if m.published.get(APPLIED_PREFIX + inp.event) == inp.epoch:
+            # The very event that moved the machine on, delivered again.
+            return Decision(
+                Outcome.DUPLICATE, reason=f"{inp.event} of epoch {inp.epoch} already applied"
+            )
         return Decision(
             Outcome.STALE, reason=f"{inp.event} for epoch {inp.epoch}, machine is at {m.epoch}"
         )

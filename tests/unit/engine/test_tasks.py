@@ -280,12 +280,20 @@ def test_next_for_another_epoch_is_stale(epoch: int) -> None:
     assert decision.outcome is Outcome.STALE and decision.machine is None
 
 
+def test_a_next_overtaken_by_an_external_event_is_stale() -> None:
+    run = satisfied()
+    run.event("RESET")  # leaves epoch 2 before its NEXT came back
+    decision = run.system("NEXT", 2)
+    assert decision.outcome is Outcome.STALE and decision.machine is None
+    assert (run.machine.state, run.machine.epoch) == ("BUILD", 3)
+
+
 def test_next_delivered_twice_is_applied_once() -> None:
     run = satisfied()
     first = run.system("NEXT", 2)
     second = run.system("NEXT", 2)
     assert first.outcome is Outcome.APPLIED
-    assert second.outcome is Outcome.STALE  # the epoch it was for has been left
+    assert second.outcome is Outcome.DUPLICATE and second.machine is None
     assert run.machine.epoch == 3
 
 
