@@ -33,7 +33,12 @@ def proxy_event(
     the path or query string is not UTF-8."""
     split = urlsplit(target)
     try:
-        path = unquote(split.path or "/", errors="strict")
+        # Segment by segment, so an encoded "/" stays inside its segment (and fails the
+        # id's validation with a 400) instead of making up another route.
+        path = "/".join(
+            unquote(part, errors="strict").replace("/", "%2F")
+            for part in (split.path or "/").split("/")
+        )
         pairs = parse_qsl(split.query, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError as exc:
         raise InvalidRequest("the path or query string is not valid UTF-8") from exc
@@ -195,6 +200,8 @@ class ApiServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog (5) resets a burst of concurrent clients.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], resolve: Resolve) -> None:
         self.resolve = resolve
