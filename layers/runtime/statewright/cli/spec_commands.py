@@ -40,7 +40,9 @@ def _spec_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
     problems: list[str] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml"))
+            found = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in (".yml", ".yaml") and p.is_file()
+            )
             if not found:
                 problems.append(f"{path}: no .yml or .yaml spec in this folder")
             files.extend(found)
