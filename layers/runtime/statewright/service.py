@@ -37,6 +37,7 @@ from statewright.engine import (
 )
 from statewright.errors import (
     ConfigurationError,
+    Conflict,
     InvalidRequest,
     MachineExists,
     MachineNotFound,
@@ -187,12 +188,16 @@ class Service:
         and dropped (raising would make EventBridge retry what can never succeed); only
         a Conflict past its deadline or an infrastructure failure raises."""
         try:
+            if not isinstance(detail, Mapping):
+                raise InvalidRequest(f"detail must be a JSON object, got {type(detail).__name__}")
             if detail_type == "Machine Event":
                 outcome = self._bus_machine_event(source, detail)
             elif detail_type == "Task Finished":
                 outcome = self._bus_task_finished(source, detail)
             else:
                 raise InvalidRequest(f"detail-type {detail_type!r} is not handled here")
+        except Conflict:
+            raise  # transient: the bus delivers it again later
         except ValidationError as exc:
             log.warning("refused %s from %s: invalid detail: %s", detail_type, source, exc)
             outcome = Outcome.REFUSED

@@ -8,6 +8,7 @@ import threading
 import pytest
 from statewright.errors import (
     ConfigurationError,
+    Conflict,
     EventNotAccepted,
     InvalidMetadata,
     InvalidRequest,
@@ -18,8 +19,9 @@ from statewright.errors import (
     SpecNotFound,
     UnknownEvent,
     UnknownSpec,
+    VersionConflict,
 )
-from statewright.model import MACHINE_ID_PATTERN
+from statewright.model import MACHINE_ID_PATTERN, Machine
 from statewright.service import Outcome
 
 from tests.integration.service.harness import Harness
@@ -438,3 +440,26 @@ def test_recover_fails_tasks_past_their_timeout(h: Harness) -> None:
     )
     assert machine.status == "failed"
     assert "lambda:slow:2:test:1" in h.executors["lambda"].cancelled
+
+
+def test_a_bus_event_that_keeps_conflicting_raises_so_the_bus_retries_it(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h.service.create_machine("rich", "busy")
+    h.store.deadline_seconds = 0.05
+
+    def always_conflict(machine: Machine, expected_version: int, history: object = ()) -> None:
+        raise VersionConflict(machine.id)
+
+    monkeypatch.setattr(h.store, "update", always_conflict)
+    with pytest.raises(Conflict):
+        h.service.handle_bus_event(
+            "my.app", "Machine Event", {"machine_id": "busy", "event": "PING"}
+        )
+    assert h.metrics.counts["conflicts"] >= 1
+    assert "events_refused" not in h.metrics.counts
+
+
+def test_a_detail_that_is_not_an_object_is_refused(h: Harness) -> None:
+    outcome = h.service.handle_bus_event("my.app", "Machine Event", ["not", "a", "dict"])  # type: ignore[arg-type]
+    assert outcome is Outcome.REFUSED
