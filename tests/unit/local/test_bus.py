@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from statewright.local import bus as bus_module
 from statewright.local.bus import LocalBus
 from statewright.model import BusEvent
 
@@ -51,7 +52,10 @@ def test_inbound_events_reach_the_handler_and_every_event_the_subscribers(bus: L
     )
 
 
-def test_a_failing_handler_does_not_stop_the_workers(bus: LocalBus) -> None:
+def test_a_failing_handler_does_not_stop_the_workers(
+    bus: LocalBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bus_module, "REDELIVERY_DELAYS", (0.01, 0.01))
     handled: list[int] = []
 
     def handler(source: str, detail_type: str, detail: Mapping[str, Any]) -> None:
@@ -64,10 +68,32 @@ def test_a_failing_handler_does_not_stop_the_workers(bus: LocalBus) -> None:
     bus.publish([event(n=n) for n in range(20)])
     assert bus.wait_idle(5)
     assert sorted(handled) == list(range(0, 20, 2))
-    assert bus.handler_errors == 10
+    assert bus.handler_errors == 10 * 3  # each bad event: delivered, then twice again
     bus.publish([event(n=100)])
     assert bus.wait_idle(5)
     assert 100 in handled
+
+
+def test_an_event_whose_handler_raised_is_delivered_again(
+    bus: LocalBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As EventBridge retries a target that failed (a conflict past its deadline)."""
+    monkeypatch.setattr(bus_module, "REDELIVERY_DELAYS", (0.05, 0.05, 0.05))
+    calls: list[int] = []
+
+    def handler(source: str, detail_type: str, detail: Mapping[str, Any]) -> None:
+        calls.append(detail["n"])
+        if len(calls) < 3:
+            raise RuntimeError("conflict past its deadline")
+
+    seen: list[BusEvent] = []
+    bus.bind(handler)
+    bus.subscribe(seen.append)
+    bus.start()
+    bus.publish([event(n=7)])
+    assert bus.wait_idle(5)
+    assert calls == [7, 7, 7]
+    assert len(seen) == 1  # observers see it once: when it was handled
 
 
 def test_a_failing_subscriber_does_not_hide_the_event_from_others(bus: LocalBus) -> None:

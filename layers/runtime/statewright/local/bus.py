@@ -27,6 +27,9 @@ Subscriber = Callable[[BusEvent], None]
 
 # What the service consumes; the rest (state changes, deletions) is outbound only.
 INBOUND_DETAIL_TYPES = frozenset({"Machine Event", "Task Finished"})
+# A handler that raises (a conflict past its deadline, say) gets the event again later,
+# as EventBridge retries a failed target; these are the waits before each redelivery.
+REDELIVERY_DELAYS = (0.5, 1.0, 2.0, 4.0)
 
 _STOP = object()
 
@@ -49,6 +52,7 @@ class LocalBus:
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._threads: list[threading.Thread] = []
+        self._timers: set[threading.Timer] = set()
         self._accepting = False
         self.delivered = 0
         self.handler_errors = 0
@@ -82,7 +86,7 @@ class LocalBus:
                 return
             self._in_flight += len(events)
         for event in events:
-            self._queue.put(event)
+            self._queue.put((event, 0))
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -110,6 +114,9 @@ class LocalBus:
         with self._lock:
             self._accepting = False
             threads, self._threads = self._threads, []
+            timers, self._timers = self._timers, set()
+        for timer in timers:
+            timer.cancel()
         for _ in threads:
             self._queue.put(_STOP)
         for thread in threads:
@@ -122,22 +129,55 @@ class LocalBus:
             item = self._queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, BusEvent)
+            assert isinstance(item, tuple)
+            event, deliveries = item
+            done = True
             try:
-                self._deliver(item)
+                self._deliver(event)
             except Exception:
-                # The worker is a process boundary: a bug in one handler must not stop
-                # the delivery of every later event. The error is logged and counted.
+                # The worker is a process boundary: a failing handler must not stop the
+                # delivery of every later event. The event comes again a few times.
                 self.handler_errors += 1
+                done = not self._redeliver_later(event, deliveries)
                 logger.exception(
-                    "handling %s %s failed", item.detail_type, item.detail.get("machine_id")
+                    "handling %s for %s failed%s",
+                    event.detail_type,
+                    event.detail.get("machine_id"),
+                    "" if done else "; it will be delivered again",
                 )
             finally:
-                with self._idle:
-                    self._in_flight -= 1
-                    self.delivered += 1
-                    if self._in_flight == 0:
-                        self._idle.notify_all()
+                if done:
+                    self._settle()
+
+    def _settle(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self.delivered += 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def _redeliver_later(self, event: BusEvent, deliveries: int) -> bool:
+        if deliveries >= len(REDELIVERY_DELAYS):
+            return False
+        with self._lock:
+            if not self._accepting:
+                return False
+            timer = threading.Timer(
+                REDELIVERY_DELAYS[deliveries], self._requeue, args=(event, deliveries + 1)
+            )
+            timer.daemon = True
+            self._timers.add(timer)
+        timer.start()
+        return True
+
+    def _requeue(self, event: BusEvent, deliveries: int) -> None:
+        with self._lock:
+            self._timers = {t for t in self._timers if t.is_alive()}
+            accepting = self._accepting
+        if accepting:
+            self._queue.put((event, deliveries))
+        else:
+            self._settle()
 
     def _deliver(self, event: BusEvent) -> None:
         if event.detail_type in INBOUND_DETAIL_TYPES and self._handler is not None:
