@@ -1,0 +1,299 @@
+"""The EventBridge bus and the Lambda and CodeBuild executors against moto (and, where
+moto cannot produce the answer — partial PutEvents failures — botocore's Stubber on a
+real client, which checks every request against the API model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from statewright.aws.codebuild_executor import (
+    CodeBuildExecutor,
+    idempotency_token,
+    source_digest,
+)
+from statewright.aws.eventbridge_bus import EventBridgeBus, PublishError
+from statewright.aws.lambda_executor import LambdaExecutor
+from statewright.errors import ConfigurationError
+from statewright.executors.builtin import LocalSource, S3Source
+from statewright.model import BusEvent
+from statewright.ports import TaskInvocation
+from statewright.spec.models import TaskSpec
+
+from tests.integration.aws.conftest import REGION
+
+
+def recorder(client: Any, operation: str) -> list[dict[str, Any]]:
+    """The parameters of every ``operation`` call the client sends."""
+    calls: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        calls.append(json.loads(json.dumps(params, default=_text)))
+
+    client.meta.events.register(f"provide-client-params.*.{operation}", record)
+    return calls
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def event(n: int) -> BusEvent:
+    return BusEvent(
+        detail_type="Machine Event", detail={"machine_id": f"m-{n}", "event": "NEXT", "epoch": n}
+    )
+
+
+# ---- EventBridge --------------------------------------------------------------------
+
+
+def test_events_are_sent_ten_a_call_and_arrive_intact(aws: None) -> None:
+    events = boto3.client("events", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    events.create_event_bus(Name="bus")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="all", EventBusName="bus", EventPattern=json.dumps({"source": ["statewright"]})
+    )
+    events.put_targets(Rule="all", EventBusName="bus", Targets=[{"Id": "q", "Arn": arn}])
+    calls = recorder(events, "PutEvents")
+
+    EventBridgeBus(events, "bus").publish([event(n) for n in range(23)])
+
+    assert [len(c["Entries"]) for c in calls] == [10, 10, 3]
+    assert {e["EventBusName"] for c in calls for e in c["Entries"]} == {"bus"}
+    received = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        received += [json.loads(m["Body"]) for m in batch]
+        for m in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    assert sorted(r["detail"]["epoch"] for r in received) == list(range(23))
+    assert {(r["source"], r["detail-type"]) for r in received} == {("statewright", "Machine Event")}
+
+
+def _put_events_answer(failed: list[int], size: int) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = [
+        {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"}
+        if i in failed
+        else {"EventId": f"e{i}"}
+        for i in range(size)
+    ]
+    return {"FailedEntryCount": len(failed), "Entries": entries}
+
+
+def test_failed_entries_are_sent_again_and_only_they() -> None:
+    client = boto3.client(
+        "events", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stub = Stubber(client)
+    batch = [event(n) for n in range(3)]
+    stub.add_response("put_events", _put_events_answer([1], 3))
+    stub.add_response("put_events", _put_events_answer([], 1))
+    calls = recorder(client, "PutEvents")
+    with stub:
+        EventBridgeBus(client, "bus", sleep=lambda _: None).publish(batch)
+    stub.assert_no_pending_responses()
+    assert [json.loads(e["Detail"])["epoch"] for e in calls[1]["Entries"]] == [1]
+
+
+def test_entries_that_keep_failing_raise_a_clear_error() -> None:
+    client = boto3.client(
+        "events", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stub = Stubber(client)
+    stub.add_response("put_events", _put_events_answer([0, 1], 2))
+    stub.add_response("put_events", _put_events_answer([1], 2))
+    stub.add_response("put_events", _put_events_answer([0], 1))
+    with stub, pytest.raises(PublishError) as caught:
+        EventBridgeBus(client, "bus", attempts=3, sleep=lambda _: None).publish(
+            [event(0), event(1)]
+        )
+    message = str(caught.value)
+    assert "bus bus did not accept 1 event(s)" in message
+    assert "Machine Event for m-1: ThrottlingException slow down" in message
+
+
+# ---- executors ----------------------------------------------------------------------
+
+
+def invocation(
+    task_spec: dict[str, Any], *, attempt: int = 1, epoch: int = 3, base_dir: str | None = None
+) -> TaskInvocation:
+    return TaskInvocation(
+        machine_id="pr-1",
+        spec="preview-env",
+        spec_digest="sha256:x",
+        state="PROVISION",
+        task="infra",
+        task_spec=TaskSpec.model_validate(task_spec),
+        epoch=epoch,
+        attempt=attempt,
+        metadata={"owner": "ana", "replicas": 1},
+        timeout_seconds=1800,
+        base_dir=base_dir,
+    )
+
+
+APPLY = {
+    "executor": "terraform",
+    "config": {
+        "action": "apply",
+        "source": {"type": "s3", "bucket": "modules", "key": "net/"},
+        "variables": {"replicas": 3, "tags": {"team": "x"}},
+    },
+}
+
+
+@pytest.fixture
+def codebuild(aws: None) -> Any:
+    client = boto3.client("codebuild", region_name=REGION)
+    role = boto3.client("iam", region_name=REGION).create_role(
+        RoleName="cb", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    client.create_project(
+        name="tf",
+        source={"type": "S3", "location": "b/none.zip", "buildspec": "version: 0.2"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "img",
+            "computeType": "BUILD_GENERAL1_SMALL",
+        },
+        serviceRole=role,
+    )
+    return client
+
+
+def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any) -> None:
+    calls = recorder(codebuild, "StartBuild")
+    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="statewright-dev")
+    build_id = executor.start(invocation(APPLY))
+
+    assert codebuild.batch_get_builds(ids=[build_id])["builds"][0]["id"] == build_id
+    [call] = calls
+    assert call["projectName"] == "tf"
+    assert call["timeoutInMinutesOverride"] == 30
+    env = {v["name"]: v["value"] for v in call["environmentVariablesOverride"]}
+    assert {v["type"] for v in call["environmentVariablesOverride"]} == {"PLAINTEXT"}
+    digest = source_digest(S3Source(type="s3", bucket="modules", key="net/"))
+    assert env == {
+        "STATEWRIGHT_MACHINE_ID": "pr-1",
+        "STATEWRIGHT_EPOCH": "3",
+        "STATEWRIGHT_TASK": "infra",
+        "STATEWRIGHT_ATTEMPT": "1",
+        "STATEWRIGHT_ACTION": "apply",
+        "STATEWRIGHT_SOURCE_TYPE": "s3",
+        "STATEWRIGHT_SOURCE_BUCKET": "modules",
+        "STATEWRIGHT_SOURCE_KEY": "net/",
+        "STATEWRIGHT_STATE_KEY": f"dev/pr-1/{digest}.tfstate",
+        "STATEWRIGHT_OUTPUTS_KEY": f"dev/pr-1/{digest}.outputs.json",
+        "STATEWRIGHT_VARIABLES": env["STATEWRIGHT_VARIABLES"],
+        "STATEWRIGHT_BUS": "statewright-dev",
+        "STATEWRIGHT_DELAY_SECONDS": "0",
+    }
+    # stack_id, then metadata, then the task's variables: later wins. One JSON value.
+    assert json.loads(env["STATEWRIGHT_VARIABLES"]) == {
+        "stack_id": "pr-1",
+        "owner": "ana",
+        "replicas": 3,
+        "tags": {"team": "x"},
+    }
+
+
+def test_the_idempotency_token_is_one_per_attempt(codebuild: Any) -> None:
+    calls = recorder(codebuild, "StartBuild")
+    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    executor.start(invocation(APPLY))
+    executor.start(invocation(APPLY))  # the same attempt started again (a redelivery)
+    executor.start(invocation(APPLY, attempt=2))
+    executor.start(invocation(APPLY, epoch=4))
+    tokens = [c["idempotencyToken"] for c in calls]
+    assert tokens[0] == tokens[1] == idempotency_token("pr-1:3:infra:1")
+    assert len(set(tokens)) == 3
+
+
+def test_apply_and_destroy_of_one_source_share_a_state_and_other_sources_do_not() -> None:
+    a = source_digest(S3Source(type="s3", bucket="b", key="k"))
+    assert a == source_digest(S3Source(type="s3", bucket="b", key="k"))
+    assert a != source_digest(S3Source(type="s3", bucket="b", key="k2"))
+    assert a != source_digest(LocalSource(type="local", location="k"))
+
+
+def test_timeouts_stay_within_codebuilds_bounds(codebuild: Any) -> None:
+    calls = recorder(codebuild, "StartBuild")
+    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    short = invocation(APPLY).model_copy(update={"timeout_seconds": 30})
+    long = invocation(APPLY).model_copy(update={"timeout_seconds": 10**6})
+    delayed = invocation(APPLY).model_copy(update={"timeout_seconds": 600, "delay_seconds": 90.5})
+    for inv in (short, long, delayed):
+        executor.start(inv)
+    assert [c["timeoutInMinutesOverride"] for c in calls] == [5, 2160, 12]
+    assert {v["name"]: v["value"] for v in calls[2]["environmentVariablesOverride"]}[
+        "STATEWRIGHT_DELAY_SECONDS"
+    ] == "91"
+
+
+def test_cancel_stops_the_build_and_a_finished_or_unknown_one_is_fine(codebuild: Any) -> None:
+    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    build_id = executor.start(invocation(APPLY))
+    stops = recorder(codebuild, "StopBuild")
+    executor.cancel(build_id)
+    assert stops == [{"id": build_id}]
+    executor.cancel("tf:00000000-0000-0000-0000-000000000000")  # gone: nothing to do
+
+
+def test_a_local_module_travels_as_a_path_inside_the_specs_asset(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    executor = CodeBuildExecutor(None, "tf", env_name="dev", bus_name="b", specs_dir=specs)  # type: ignore[arg-type]
+    local = {
+        "executor": "terraform",
+        "config": {"action": "destroy", "source": {"type": "local", "location": "modules/db"}},
+    }
+    env = {
+        v["name"]: v["value"] for v in executor.environment(invocation(local, base_dir=str(specs)))
+    }
+    assert env["STATEWRIGHT_SOURCE_LOCATION"] == "modules/db"
+    assert "STATEWRIGHT_SOURCE_BUCKET" not in env
+    outside = {
+        "executor": "terraform",
+        "config": {"action": "apply", "source": {"type": "local", "location": "../terraform/x"}},
+    }
+    with pytest.raises(ConfigurationError, match="outside the specs folder"):
+        executor.environment(invocation(outside, base_dir=str(specs)))
+
+
+def test_a_lambda_task_is_queued_for_the_task_runner(aws: None) -> None:
+    client = boto3.client("lambda", region_name=REGION)
+    role = boto3.client("iam", region_name=REGION).create_role(
+        RoleName="r", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    import io
+    import zipfile
+
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(e, c):\n    return e\n")
+    client.create_function(
+        FunctionName="runner",
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    calls = recorder(client, "Invoke")
+    task = {"executor": "lambda", "config": {"name": "db-setup", "args": {"size": "s"}}}
+    inv = invocation(task)
+    executor = LambdaExecutor(client, "runner")
+    run_id = executor.start(inv)
+    assert run_id
+    [call] = calls
+    assert call["FunctionName"] == "runner" and call["InvocationType"] == "Event"
+    assert TaskInvocation.model_validate_json(call["Payload"]) == inv
+    executor.cancel(run_id)  # nothing to stop: a late result is stale by its epoch

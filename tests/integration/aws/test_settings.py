@@ -1,0 +1,107 @@
+"""The AWS configuration: exactly DESIGN.md §4's variables, read at first use, a clear
+error naming every missing one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from statewright.aws.settings import (
+    ENV_VARS,
+    Settings,
+    load_settings,
+    load_task_runner_settings,
+)
+from statewright.errors import ConfigurationError
+
+COMPLETE = {
+    "STATEWRIGHT_ENV": "dev",
+    "STATEWRIGHT_TABLE": "statewright-dev",
+    "STATEWRIGHT_BUS": "statewright-dev",
+    "STATEWRIGHT_TASK_RUNNER": "statewright-dev-taskrunner",
+    "STATEWRIGHT_TERRAFORM_PROJECT": "statewright-dev-terraform",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_every_missing_variable_is_named_with_what_it_should_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_env(monkeypatch, {"STATEWRIGHT_ENV": "dev", "STATEWRIGHT_BUS": "b"})
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    message = str(caught.value)
+    for name in ("STATEWRIGHT_TABLE", "STATEWRIGHT_TASK_RUNNER", "STATEWRIGHT_TERRAFORM_PROJECT"):
+        assert f"{name} is not set" in message
+    assert "DynamoDB table" in message and "CodeBuild project" in message
+    assert "STATEWRIGHT_ENV" not in message and "STATEWRIGHT_SPECS_DIR" not in message
+
+
+def test_an_empty_variable_is_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, {**COMPLETE, "STATEWRIGHT_TABLE": ""})
+    with pytest.raises(ConfigurationError, match="STATEWRIGHT_TABLE is invalid"):
+        load_settings()
+
+
+def test_a_complete_environment_is_read_and_kept_until_it_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_env(monkeypatch, COMPLETE)
+    first = load_settings()
+    assert (first.ENV, first.TABLE, first.TERRAFORM_PROJECT) == (
+        "dev",
+        "statewright-dev",
+        "statewright-dev-terraform",
+    )
+    assert load_settings() is first  # parsed once
+    monkeypatch.setenv("STATEWRIGHT_TABLE", "other")
+    assert load_settings().TABLE == "other"
+
+
+def test_the_specs_folder_defaults_to_the_one_beside_the_handler(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    set_env(monkeypatch, COMPLETE)
+    handler_dir = tmp_path / "functions" / "dispatcher"
+    (handler_dir / "specs").mkdir(parents=True)
+    assert load_settings().specs_dir(handler_dir) == handler_dir / "specs"
+    # In a checkout, functions/dispatcher has no specs/: the repository's is used.
+    bare = tmp_path / "repo" / "functions" / "dispatcher"
+    bare.mkdir(parents=True)
+    (tmp_path / "repo" / "specs").mkdir()
+    assert load_settings().specs_dir(bare) == tmp_path / "repo" / "specs"
+    monkeypatch.setenv("STATEWRIGHT_SPECS_DIR", str(tmp_path / "mine"))
+    assert load_settings().specs_dir(handler_dir) == tmp_path / "mine"
+
+
+def test_the_task_runner_needs_only_the_bus(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match="STATEWRIGHT_BUS is not set"):
+        load_task_runner_settings()
+    monkeypatch.setenv("STATEWRIGHT_BUS", "statewright-dev")
+    assert load_task_runner_settings().BUS == "statewright-dev"
+
+
+def test_the_model_holds_exactly_the_documented_variables() -> None:
+    assert {f"STATEWRIGHT_{name}" for name in Settings.model_fields} == set(ENV_VARS)
+
+
+def test_the_dispatcher_imports_without_any_configuration() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "functions" / "dispatcher" / "handler.py"
+    spec = importlib.util.spec_from_file_location("dispatcher_without_env", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # nothing is read at import time
+    with pytest.raises(ConfigurationError, match="STATEWRIGHT_TABLE is not set"):
+        module.handler({"source": "x", "detail-type": "y", "detail": {}}, None)
