@@ -3,6 +3,7 @@ it survives a restart, and two processes' worth of stores on one file stay consi
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -63,3 +64,23 @@ def test_two_stores_on_one_file_lose_no_update(tmp_path: Path) -> None:
     assert final is not None and final.metadata == {"n": 100} and final.version == 101
     for store in stores:
         store.close()
+
+
+def test_short_lived_threads_do_not_pile_up_open_files(tmp_path: Path) -> None:
+    # The local HTTP server serves each request on a new thread.
+    store = SqliteStore(tmp_path / "fds.sqlite3")
+    store.create(machine("m"))
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    for _ in range(10):
+        threads = [threading.Thread(target=store.get, args=("m",)) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert open_files() - before < 20 * 3  # at most one pool's worth, not 200 connections
+    store.close()
+    assert open_files() <= before

@@ -1,8 +1,9 @@
 """SqliteStore: the local control plane's Store, one SQLite file in WAL mode.
 
-Each thread gets its own connection; every conditional write is one ``BEGIN IMMEDIATE``
-transaction, so the version check and the write happen under SQLite's single writer
-lock, and ``busy_timeout`` makes concurrent writers queue instead of failing."""
+Each operation borrows a connection from a small pool; every conditional write is one
+``BEGIN IMMEDIATE`` transaction, so the version check and the write happen under
+SQLite's single writer lock, and ``busy_timeout`` makes concurrent writers queue instead
+of failing."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from statewright.errors import InvalidRequest, MachineExists, VersionConflict
+from statewright.errors import ConfigurationError, InvalidRequest, MachineExists, VersionConflict
 from statewright.model import HistoryEntry, Machine
 from statewright.ports import IdempotencyRecord, Store
 from statewright.spec.models import Spec
@@ -70,49 +71,68 @@ class SqliteStore(Store):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._wall_clock = wall_clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._conn().executescript(_SCHEMA)
+        self._closed = False
+        with self._read() as conn:
+            conn.executescript(_SCHEMA)
 
     # ---- connections ------------------------------------------------------------------
+    # A pool rather than one connection per thread: the local HTTP server runs each
+    # request on a new thread, and per-thread connections would pile up open files.
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # isolation_level=None: no implicit transactions; writes use BEGIN IMMEDIATE.
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; writes use BEGIN IMMEDIATE.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the pool, for this thread alone until the block ends."""
+        with self._lock:
+            if self._closed:
+                raise ConfigurationError(f"the store {self.path} is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        finally:
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                else:
+                    self._idle.append(conn)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction holding SQLite's write lock from its first statement, so a
+        version check and the write it guards cannot interleave with another writer."""
+        with self._read() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close every idle connection; connections in use close when released."""
         with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     # ---- machines ---------------------------------------------------------------------
 
     def get(self, machine_id: str) -> Machine | None:
-        row = self._conn().execute("SELECT body FROM machines WHERE id = ?", (machine_id,))
-        found = row.fetchone()
+        with self._read() as db:
+            found = db.execute("SELECT body FROM machines WHERE id = ?", (machine_id,)).fetchone()
         return Machine.model_validate_json(found[0]) if found else None
 
     def create(self, machine: Machine, history: Sequence[HistoryEntry] = ()) -> None:
@@ -174,15 +194,12 @@ class SqliteStore(Store):
         if state is not None:
             clauses.append("state = ?")
             params.append(state)
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT id, body FROM machines WHERE {' AND '.join(clauses)} "  # noqa: S608 - fixed clauses
-                "ORDER BY id LIMIT ?",
-                (*params, limit + 1),
-            )
-            .fetchall()
+        query = (
+            f"SELECT id, body FROM machines WHERE {' AND '.join(clauses)} "  # noqa: S608 - fixed clauses
+            "ORDER BY id LIMIT ?"
         )
+        with self._read() as db:
+            rows = db.execute(query, (*params, limit + 1)).fetchall()
         page = [Machine.model_validate_json(body) for _, body in rows[:limit]]
         token = _encode_token("id", rows[limit - 1][0]) if len(rows) > limit else None
         return page, token
@@ -191,15 +208,12 @@ class SqliteStore(Store):
         self, machine_id: str, *, limit: int = 100, next_token: str | None = None
     ) -> tuple[list[HistoryEntry], str | None]:
         after = _decode_token(next_token, "seq", int) or 0
-        rows = (
-            self._conn()
-            .execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT seq, body FROM history WHERE machine_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
                 (machine_id, after, limit + 1),
-            )
-            .fetchall()
-        )
+            ).fetchall()
         page = [HistoryEntry.model_validate_json(body) for _, body in rows[:limit]]
         token = _encode_token("seq", rows[limit - 1][0]) if len(rows) > limit else None
         return page, token
@@ -214,21 +228,19 @@ class SqliteStore(Store):
             )
 
     def get_spec(self, digest: str) -> Spec | None:
-        row = self._conn().execute("SELECT body FROM specs WHERE digest = ?", (digest,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT body FROM specs WHERE digest = ?", (digest,)).fetchone()
         return Spec.model_validate_json(row[0]) if row else None
 
     # ---- idempotency ------------------------------------------------------------------
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
-        row = (
-            self._conn()
-            .execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT key, fingerprint, status, body, headers, expires_at FROM idempotency "
                 "WHERE key = ? AND expires_at > ?",
                 (key, int(self._wall_clock())),
-            )
-            .fetchone()
-        )
+            ).fetchone()
         if row is None:
             return None
         return IdempotencyRecord(
