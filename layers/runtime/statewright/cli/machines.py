@@ -102,18 +102,30 @@ def _show(machine: dict[str, Any], as_json: bool) -> None:
         _out.print(_summary(machine))
 
 
-def _task_table(machine: dict[str, Any], current_only: bool = False) -> Table:
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for column in ("task", "state", "executor", "status", "attempt", "detail"):
-        table.add_column(column)
+def _output_text(output: Any) -> str:
+    """A task output on one line; Terraform's ``output -json`` form as name=value."""
+    if (
+        isinstance(output, dict)
+        and output
+        and all(isinstance(v, dict) and "value" in v for v in output.values())
+    ):
+        return " ".join(
+            f"{name}={json.dumps(v['value'], separators=(',', ':'))}" for name, v in output.items()
+        )
+    return json.dumps(output, separators=(",", ":"))
+
+
+def _task_table(machine: dict[str, Any]) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, expand=True)
+    for column in ("task", "state", "executor", "status", "attempt"):
+        table.add_column(column, no_wrap=True, ratio=None)
+    # The detail (output or error) takes what is left of the line; `get --json` has it all.
+    table.add_column("detail", no_wrap=True, overflow="ellipsis", ratio=1)
     styles = {"succeeded": "green", "failed": "red", "running": "yellow", "pending": "cyan"}
     for name, task in machine.get("tasks", {}).items():
-        if current_only and task.get("epoch") != machine.get("epoch"):
-            continue
         detail = task.get("error") or ""
         if not detail and task.get("output") is not None:
-            detail = json.dumps(task["output"], separators=(",", ":"))
-            detail = detail if len(detail) <= 80 else detail[:77] + "..."
+            detail = _output_text(task["output"])
         table.add_row(
             name,
             str(task.get("state", "")),
