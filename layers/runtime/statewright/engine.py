@@ -33,8 +33,10 @@ from statewright.model import (
     MACHINE_ID_PATTERN,
     SYSTEM_EVENTS,
     BusEvent,
+    DetailType,
     HistoryEntry,
     Machine,
+    MachineStatus,
     Metadata,
     TaskFinishedDetail,
     TaskRecord,
@@ -274,7 +276,7 @@ class _Step:
         self.history.append(HistoryEntry(seq=m.history_seq, at=self.now, kind=kind, **fields))
         self.changed = True
 
-    def publish(self, detail_type: Any, detail: dict[str, Any]) -> None:
+    def publish(self, detail_type: DetailType, detail: dict[str, Any]) -> None:
         self.effects.append(Publish(BusEvent(detail_type=detail_type, detail=detail)))
 
     def publish_system(self, event: str) -> None:
@@ -430,7 +432,7 @@ class _Step:
         else:
             self.set_status("running")
 
-    def set_status(self, status: Any) -> None:
+    def set_status(self, status: MachineStatus) -> None:
         if self.machine.status != status:
             self.machine.status = status
             self.changed = True
