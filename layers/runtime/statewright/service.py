@@ -179,10 +179,6 @@ class Service:
         engine.validate_machine_id(machine_id)
         return self._apply(machine_id, Retry()).machine
 
-    def report_task(self, detail: TaskFinishedDetail) -> Outcome:
-        """A task result from an in-process executor (the local Reporter callback)."""
-        return self.handle_bus_event(EVENT_SOURCE, "Task Finished", detail.model_dump(mode="json"))
-
     def handle_bus_event(self, source: str, detail_type: str, detail: Mapping[str, Any]) -> Outcome:
         """One event from the bus. Refused, stale and duplicate input is logged, counted
         and dropped (raising would make EventBridge retry what can never succeed); only
