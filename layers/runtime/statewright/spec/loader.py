@@ -29,7 +29,8 @@ from statewright.spec.findings import Finding
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
-MAX_NODES = 100_000
+# More than a 1 MiB text can hold without aliases (every node takes two characters).
+MAX_NODES = 1_000_000
 # Python refuses int("9" * 5000); a spec never needs numbers that long.
 MAX_NUMBER_DIGITS = 1000
 
