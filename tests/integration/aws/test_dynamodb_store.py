@@ -1,0 +1,141 @@
+"""What the DynamoDB store costs and how its history behaves past the inline bound, on
+DynamoDB under moto and on dynalite (the contract suite covers the rest)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from statewright.aws.dynamodb_store import INLINE_HISTORY, DynamoStore
+from statewright.errors import VersionConflict
+from statewright.model import HistoryEntry, Machine
+from statewright.ports import Write
+
+from tests.contract.backends_aws import dynalite_store, moto_store
+
+
+@pytest.fixture(params=["moto", "dynalite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DynamoStore]:
+    factory = moto_store if request.param == "moto" else dynalite_store
+    with factory(tmp_path) as fresh:
+        assert isinstance(fresh, DynamoStore)
+        yield fresh
+
+
+def client_of(store: DynamoStore) -> Any:
+    client = store._client
+    return getattr(client, "_client", client)  # moto's is wrapped in AtomicRequests
+
+
+def count_calls(store: DynamoStore) -> Counter[str]:
+    calls: Counter[str] = Counter()
+
+    def record(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    client_of(store).meta.events.register("before-call.dynamodb", record)
+    return calls
+
+
+def create(store: DynamoStore, machine_id: str = "m-1") -> None:
+    store.create(
+        Machine(id=machine_id, spec="s", spec_digest="d", state="INIT", version=1, history_seq=1),
+        [HistoryEntry(seq=1, kind="created", epoch=1, state="INIT")],
+    )
+
+
+def one_event(store: DynamoStore, machine_id: str = "m-1") -> None:
+    """A no-op event: one history entry, nothing else changes."""
+
+    def decide(current: Machine) -> Write[None]:
+        seq = current.history_seq + 1
+        return Write(
+            result=None,
+            machine=current.model_copy(update={"history_seq": seq}),
+            history=[HistoryEntry(seq=seq, kind="event", event="PING", epoch=1, state="INIT")],
+        )
+
+    store.mutate(machine_id, decide)
+
+
+def test_an_event_costs_one_read_and_one_write_and_history_spills_rarely(
+    store: DynamoStore,
+) -> None:
+    create(store)
+    calls = count_calls(store)
+    events = 5 * INLINE_HISTORY
+    for _ in range(events):
+        one_event(store)
+    assert calls["GetItem"] == events and calls["UpdateItem"] == events
+    # Once per INLINE_HISTORY events the inline entries move out, in one batch.
+    assert calls["BatchWriteItem"] <= events // INLINE_HISTORY
+    assert set(calls) == {"GetItem", "UpdateItem", "BatchWriteItem"}
+    entries, token = store.history("m-1", limit=1000)
+    assert [e.seq for e in entries] == list(range(1, events + 2)) and token is None
+
+
+def test_history_pages_across_spilled_and_inline_entries(store: DynamoStore) -> None:
+    create(store)
+    for _ in range(2 * INLINE_HISTORY + 7):
+        one_event(store)
+    seen: list[int] = []
+    token = None
+    while True:
+        page, token = store.history("m-1", limit=9, next_token=token)
+        assert len(page) <= 9
+        seen += [e.seq for e in page]
+        if token is None:
+            break
+    assert seen == list(range(1, 2 * INLINE_HISTORY + 9))
+
+
+def test_a_conflict_reports_the_stored_machine(store: DynamoStore) -> None:
+    create(store)
+    one_event(store)
+    stored = store.get("m-1")
+    assert stored is not None
+    calls = count_calls(store)
+    with pytest.raises(VersionConflict) as caught:
+        store.update(stored.model_copy(update={"version": 9}), expected_version=1)
+    assert caught.value.current == stored
+    # moto returns the item with the failed write (ReturnValuesOnConditionCheckFailure);
+    # dynalite ignores that option, so the store reads it once.
+    assert calls["UpdateItem"] == 1 and calls["GetItem"] <= 1
+
+
+def test_delete_leaves_no_history_behind(store: DynamoStore) -> None:
+    create(store, "gone")
+    create(store, "stays")
+    for _ in range(2 * INLINE_HISTORY):
+        one_event(store, "gone")
+        one_event(store, "stays")
+    machine = store.get("gone")
+    assert machine is not None
+    store.delete("gone", machine.version)
+    items = client_of(store).scan(TableName=store._table)["Items"]
+    assert not [i for i in items if i["pk"]["S"] == "MACHINE#gone"]
+    assert len(store.history("stays", limit=1000)[0]) == 2 * INLINE_HISTORY + 1
+
+
+def test_a_stale_cache_from_another_incarnation_costs_a_retry_not_a_wrong_history(
+    store: DynamoStore,
+) -> None:
+    create(store)
+    for _ in range(INLINE_HISTORY - 1):
+        one_event(store)
+    # Another process deletes and re-creates the machine behind this store's back.
+    other = DynamoStore(store._client, store._table)
+    machine = other.get("m-1")
+    assert machine is not None
+    other.delete("m-1", machine.version)
+    create(other)
+    for _ in range(INLINE_HISTORY - 1):
+        one_event(other)
+    for _ in range(3):
+        one_event(store)
+    entries, _ = store.history("m-1", limit=1000)
+    assert [e.seq for e in entries] == list(range(1, INLINE_HISTORY + 4))
+    assert [e.kind for e in entries][:1] == ["created"]
