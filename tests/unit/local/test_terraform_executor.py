@@ -4,6 +4,7 @@ example module and on small modules written by the tests."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 import time
@@ -254,3 +255,28 @@ def test_timeout_kills_the_process_group(bus: RecordingBus, data_dir: Path, tmp_
     assert detail["error"] == "timed out after 2s"
     assert time.monotonic() - started < 10
     assert wait_gone(int(pid_file.read_text()))
+
+
+def test_a_terraform_step_ends_when_its_control_plane_dies(tmp_path: Path) -> None:
+    """A SIGKILLed server leaves no Terraform run behind: its supervisor interrupts it."""
+    pid_file = tmp_path / "pid"
+    command = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    spawner = textwrap.dedent(
+        f"""
+        import os, subprocess, sys
+        subprocess.Popen(
+            [sys.executable, "-m", "statewright.local.task_process", "--exec",
+             sys.executable, "-c", {command!r}],
+            start_new_session=True,
+            env={{**os.environ, "STATEWRIGHT_PARENT_PID": str(os.getpid())}},
+        )
+        """
+    )
+    deadline = time.monotonic() + 10
+    subprocess.run([sys.executable, "-c", spawner], check=True, timeout=30)
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert wait_gone(int(pid_file.read_text()), timeout=10), "the step outlived its server"

@@ -1,20 +1,26 @@
-"""The subprocess that runs one local Lambda task: ``python -m statewright.local.task_process
-FUNCTION_FILE``.
+"""The subprocesses of local task runs.
 
-It reads the invocation event (JSON) on stdin, imports FUNCTION_FILE, calls its
+``python -m statewright.local.task_process FUNCTION_FILE`` runs one Lambda task: it reads
+the invocation event (JSON) on stdin, imports FUNCTION_FILE, calls its
 ``handler(event, context)`` and writes one JSON envelope on stdout:
 ``{"ok": true, "output": ...}`` or ``{"ok": false, "error": "ErrorType: message"}``.
 Whatever the function prints goes to stderr (the task's log), so it cannot corrupt the
-envelope. The process exits when the control plane that started it dies, so a crashed
-server leaves no task running behind the tasks its recovery starts again.
+envelope.
 
-Kept free of statewright imports: it starts once per task attempt."""
+``python -m statewright.local.task_process --exec COMMAND...`` runs COMMAND (a Terraform
+step) in its own process group and exits with its exit code.
+
+Either way the process ends when the control plane that started it dies, so a crashed
+server leaves no task running beside the ones its recovery starts again. Kept free of
+statewright imports: it starts once per task attempt or Terraform step."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -22,6 +28,8 @@ import traceback
 from typing import Any, TextIO
 
 PARENT_POLL_SECONDS = 0.2
+# What a supervised command gets after SIGINT (Terraform saves its state) before SIGKILL.
+ORPHAN_GRACE_SECONDS = 10.0
 
 
 class LocalContext:
@@ -98,11 +106,42 @@ def _run(function_file: str, raw_event: str) -> dict[str, Any]:
     return {"ok": True, "output": output}
 
 
+def _ignore(signum: int, frame: object) -> None:
+    return None
+
+
+def _supervise(command: list[str], parent_pid: int) -> int:
+    """Run ``command`` in this process group until it exits; if the control plane dies
+    first, interrupt it (then kill it) and everything else in the group."""
+    # The executor stops a run by signalling the whole group: SIGINT must reach the
+    # command without ending its supervisor first. A handler (not SIG_IGN, which exec
+    # would pass on to the command) keeps the supervisor waiting for the command.
+    signal.signal(signal.SIGINT, _ignore)
+    child = subprocess.Popen(command)
+    while True:
+        try:
+            code = child.wait(timeout=PARENT_POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            if os.getppid() == parent_pid:
+                continue
+            os.killpg(0, signal.SIGINT)
+            try:
+                child.wait(timeout=ORPHAN_GRACE_SECONDS)
+            finally:
+                os.killpg(0, signal.SIGKILL)
+        return code if code >= 0 else 128 - code
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        sys.stderr.write("usage: python -m statewright.local.task_process FUNCTION_FILE\n")
-        return 2
     parent_pid = int(os.environ.get("STATEWRIGHT_PARENT_PID", os.getppid()))
+    if len(argv) > 2 and argv[1] == "--exec":
+        return _supervise(argv[2:], parent_pid)
+    if len(argv) != 2:
+        sys.stderr.write(
+            "usage: python -m statewright.local.task_process FUNCTION_FILE\n"
+            "       python -m statewright.local.task_process --exec COMMAND...\n"
+        )
+        return 2
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
     # Keep the real stdout for the envelope; everything the function prints (Python or

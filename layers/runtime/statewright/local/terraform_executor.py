@@ -4,9 +4,9 @@ Per machine and source — not per task, so an ``apply`` and a later ``destroy``
 same source share one state — under ``<data>/terraform/<machine>/<source-digest>/``:
 
 - ``terraform.tfstate``: the state (a ``local`` backend forced by an override file);
-- ``runs/<epoch>-<task>-<attempt>/``: a fresh working directory per attempt, holding a
-  copy of the module, ``statewright_override.tf.json`` and
-  ``statewright.auto.tfvars.json``; removed when the attempt ends.
+- ``runs/<epoch>-<task>-<attempt>-<random>/``: a fresh working directory per run,
+  holding a copy of the module, ``statewright_override.tf.json`` and
+  ``statewright.auto.tfvars.json``; removed when the run ends.
 
 Decisions:
 - The binary is ``--terraform-bin``, else ``terraform``, else ``tofu`` on PATH.
@@ -28,6 +28,8 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +95,12 @@ class LocalTerraformExecutor(LocalExecutor):
         terraform_bin: str | None = None,
         logs_dir: Path | None = None,
         max_concurrent: int = 4,
+        python: str = sys.executable,
     ) -> None:
         super().__init__(bus=bus, logs_dir=logs_dir, max_concurrent=max_concurrent)
         self._root = data_dir.resolve() / "terraform"
         self._terraform_bin = terraform_bin
+        self._python = python
 
     def source_dir(self, machine_id: str, source: S3Source | LocalSource) -> Path:
         """Where the machine's state for this source lives."""
@@ -133,8 +137,13 @@ class LocalTerraformExecutor(LocalExecutor):
         binary = find_binary(self._terraform_bin)
 
         state_dir = self.source_dir(invocation.machine_id, source)
-        work = state_dir / "runs" / f"{invocation.epoch}-{invocation.task}-{invocation.attempt}"
-        shutil.rmtree(work, ignore_errors=True)  # a fresh directory, even after a crash
+        # Fresh and unique: a run of this attempt from before a crash may still be
+        # winding down in its own directory.
+        work = (
+            state_dir
+            / "runs"
+            / f"{invocation.epoch}-{invocation.task}-{invocation.attempt}-{uuid.uuid4().hex[:8]}"
+        )
         try:
             self._prepare(work, module, state_dir / STATE_FILE)
             (work / VARIABLES_FILE).write_text(
@@ -153,9 +162,15 @@ class LocalTerraformExecutor(LocalExecutor):
         override = {"terraform": {"backend": {"local": {"path": str(state_file)}}}}
         (work / OVERRIDE_FILE).write_text(json.dumps(override, indent=2), encoding="utf-8")
 
+    def _command(self, binary: str, args: list[str]) -> list[str]:
+        # Under a supervisor that ends the step if the control plane dies (statewright.
+        # local.task_process --exec), so no Terraform run outlives its server.
+        return [self._python, "-m", "statewright.local.task_process", "--exec", binary, *args]
+
     def _run_terraform(self, run: Run, binary: str, work: Path, action: str) -> Any:
         env = {
             **os.environ,
+            "STATEWRIGHT_PARENT_PID": str(os.getpid()),
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
             "CHECKPOINT_DISABLE": "1",
@@ -176,7 +191,7 @@ class LocalTerraformExecutor(LocalExecutor):
         ]
         for step, args in steps:
             result = self.run_process(
-                run, [binary, *args], cwd=work, env=env, capture_stdout=False, what=step
+                run, self._command(binary, args), cwd=work, env=env, capture_stdout=False, what=step
             )
             if result.returncode != 0:
                 detail = self.log_tail(run, marker="Error:")
@@ -186,7 +201,11 @@ class LocalTerraformExecutor(LocalExecutor):
                     + (f" [log: {run.log_path}]" if run.log_path else "")
                 )
         result = self.run_process(
-            run, [binary, "output", "-json", "-no-color"], cwd=work, env=env, what="output"
+            run,
+            self._command(binary, ["output", "-json", "-no-color"]),
+            cwd=work,
+            env=env,
+            what="output",
         )
         if result.returncode != 0:
             raise TaskFailed(
