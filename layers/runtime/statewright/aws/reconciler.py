@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from statewright.aws import codebuild_executor as cb
 from statewright.aws.dispatch import codebuild_state_change
 from statewright.aws.wiring import Runtime
 
@@ -27,47 +28,55 @@ class ReconcileReport:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-def running_builds(rt: Runtime) -> list[str]:
-    """Build ids of the running terraform attempts of every machine."""
-    builds: list[str] = []
+def running_builds(rt: Runtime) -> dict[str, dict[str, str]]:
+    """The running terraform attempts of every machine: build id -> the STATEWRIGHT_*
+    variables that name its attempt."""
+    builds: dict[str, dict[str, str]] = {}
     token: str | None = None
     while True:
         machines, token = rt.store.list_machines(limit=100, next_token=token)
         for machine in machines:
-            for record in machine.current_tasks().values():
+            for name, record in machine.current_tasks().items():
                 if record.executor == "terraform" and record.status == "running" and record.run_id:
-                    builds.append(record.run_id)
+                    builds[record.run_id] = {
+                        cb.MACHINE_ID: machine.id,
+                        cb.TASK: name,
+                        cb.EPOCH: str(record.epoch),
+                        cb.ATTEMPT: str(record.attempt),
+                    }
         if token is None:
             return builds
 
 
-def _as_event_detail(build: Any) -> dict[str, Any]:
-    """A BatchGetBuilds build in the shape of a ``Build State Change`` detail."""
+def _as_event_detail(build: Any, attempt: dict[str, str]) -> dict[str, Any]:
+    """A BatchGetBuilds build in the shape of a ``Build State Change`` detail; the
+    attempt's variables fill in any the build does not list."""
+    variables = list(build.get("environment", {}).get("environmentVariables", []))
+    listed = {v.get("name") for v in variables}
+    variables += [
+        {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in attempt.items() if k not in listed
+    ]
     return {
         "build-status": build.get("buildStatus", ""),
         "build-id": build.get("arn") or build.get("id", ""),
         "project-name": build.get("projectName", ""),
-        "additional-information": {
-            "environment": {
-                "environment-variables": build.get("environment", {}).get(
-                    "environmentVariables", []
-                )
-            }
-        },
+        "additional-information": {"environment": {"environment-variables": variables}},
     }
 
 
 def reconcile(rt: Runtime) -> ReconcileReport:
     report = ReconcileReport()
     report.recovery = asdict(rt.service.recover(pending_grace_seconds=PENDING_GRACE_SECONDS))
-    ids = running_builds(rt)
+    attempts = running_builds(rt)
+    ids = sorted(attempts)
     for i in range(0, len(ids), BATCH_GET_BUILDS):
         response = rt.codebuild.batch_get_builds(ids=ids[i : i + BATCH_GET_BUILDS])
         for build in response.get("builds", []):
             report.builds_checked += 1
             if build.get("buildStatus") == "IN_PROGRESS":
                 continue
-            outcome = codebuild_state_change(rt, _as_event_detail(build))
+            detail = _as_event_detail(build, attempts.get(build.get("id", ""), {}))
+            outcome = codebuild_state_change(rt, detail)
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
             if outcome == "applied":
                 report.builds_completed += 1

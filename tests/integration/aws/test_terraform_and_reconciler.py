@@ -1,0 +1,139 @@
+"""Terraform tasks in AWS terms, and the reconciler: a spec of our own whose PROVISION
+applies a module shipped inside the specs folder (a ``local`` source), so the outputs a
+build stored beside its state are visible afterwards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.integration.aws.conftest import REGION, STATE_BUCKET, Deployment, lambda_context
+
+SPEC = """\
+version: 1.0
+events: [LAUNCH, DESTROY]
+states:
+  INIT: {on: {LAUNCH: [{action: advance, state: PROVISION}]}}
+  PROVISION:
+    tasks: [network]
+    on: {NEXT: [{action: advance, state: RUN}], DESTROY: [{action: advance, state: TEARDOWN}]}
+  RUN: {on: {DESTROY: [{action: advance, state: TEARDOWN}]}}
+  TEARDOWN: {terminal: true, tasks: [network-down]}
+tasks:
+  network:
+    executor: terraform
+    config:
+      action: apply
+      source: {type: local, location: modules/net}
+      variables: {cidr: 10.0.0.0/16}
+  network-down:
+    executor: terraform
+    config: {action: destroy, source: {type: local, location: modules/net}}
+"""
+OUTPUTS = {"vpc_id": {"sensitive": False, "type": "string", "value": "vpc-123"}}
+
+
+@pytest.fixture
+def env_spec(deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Deployment:
+    specs = tmp_path / "specs"
+    (specs / "modules" / "net").mkdir(parents=True)
+    (specs / "modules" / "net" / "main.tf").write_text('output "vpc_id" { value = "vpc-123" }\n')
+    (specs / "env.yml").write_text(SPEC)
+    monkeypatch.setenv("STATEWRIGHT_SPECS_DIR", str(specs))
+    return deployment
+
+
+def store_outputs(key: str) -> None:
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=STATE_BUCKET, Key=key, Body=json.dumps(OUTPUTS).encode()
+    )
+
+
+def test_a_build_state_change_completes_the_apply_with_the_stored_outputs(
+    env_spec: Deployment,
+) -> None:
+    dep = env_spec
+    assert (
+        dep.api("POST", "/machines", {"spec": "env", "id": "e-1", "metadata": {"team": "a"}})[0]
+        == 201
+    )
+    assert dep.api("POST", "/machines/e-1/events", {"event": "LAUNCH"})[0] == 202
+    [build] = dep.builds
+    variables = build.variables
+    assert variables["STATEWRIGHT_SOURCE_TYPE"] == "local"
+    assert variables["STATEWRIGHT_SOURCE_LOCATION"] == "modules/net"
+    assert variables["STATEWRIGHT_STATE_KEY"].startswith("test/e-1/")
+    assert json.loads(variables["STATEWRIGHT_VARIABLES"]) == {
+        "stack_id": "e-1",
+        "team": "a",
+        "cidr": "10.0.0.0/16",
+    }
+    store_outputs(variables["STATEWRIGHT_OUTPUTS_KEY"])
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"
+    # The buildspec's own report is now a duplicate.
+    assert dep.deliver(build.report("succeeded", OUTPUTS)) == "duplicate"
+    for event in dep.dispatched(dep.published()):
+        dep.deliver(event)  # NEXT
+    _, machine = dep.get("e-1")
+    assert machine["state"] == "RUN"
+    assert machine["tasks"]["network"]["output"] == OUTPUTS
+    # DESTROY uses the same source, so the same state key.
+    dep.api("POST", "/machines/e-1/events", {"event": "DESTROY"})
+    assert dep.builds[1].variables["STATEWRIGHT_STATE_KEY"] == variables["STATEWRIGHT_STATE_KEY"]
+    assert dep.builds[1].variables["STATEWRIGHT_ACTION"] == "destroy"
+
+
+def test_leaving_a_state_stops_its_running_build(env_spec: Deployment) -> None:
+    dep = env_spec
+    dep.api("POST", "/machines", {"spec": "env", "id": "e-2"})
+    dep.api("POST", "/machines/e-2/events", {"event": "LAUNCH"})
+    status, machine = dep.api("POST", "/machines/e-2/events", {"event": "DESTROY"})
+    assert status == 202 and machine["state"] == "TEARDOWN"
+    assert machine["tasks"]["network"]["status"] == "cancelled"
+    assert dep.stopped == [dep.builds[0].build_id]
+    # The cancelled build's news comes late: stale.
+    assert dep.deliver(dep.builds[0].state_change("STOPPED")) == "stale"
+    assert dep.get("e-2")[1]["tasks"]["network-down"]["status"] == "running"
+
+
+def test_the_reconciler_completes_builds_whose_events_never_came(env_spec: Deployment) -> None:
+    dep = env_spec
+    dep.api("POST", "/machines", {"spec": "env", "id": "e-3"})
+    dep.api("POST", "/machines/e-3/events", {"event": "LAUNCH"})
+    # Neither the report nor CodeBuild's event arrives; moto's build has finished.
+    report = dep.reconciler.handler(
+        {"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context("reconciler")
+    )
+    assert report["builds_checked"] == 1 and report["builds_completed"] == 1
+    _, machine = dep.get("e-3")
+    assert machine["tasks"]["network"]["status"] == "succeeded"
+    # Satisfied: its NEXT is on the bus. Lose it, and the next run publishes it again.
+    assert [e["detail"]["event"] for e in dep.dispatched(dep.published())] == ["NEXT"]
+    again = dep.reconciler.handler({}, lambda_context("reconciler"))
+    assert again["recovery"]["events_published"] == 1 and again["builds_checked"] == 0
+    [nxt] = dep.dispatched(dep.published())
+    assert dep.deliver(nxt) == "applied"
+    assert dep.get("e-3")[1]["state"] == "RUN"
+    assert [e["detail-type"] for e in dep.published()] == ["Machine State Changed"]
+    quiet = dep.reconciler.handler({}, lambda_context("reconciler"))
+    assert quiet["recovery"]["machines_repaired"] == 0 and dep.published() == []
+
+
+def test_a_local_module_outside_the_specs_folder_fails_its_task_with_a_reason(
+    deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "env.yml").write_text(SPEC.replace("location: modules/net", "location: ../elsewhere"))
+    monkeypatch.setenv("STATEWRIGHT_SPECS_DIR", str(specs))
+    dep = deployment
+    dep.api("POST", "/machines", {"spec": "env", "id": "e-4"})
+    status, machine = dep.api("POST", "/machines/e-4/events", {"event": "LAUNCH"})
+    assert status == 202
+    record = machine["tasks"]["network"]
+    assert machine["status"] == "failed" and record["status"] == "failed"
+    assert "outside the specs folder" in record["error"]
+    assert dep.builds == []
