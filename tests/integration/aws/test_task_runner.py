@@ -1,0 +1,152 @@
+"""The task runner: the user's function invoked synchronously with DESIGN.md §4's event,
+its result or its error reported as ``Task Finished``. Lambda's answers that moto cannot
+give (a function error, a missing function) come from botocore's Stubber on a real
+client, which checks each request against the Lambda API model."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import ANY, Stubber
+from statewright.aws.task_runner import MAX_REPORT_BYTES, TaskRunner
+from statewright.model import BusEvent
+from statewright.ports import TaskInvocation
+from statewright.spec.models import TaskSpec
+
+
+class Recorded:
+    """A Bus that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[BusEvent] = []
+
+    def publish(self, events: Any) -> None:
+        self.events.extend(events)
+
+
+def invocation(**changes: Any) -> TaskInvocation:
+    base = TaskInvocation(
+        machine_id="pr-1",
+        spec="preview-env",
+        spec_digest="sha256:x",
+        state="PROVISION",
+        task="db-setup",
+        task_spec=TaskSpec(executor="lambda", config={"name": "db-setup", "args": {"size": "s"}}),
+        epoch=2,
+        attempt=1,
+        metadata={"branch": "b"},
+        outputs={"earlier": {"x": 1}},
+        timeout_seconds=900,
+    )
+    return base.model_copy(update=changes)
+
+
+def body(data: bytes) -> StreamingBody:
+    return StreamingBody(io.BytesIO(data), len(data))
+
+
+@pytest.fixture
+def lam() -> Any:
+    return boto3.client(
+        "lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+def run(lam: Any, inv: TaskInvocation, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+    bus = Recorded()
+    payload = json.loads(inv.model_dump_json())
+    TaskRunner(lambda_client=lam, bus=bus, **kwargs).run(payload)
+    [event] = bus.events
+    assert (event.source, event.detail_type) == ("statewright", "Task Finished")
+    return event.detail, bus
+
+
+def test_the_function_gets_the_documented_event_and_its_result_is_the_output(lam: Any) -> None:
+    stub = Stubber(lam)
+    expected_event = {
+        "machine_id": "pr-1",
+        "spec": "preview-env",
+        "state": "PROVISION",
+        "task": "db-setup",
+        "epoch": 2,
+        "attempt": 1,
+        "metadata": {"branch": "b"},
+        "outputs": {"earlier": {"x": 1}},
+        "args": {"size": "s"},
+    }
+    sent: list[dict[str, Any]] = []
+    lam.meta.events.register(
+        "provide-client-params.lambda.Invoke", lambda params, **_: sent.append(dict(params))
+    )
+    stub.add_response(
+        "invoke",
+        {"StatusCode": 200, "Payload": body(b'{"url": "https://pr-1"}')},
+        {"FunctionName": "db-setup", "InvocationType": "RequestResponse", "Payload": ANY},
+    )
+    with stub:
+        detail, _ = run(lam, invocation())
+    assert json.loads(sent[0]["Payload"]) == expected_event
+    assert detail == {
+        "machine_id": "pr-1",
+        "epoch": 2,
+        "task": "db-setup",
+        "attempt": 1,
+        "status": "succeeded",
+        "output": {"url": "https://pr-1"},
+        "error": None,
+    }
+
+
+def test_a_function_error_fails_the_task_with_its_type_and_message(lam: Any) -> None:
+    stub = Stubber(lam)
+    error = {"errorType": "KeyError", "errorMessage": "'DATABASE_URL'", "stackTrace": ["..."]}
+    stub.add_response(
+        "invoke",
+        {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "Payload": body(json.dumps(error).encode()),
+        },
+    )
+    with stub:
+        detail, _ = run(lam, invocation())
+    assert detail["status"] == "failed" and detail["error"] == "KeyError: 'DATABASE_URL'"
+
+
+def test_a_function_that_cannot_be_invoked_fails_the_task(lam: Any) -> None:
+    stub = Stubber(lam)
+    stub.add_client_error(
+        "invoke",
+        service_error_code="ResourceNotFoundException",
+        service_message="Function not found: db-setup",
+    )
+    with stub:
+        detail, _ = run(lam, invocation())
+    assert detail["status"] == "failed"
+    assert detail["error"] == (
+        "could not invoke db-setup: ResourceNotFoundException: Function not found: db-setup"
+    )
+
+
+def test_an_output_too_big_for_the_bus_fails_the_task_with_a_reason(lam: Any) -> None:
+    stub = Stubber(lam)
+    big = json.dumps({"blob": "x" * (MAX_REPORT_BYTES + 10)}).encode()
+    stub.add_response("invoke", {"StatusCode": 200, "Payload": body(big)})
+    with stub:
+        detail, _ = run(lam, invocation())
+    assert detail["status"] == "failed" and detail["output"] is None
+    assert "return less" in detail["error"]
+
+
+def test_a_retry_waits_its_backoff_first(lam: Any) -> None:
+    stub = Stubber(lam)
+    stub.add_response("invoke", {"StatusCode": 200, "Payload": body(b"null")})
+    slept: list[float] = []
+    with stub:
+        detail, _ = run(lam, invocation(attempt=2, delay_seconds=4.0), sleep=slept.append)
+    assert slept == [4.0] and detail["status"] == "succeeded" and detail["output"] is None
