@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from statewright.errors import ConfigurationError
-from statewright.executors.builtin import LocalSource, S3Source, TerraformConfig
-from statewright.ports import TaskInvocation
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
     from mypy_boto3_codebuild.type_defs import EnvironmentVariableTypeDef
+
+    from statewright.executors.builtin import LocalSource, S3Source, TerraformConfig
+    from statewright.ports import TaskInvocation
 
 # Per-build variables (the buildspec and the dispatcher read these names).
 MACHINE_ID = "STATEWRIGHT_MACHINE_ID"
@@ -101,6 +102,8 @@ class CodeBuildExecutor:
 
     def environment(self, invocation: TaskInvocation) -> list[EnvironmentVariableTypeDef]:
         """The build's environment overrides for one attempt."""
+        from statewright.executors.builtin import S3Source, TerraformConfig
+
         config = TerraformConfig.model_validate(invocation.task_spec.config)
         source = config.source
         stem = f"{self.env_name}/{invocation.machine_id}/{source_digest(source)}"

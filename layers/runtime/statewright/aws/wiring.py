@@ -18,7 +18,6 @@ from statewright.aws.codebuild_executor import CodeBuildExecutor
 from statewright.aws.dynamodb_store import DynamoStore
 from statewright.aws.eventbridge_bus import EventBridgeBus
 from statewright.aws.lambda_executor import LambdaExecutor
-from statewright.aws.settings import Settings, load_settings
 from statewright.catalog import SpecCatalog
 from statewright.ports import Executor, Store
 from statewright.service import MetricsSink, Service
@@ -27,6 +26,8 @@ from statewright.spec.models import Spec
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
     from mypy_boto3_s3 import S3Client
+
+    from statewright.aws.settings import Settings
 
 # Standard retry mode backs off on throttling; short connects keep a dying dependency
 # from eating the whole Lambda timeout.
@@ -86,6 +87,34 @@ class FolderSpecCatalog(SpecCatalog):
         return super().resolve(digest, store)
 
 
+class LazyClient:
+    """A boto3 client built on first use. Building one loads its service model (tens of
+    milliseconds each), so a cold start pays only for the clients its event needs."""
+
+    def __init__(self, session: boto3.session.Session, service: str) -> None:
+        self._session = session
+        self._service = service
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        if self._client is None:
+            with self._lock:  # a boto3 session must not build clients concurrently
+                if self._client is None:
+                    self._client = self._session.client(
+                        self._service,  # type: ignore[call-overload]
+                        config=_CLIENT_CONFIG,
+                    )
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+def _lazy(session: boto3.session.Session, service: str) -> Any:
+    return LazyClient(session, service)
+
+
 @dataclass
 class Runtime:
     """What a handler needs: the settings, the service and the clients it uses itself."""
@@ -101,7 +130,7 @@ class Runtime:
     @property
     def s3(self) -> S3Client:
         if self._s3 is None:
-            self._s3 = self.session.client("s3", config=_CLIENT_CONFIG)
+            self._s3 = _lazy(self.session, "s3")
         return self._s3
 
     @property
@@ -118,13 +147,10 @@ class Runtime:
 def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | None) -> Runtime:
     session = boto3.session.Session()
     specs_dir = settings.specs_dir(handler_dir)
-    dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
-    codebuild = session.client("codebuild", config=_CLIENT_CONFIG)
-    store = DynamoStore(dynamodb, settings.TABLE)
+    codebuild = _lazy(session, "codebuild")
+    store = DynamoStore(_lazy(session, "dynamodb"), settings.TABLE)
     executors: dict[str, Executor] = {
-        "lambda": LambdaExecutor(
-            session.client("lambda", config=_CLIENT_CONFIG), settings.TASK_RUNNER
-        ),
+        "lambda": LambdaExecutor(_lazy(session, "lambda"), settings.TASK_RUNNER),
         "terraform": CodeBuildExecutor(
             codebuild,
             settings.TERRAFORM_PROJECT,
@@ -135,7 +161,7 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
     }
     service = Service(
         store=store,
-        bus=EventBridgeBus(session.client("events", config=_CLIENT_CONFIG), settings.BUS),
+        bus=EventBridgeBus(_lazy(session, "events"), settings.BUS),
         executors=executors,
         catalog=FolderSpecCatalog(specs_dir),
         metrics=metrics,
@@ -152,5 +178,10 @@ def runtime(
     metrics: MetricsSink | None = None,
 ) -> Runtime:
     """The process's Runtime for these arguments (settings: from the environment)."""
+    if settings is None:
+        # pydantic-settings costs a tenth of a second to import: only when first needed.
+        from statewright.aws.settings import load_settings
+
+        settings = load_settings()
     sink = cast("Hashable | None", metrics)  # sinks are plain objects, hashed by identity
-    return _build(settings if settings is not None else load_settings(), handler_dir, sink)
+    return _build(settings, handler_dir, sink)
