@@ -107,6 +107,14 @@ class StatewrightFunction(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
         )
+        # CDK makes the function depend on its role and the role's policy; the role's ARN
+        # in the function already orders the first, and cfn-lint (W3005) flags it. The
+        # policy must stay: the function is not usable before its permissions exist.
+        function_resource = self.function.node.default_child
+        policy = self.role.node.find_child("DefaultPolicy").node.default_child
+        assert isinstance(function_resource, cdk.CfnResource)
+        assert isinstance(policy, cdk.CfnResource)
+        function_resource.add_override("DependsOn", [policy.logical_id])
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aws_cdk import aws_iam as iam
 
 from infra.bus import ControlBus
-from infra.nag import acknowledge, logical_id
+from infra.nag import acknowledge, finding_resource
 from infra.table import StateTable
 from infra.task_runner import TaskRunner
 from infra.terraform_runner import TerraformRunner
@@ -63,8 +63,7 @@ def grant_service_access(
     )
     acknowledge(
         role,
-        f"AwsSolutions-IAM5[Resource::<{logical_id(terraform.state_bucket)}.Arn>/"
-        f"{terraform.env_name}/*]",
+        f"AwsSolutions-IAM5[Resource::{finding_resource(role, terraform.state_objects_arn)}]",
         "A build's `terraform output -json` is stored beside its state under "
         "<env>/<machine>/..., named at run time; reading is limited to this environment's "
         "prefix of the control plane's own state bucket.",

@@ -7,6 +7,8 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+PACK = "AwsSolutions"
+
 
 def enable_nag(app: cdk.App) -> None:
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -18,15 +20,27 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     assembly's validation report."""
     if len(reason.strip()) < 20:
         raise ValueError(f"acknowledging {finding} needs a real reason, not {reason!r}")
-    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
+    # The plugin-qualified id, as cdk-nag's own report spells it ("Acknowledge with ...").
+    rule_id = f"{PACK}::{finding}"
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
 
 
-def logical_id(construct: IConstruct) -> str:
-    """The CloudFormation logical id of an L2's resource, as findings spell it."""
-    child = construct.node.default_child
-    if not isinstance(child, cdk.CfnElement):
-        raise TypeError(f"{construct.node.path} has no CloudFormation resource of its own")
-    stack = cdk.Stack.of(construct)
-    resolved = stack.resolve(stack.get_logical_id(child))
-    assert isinstance(resolved, str)
-    return resolved
+def finding_resource(scope: IConstruct, value: str) -> str:
+    """How a finding names a (possibly tokenized) ARN: ``<AWS::Region>`` for a Ref,
+    ``<Logical.Arn>`` for a GetAtt, the text itself for a literal."""
+    return _render(cdk.Stack.of(scope).resolve(value))
+
+
+def _render(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return f"<{argument}>"
+        if function == "Fn::GetAtt":
+            return f"<{argument[0]}.{argument[1]}>"
+        if function == "Fn::Join":
+            separator, parts = argument
+            return str(separator).join(_render(part) for part in parts)
+    raise ValueError(f"cannot name {value!r} as cdk-nag does")

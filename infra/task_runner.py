@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra.bus import ControlBus
 from infra.function import StatewrightFunction
-from infra.nag import acknowledge
+from infra.nag import acknowledge, finding_resource
 from infra.paths import SourcePaths
 from infra.settings import EnvironmentSettings
 
@@ -70,8 +70,7 @@ class TaskRunner(Construct):
         )
         acknowledge(
             self.runner.role,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:lambda:<AWS::Region>:"
-            f"<AWS::AccountId>:function:{settings.task_function_prefix}*]",
+            f"AwsSolutions-IAM5[Resource::{finding_resource(self, pattern)}]",
             "Tasks name their functions in specs, so the runner may invoke any function "
             "whose name starts with the environment's configured task_function_prefix "
             "(cdk.json) — and nothing else.",

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from infra.bus import ControlBus
 from infra.function import log_retention, removal_policy
-from infra.nag import acknowledge, logical_id
+from infra.nag import acknowledge, finding_resource
 from infra.paths import MissingSourceError, SourcePaths
 from infra.settings import EnvironmentSettings
 
@@ -203,8 +203,7 @@ class TerraformRunner(Construct):
             configured.attach_to_role(role)
         acknowledge(
             role,
-            f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.state_bucket)}.Arn>/"
-            f"{self.env_name}/*]",
+            f"AwsSolutions-IAM5[Resource::{finding_resource(self, self.state_objects_arn)}]",
             "Terraform state keys are <env>/<machine>/<source-digest>.tfstate, created per "
             "machine at run time; the grant is limited to this environment's prefix of "
             "its own state bucket.",
@@ -213,9 +212,6 @@ class TerraformRunner(Construct):
     @property
     def state_objects_arn(self) -> str:
         return self.state_bucket.arn_for_objects(f"{self.env_name}/*")
-
-    def _logical_id(self, bucket: s3.Bucket) -> str:
-        return logical_id(bucket)
 
 
 def _wildcard_findings(actions: list[str], resources: list[str]) -> list[str]:

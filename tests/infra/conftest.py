@@ -1,0 +1,79 @@
+"""Each environment of cdk.json is synthesized once per session (a synth takes seconds),
+in-process, into a temporary cloud assembly the tests read."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from aws_cdk import assertions
+
+from infra.app import build_app, repository_context
+from infra.settings import CONTEXT_KEY, EnvironmentSettings, load_settings
+
+ENVIRONMENTS = ("dev", "prod")
+
+
+@dataclass
+class Synthesized:
+    env: str
+    settings: EnvironmentSettings
+    outdir: Path
+    template_path: Path
+    raw: dict[str, Any]
+    template: assertions.Template
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        resources: dict[str, dict[str, Any]] = self.raw["Resources"]
+        return resources
+
+    def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
+
+    def one(self, cfn_type: str, prefix: str = "") -> tuple[str, dict[str, Any]]:
+        found = [(k, v) for k, v in self.of_type(cfn_type).items() if k.startswith(prefix)]
+        assert len(found) == 1, f"expected one {cfn_type} starting {prefix!r}, got {found}"
+        return found[0]
+
+    def asset_dir(self, s3_key: str) -> Path:
+        """The staged directory of the asset deployed under this S3 key."""
+        manifest = json.loads((self.outdir / f"statewright-{self.env}.assets.json").read_text())
+        source = manifest["files"][s3_key.removesuffix(".zip")]["source"]
+        assert source["packaging"] == "zip", source
+        return self.outdir / str(source["path"])
+
+    def function(self, name: str) -> dict[str, Any]:
+        """Properties of the control plane's function statewright-<env>-<name>."""
+        found: list[dict[str, Any]] = [
+            r["Properties"]
+            for r in self.of_type("AWS::Lambda::Function").values()
+            if r["Properties"].get("FunctionName") == f"statewright-{self.env}-{name}"
+        ]
+        assert len(found) == 1, f"no single function statewright-{self.env}-{name}"
+        return found[0]
+
+
+def synthesize(env: str, outdir: Path) -> Synthesized:
+    app = build_app(env, outdir=str(outdir))
+    app.synth()
+    path = outdir / f"statewright-{env}.template.json"
+    raw = json.loads(path.read_text())
+    settings = load_settings(repository_context()[CONTEXT_KEY], env)
+    return Synthesized(env, settings, outdir, path, raw, assertions.Template.from_json(raw))
+
+
+@pytest.fixture(scope="session", params=ENVIRONMENTS)
+def synth(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Synthesized]:
+    env: str = request.param
+    yield synthesize(env, tmp_path_factory.mktemp(f"cdk-{env}"))

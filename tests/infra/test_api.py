@@ -1,0 +1,150 @@
+"""The REST API: DESIGN.md §4's routes, each IAM-authorized, validated and proxied to the
+dispatcher; JSON access logs, throttling from cdk.json, errors in the API's shape."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from tests.infra.conftest import Synthesized
+
+EXPECTED_ROUTES = {
+    ("GET", "/openapi.json"),
+    ("GET", "/specs"),
+    ("GET", "/specs/{name}"),
+    ("GET", "/machines"),
+    ("POST", "/machines"),
+    ("GET", "/machines/{id}"),
+    ("POST", "/machines/{id}/events"),
+    ("GET", "/machines/{id}/history"),
+    ("POST", "/machines/{id}/retry"),
+}
+
+
+def _paths(synth: Synthesized) -> dict[str, str]:
+    """API Gateway resource logical id -> full path."""
+    resources = synth.of_type("AWS::ApiGateway::Resource")
+    api_id, _ = synth.one("AWS::ApiGateway::RestApi")
+
+    def path_of(logical_id: str) -> str:
+        props = resources[logical_id]["Properties"]
+        parent = props["ParentId"]
+        prefix = (
+            "" if parent == {"Fn::GetAtt": [api_id, "RootResourceId"]} else path_of(parent["Ref"])
+        )
+        return f"{prefix}/{props['PathPart']}"
+
+    return {logical_id: path_of(logical_id) for logical_id in resources}
+
+
+def _methods(synth: Synthesized) -> dict[tuple[str, str], dict[str, Any]]:
+    paths = _paths(synth)
+    return {
+        (m["Properties"]["HttpMethod"], paths[m["Properties"]["ResourceId"]["Ref"]]): m[
+            "Properties"
+        ]
+        for m in synth.of_type("AWS::ApiGateway::Method").values()
+    }
+
+
+def test_routes_are_exactly_the_designs_each_iam_authorized_and_validated(
+    synth: Synthesized,
+) -> None:
+    methods = _methods(synth)
+    assert set(methods) == EXPECTED_ROUTES
+    validator_id, validator = synth.one("AWS::ApiGateway::RequestValidator")
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+    dispatcher_id, _ = synth.one("AWS::Lambda::Function", "DispatchDispatcher")
+    for route, props in methods.items():
+        assert props["AuthorizationType"] == "AWS_IAM", route
+        assert props["RequestValidatorId"] == {"Ref": validator_id}, route
+        integration = props["Integration"]
+        assert integration["Type"] == "AWS_PROXY", route
+        assert dispatcher_id in json.dumps(integration["Uri"]), route
+        for segment in re.findall(r"{(\w+)}", route[1]):
+            assert props["RequestParameters"][f"method.request.path.{segment}"] is True
+
+
+def test_bodies_are_validated_as_json_objects(synth: Synthesized) -> None:
+    models = {
+        m["Properties"]["Name"]: m["Properties"]["Schema"]
+        for m in synth.of_type("AWS::ApiGateway::Model").values()
+    }
+    assert models["CreateMachine"]["type"] == "object"
+    assert models["CreateMachine"]["required"] == ["spec"]
+    assert models["SendEvent"]["required"] == ["event"]
+    methods = _methods(synth)
+    assert "application/json" in methods[("POST", "/machines")]["RequestModels"]
+    assert "application/json" in methods[("POST", "/machines/{id}/events")]["RequestModels"]
+
+
+def test_stage_logs_access_as_json_and_throttles_per_environment(synth: Synthesized) -> None:
+    log_id, group = synth.one("AWS::Logs::LogGroup", "HttpAccessLogs")
+    assert group["Properties"]["RetentionInDays"] == synth.settings.log_retention_days
+    throttling = synth.settings.api_throttling
+    synth.template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": "v1",
+            "TracingEnabled": True,
+            "AccessLogSetting": {
+                "DestinationArn": {"Fn::GetAtt": [log_id, "Arn"]},
+                "Format": Match.string_like_regexp(r'^\{"requestId":"\$context\.requestId"'),
+            },
+            "MethodSettings": [
+                {
+                    "DataTraceEnabled": False,
+                    "HttpMethod": "*",
+                    "LoggingLevel": "INFO",
+                    "MetricsEnabled": True,
+                    "ResourcePath": "/*",
+                    "ThrottlingBurstLimit": throttling.burst_limit,
+                    "ThrottlingRateLimit": throttling.rate_limit,
+                }
+            ],
+        },
+    )
+    _, stage = synth.one("AWS::ApiGateway::Stage")
+    access_format = json.loads(stage["Properties"]["AccessLogSetting"]["Format"])
+    assert {"caller", "user", "status", "httpMethod", "resourcePath"} <= set(access_format)
+
+
+def test_gateway_refusals_answer_in_the_apis_error_shape(synth: Synthesized) -> None:
+    samples = {
+        "$context.error.messageString": json.dumps("Missing Authentication Token"),
+        '"$util.escapeJavaScript($context.error.validationErrorString)'
+        '.replaceAll("\\\\\'","\'")"': json.dumps(
+            '[object has missing required properties (["spec"])]'
+        ),
+    }
+    codes = {}
+    for response in synth.of_type("AWS::ApiGateway::GatewayResponse").values():
+        props = response["Properties"]
+        body = props["ResponseTemplates"]["application/json"]
+        for placeholder, sample in samples.items():
+            body = body.replace(placeholder, sample)
+        parsed = json.loads(body)
+        assert set(parsed) == {"error"} and set(parsed["error"]) == {"code", "message"}
+        codes[props["ResponseType"]] = parsed["error"]["code"]
+    assert codes["BAD_REQUEST_BODY"] == codes["BAD_REQUEST_PARAMETERS"] == "invalid_request"
+    assert codes["REQUEST_TOO_LARGE"] == "payload_too_large"
+    assert {"ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(
+        codes
+    )
+
+
+def test_one_invoke_permission_for_the_api(synth: Synthesized) -> None:
+    api_id, _ = synth.one("AWS::ApiGateway::RestApi")
+    dispatcher_id, _ = synth.one("AWS::Lambda::Function", "DispatchDispatcher")
+    from_api = [
+        p["Properties"]
+        for p in synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert len(from_api) == 1
+    assert from_api[0]["FunctionName"] == {"Fn::GetAtt": [dispatcher_id, "Arn"]}
+    assert api_id in json.dumps(from_api[0]["SourceArn"])

@@ -1,0 +1,161 @@
+"""A third environment, declared only in context, shows each cdk.json setting reaching
+the template (and cdk-nag accepting operator-chosen policies with their reasons)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import assertions
+
+from infra.app import build_app, repository_context
+from infra.settings import CONTEXT_KEY
+
+STAGING = {
+    "account": "111122223333",
+    "region": "eu-west-1",
+    "task_function_prefix": "acme-staging-",
+    "terraform": {
+        "version": "1.11.4",
+        "sha256": "1ce994251c00281d6845f0f268637ba50c0005657eb3cf096b92f753b42ef4dc",
+        "timeout_minutes": 30,
+        "compute_type": "LARGE",
+    },
+    "terraform_managed_policy_arns": ["arn:aws:iam::aws:policy/AmazonSQSFullAccess"],
+    "terraform_policy_statements": [
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:CreateTable", "dynamodb:Describe*"],
+            "Resource": ["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-*"],
+        }
+    ],
+    "log_retention_days": 90,
+    "api_throttling": {"rate_limit": 7, "burst_limit": 9},
+    "removal_policy": "retain",
+    "history_retention_days": 12,
+    "reconcile_every_minutes": 2,
+    "alarm_email": "oncall@example.com",
+}
+
+
+@pytest.fixture(scope="module")
+def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
+    context = json.loads(json.dumps(repository_context()))
+    context[CONTEXT_KEY]["staging"] = STAGING
+    outdir = tmp_path_factory.mktemp("cdk-staging")
+    build_app("staging", outdir=str(outdir), context=context).synth()
+    yield json.loads((outdir / "statewright-staging.template.json").read_text()), outdir
+
+
+def test_account_and_region_pin_the_stack(staging: tuple[dict[str, Any], Path]) -> None:
+    _, outdir = staging
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    artifact = manifest["artifacts"]["statewright-staging"]
+    assert artifact["environment"] == "aws://111122223333/eu-west-1"
+    assert artifact["properties"]["terminationProtection"] is True
+
+
+def test_settings_reach_the_template(staging: tuple[dict[str, Any], Path]) -> None:
+    raw, _ = staging
+    template = assertions.Template.from_json(raw)
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": [
+                assertions.Match.object_like({"ThrottlingRateLimit": 7, "ThrottlingBurstLimit": 9})
+            ]
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CodeBuild::Project",
+        {
+            "TimeoutInMinutes": 30,
+            "Environment": assertions.Match.object_like({"ComputeType": "BUILD_GENERAL1_LARGE"}),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::IAM::Role",
+        {"ManagedPolicyArns": ["arn:aws:iam::aws:policy/AmazonSQSFullAccess"]},
+    )
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["dynamodb:CreateTable", "dynamodb:Describe*"],
+                        "Resource": "arn:aws:dynamodb:eu-west-1:111122223333:table/acme-*",
+                    }
+                ],
+                "Version": "2012-10-17",
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": assertions.Match.array_with(
+                    [
+                        assertions.Match.object_like(
+                            {
+                                "Action": "lambda:InvokeFunction",
+                                "Resource": {
+                                    "Fn::Join": [
+                                        "",
+                                        [
+                                            "arn:",
+                                            {"Ref": "AWS::Partition"},
+                                            ":lambda:eu-west-1:111122223333"
+                                            ":function:acme-staging-*",
+                                        ],
+                                    ]
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+    template.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(2 minutes)"})
+    template.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"}
+    )
+    for group in template.find_resources("AWS::Logs::LogGroup").values():
+        assert group["Properties"]["RetentionInDays"] == 90
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": "statewright-staging-dispatcher",
+            "Environment": {
+                "Variables": assertions.Match.object_like(
+                    {"STATEWRIGHT_HISTORY_RETENTION_DAYS": "12"}
+                )
+            },
+        },
+    )
+
+
+def test_operator_policies_are_acknowledged_with_reasons(
+    staging: tuple[dict[str, Any], Path],
+) -> None:
+    _, outdir = staging
+    metadata = json.loads((outdir / "statewright-staging.metadata.json").read_text())
+    acknowledged = {
+        rule_id
+        for entries in metadata.values()
+        for entry in entries
+        if entry["type"] == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule_id in entry["data"]
+    }
+    assert {
+        "AwsSolutions::AwsSolutions-IAM4[Policy::arn:aws:iam::aws:policy/AmazonSQSFullAccess]",
+        "AwsSolutions::AwsSolutions-IAM5[Action::dynamodb:Describe*]",
+        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:dynamodb:eu-west-1:111122223333:table/acme-*]",
+    } <= acknowledged

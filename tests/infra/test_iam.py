@@ -1,0 +1,174 @@
+"""Least privilege: no `Action: *`, no `Resource: *` where a real ARN exists, invoke only
+on the configured prefix, every role scoped to its own resources."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.infra.conftest import Synthesized
+
+# Actions that have no resource-level permissions in IAM.
+RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _policy_statements(synth: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    """(policy logical id, statement) for every inline IAM policy and resource policy."""
+    found = []
+    for logical_id, resource in synth.resources.items():
+        props = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] == "AWS::IAM::Policy":
+            documents.append(props["PolicyDocument"])
+        elif resource["Type"] == "AWS::IAM::Role":
+            documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for document in documents:
+            found += [(logical_id, s) for s in document["Statement"]]
+    return found
+
+
+def _role_statements(synth: Synthesized, role_prefix: str) -> list[dict[str, Any]]:
+    role_ids = [k for k in synth.of_type("AWS::IAM::Role") if k.startswith(role_prefix)]
+    assert len(role_ids) == 1, role_ids
+    statements = []
+    for resource in synth.of_type("AWS::IAM::Policy").values():
+        roles = resource["Properties"]["Roles"]
+        if {"Ref": role_ids[0]} in roles:
+            statements += resource["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {a for s in statements for a in _listify(s["Action"])}
+
+
+def _statements_with(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements if action in _listify(s["Action"])]
+
+
+def test_no_action_star_and_no_resource_star_where_an_arn_exists(synth: Synthesized) -> None:
+    for policy, statement in _policy_statements(synth):
+        actions = _listify(statement["Action"])
+        assert "*" not in actions, (policy, statement)
+        assert all(not a.endswith(":*") for a in actions), (policy, statement)
+        if "*" in _listify(statement.get("Resource", [])):
+            assert set(actions) <= RESOURCELESS_ACTIONS, (policy, statement)
+    assert "NotAction" not in json.dumps(synth.raw)
+
+
+def test_managed_policies_only_where_configured_or_required(synth: Synthesized) -> None:
+    for logical_id, role in synth.of_type("AWS::IAM::Role").items():
+        managed = role["Properties"].get("ManagedPolicyArns", [])
+        if logical_id.startswith("HttpApiCloudWatchRole"):
+            assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(managed)
+        elif logical_id.startswith("TerraformRole"):
+            assert managed == synth.settings.terraform_managed_policy_arns
+        else:
+            assert managed == [], (logical_id, managed)
+
+
+def test_only_the_task_runner_invokes_task_functions_and_only_by_prefix(
+    synth: Synthesized,
+) -> None:
+    runner = _statements_with(_role_statements(synth, "TasksRunnerRole"), "lambda:InvokeFunction")
+    assert len(runner) == 1
+    assert runner[0]["Resource"] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":lambda:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":function:{synth.settings.task_function_prefix}*",
+            ],
+        ]
+    }
+    runner_id, _ = synth.one("AWS::Lambda::Function", "TasksRunner")
+    for role in ("DispatchDispatcherRole", "ReconcileReconcilerRole"):
+        invoke = _statements_with(_role_statements(synth, role), "lambda:InvokeFunction")
+        assert [s["Resource"] for s in invoke] == [{"Fn::GetAtt": [runner_id, "Arn"]}], role
+    assert not _statements_with(_role_statements(synth, "TerraformRole"), "lambda:InvokeFunction")
+
+
+def test_service_roles_reach_only_their_own_resources(synth: Synthesized) -> None:
+    table_id, _ = synth.one("AWS::DynamoDB::Table")
+    bus_id, _ = synth.one("AWS::Events::EventBus")
+    project_id, _ = synth.one("AWS::CodeBuild::Project")
+    bucket_id, _ = synth.one("AWS::S3::Bucket", "TerraformStateBucket")
+    for role in ("DispatchDispatcherRole", "ReconcileReconcilerRole"):
+        statements = _role_statements(synth, role)
+        (table,) = [s for s in statements if s.get("Sid") == "MachinesTable"]
+        assert table["Resource"] == [
+            {"Fn::GetAtt": [table_id, "Arn"]},
+            {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/by_spec"]]},
+        ]
+        assert "dynamodb:DeleteTable" not in _actions(statements)
+        (put,) = _statements_with(statements, "events:PutEvents")
+        assert put["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+        (builds,) = _statements_with(statements, "codebuild:StartBuild")
+        assert set(builds["Action"]) == {
+            "codebuild:StartBuild",
+            "codebuild:StopBuild",
+            "codebuild:BatchGetBuilds",
+        }
+        assert project_id in json.dumps(builds["Resource"])
+        (outputs,) = _statements_with(statements, "s3:GetObject")
+        assert outputs["Resource"] == {
+            "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{synth.env}/*"]]
+        }
+        assert not _statements_with(statements, "s3:PutObject")
+
+
+def test_terraform_runner_role_is_scoped_to_state_specs_bus_logs_and_configuration(
+    synth: Synthesized,
+) -> None:
+    statements = _role_statements(synth, "TerraformRole")
+    bucket_id, _ = synth.one("AWS::S3::Bucket", "TerraformStateBucket")
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert by_sid["ReadWriteThisEnvironmentsState"]["Resource"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{synth.env}/*"]]
+    }
+    assert by_sid["ListStateBucket"]["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    specs = json.dumps(by_sid["ReadSpecsAsset"]["Resource"])
+    assert "cdk-hnb659fds-assets" in specs and ".zip" in specs
+    log_group_id, _ = synth.one("AWS::Logs::LogGroup", "TerraformLogs")
+    assert by_sid["LogToOwnLogGroup"]["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
+    # Nothing CDK would have added on its own (report groups, default log groups).
+    assert not any("codebuild:" in a for a in _actions(statements))
+    configured = [
+        s
+        for logical_id, s in _policy_statements(synth)
+        if logical_id.startswith("TerraformConfiguredPolicy")
+    ]
+    expected = [s.model_dump(exclude_none=True) for s in synth.settings.terraform_policy_statements]
+    assert [
+        {**s, "Action": _listify(s["Action"]), "Resource": _listify(s["Resource"])}
+        for s in configured
+    ] == expected
+
+
+def test_bus_policy_lets_only_the_control_plane_send_internal_events(synth: Synthesized) -> None:
+    bus_id, _ = synth.one("AWS::Events::EventBus")
+    _, policy = synth.one("AWS::Events::EventBusPolicy")
+    statement = policy["Properties"]["Statement"]
+    assert policy["Properties"]["EventBusName"] == {"Ref": bus_id}
+    assert statement["Effect"] == "Deny"
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Principal"] == {"AWS": "*"}
+    assert statement["Condition"]["StringEquals"] == {"events:source": "statewright"}
+    trusted = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    role_ids = {
+        k
+        for k in synth.of_type("AWS::IAM::Role")
+        if k.split("Role")[0]
+        in {"DispatchDispatcher", "ReconcileReconciler", "TasksRunner", "Terraform"}
+    }
+    assert len(role_ids) == 4
+    assert sorted(t["Fn::GetAtt"][0] for t in trusted) == sorted(role_ids)
