@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from statewright.aws.codebuild_executor import (
     CodeBuildExecutor,
@@ -297,3 +298,39 @@ def test_a_lambda_task_is_queued_for_the_task_runner(aws: None) -> None:
     assert call["FunctionName"] == "runner" and call["InvocationType"] == "Event"
     assert TaskInvocation.model_validate_json(call["Payload"]) == inv
     executor.cancel(run_id)  # nothing to stop: a late result is stale by its epoch
+
+
+def test_a_missing_task_runner_or_project_is_a_reason_not_a_crash(aws: None) -> None:
+    client = boto3.client("lambda", region_name=REGION)
+    stub = Stubber(client)  # moto without Docker answers for any function name
+    stub.add_client_error(
+        "invoke",
+        service_error_code="ResourceNotFoundException",
+        service_message="Function not found",
+    )
+    with stub, pytest.raises(ConfigurationError, match="no-such-runner: ResourceNotFoundException"):
+        LambdaExecutor(client, "no-such-runner").start(
+            invocation({"executor": "lambda", "config": {"name": "db-setup"}})
+        )
+    builds = CodeBuildExecutor(
+        boto3.client("codebuild", region_name=REGION),
+        "no-such-project",
+        env_name="dev",
+        bus_name="b",
+    )
+    with pytest.raises(ConfigurationError, match="STATEWRIGHT_TERRAFORM_PROJECT"):
+        builds.start(invocation(APPLY))
+
+
+def test_a_throttled_start_propagates_so_the_task_stays_pending() -> None:
+    client = boto3.client(
+        "lambda", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stub = Stubber(client)
+    stub.add_client_error(
+        "invoke", service_error_code="TooManyRequestsException", http_status_code=429
+    )
+    with stub, pytest.raises(ClientError):
+        LambdaExecutor(client, "runner").start(
+            invocation({"executor": "lambda", "config": {"name": "f"}})
+        )

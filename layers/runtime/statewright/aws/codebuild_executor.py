@@ -133,12 +133,26 @@ class CodeBuildExecutor:
         # The build's own timeout also covers the retry backoff it sleeps first.
         seconds = invocation.timeout_seconds + math.ceil(invocation.delay_seconds)
         minutes = min(max(math.ceil(seconds / 60), _MIN_TIMEOUT_MINUTES), _MAX_TIMEOUT_MINUTES)
-        response = self._client.start_build(
-            projectName=self.project_name,
-            idempotencyToken=idempotency_token(invocation.run_key),
-            environmentVariablesOverride=self.environment(invocation),
-            timeoutInMinutesOverride=minutes,
-        )
+        client = self._client
+        try:
+            response = client.start_build(
+                projectName=self.project_name,
+                idempotencyToken=idempotency_token(invocation.run_key),
+                environmentVariablesOverride=self.environment(invocation),
+                timeoutInMinutesOverride=minutes,
+            )
+        except (
+            client.exceptions.ResourceNotFoundException,
+            client.exceptions.InvalidInputException,
+        ) as exc:
+            # No retry cures these; throttling and service errors propagate instead (the
+            # task stays pending and the reconciler starts it again).
+            error = exc.response.get("Error", {})
+            raise ConfigurationError(
+                f"could not start a build of {self.project_name} for task {invocation.task}: "
+                f"{error.get('Code')}: {error.get('Message', '')} "
+                "(check STATEWRIGHT_TERRAFORM_PROJECT)"
+            ) from exc
         return response["build"]["id"]
 
     def cancel(self, run_id: str) -> None:

@@ -9,10 +9,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
+from statewright.errors import ConfigurationError
 from statewright.ports import TaskInvocation
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
+
+# Errors no retry can cure: the attempt fails with the reason. Anything else (throttling
+# past the SDK's retries, a service error) propagates: the machine keeps the task
+# pending and the reconciler starts it again.
+PERMANENT_ERRORS = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "InvalidParameterValueException",
+        "RequestTooLargeException",
+        "KMSAccessDeniedException",
+    }
+)
 
 
 class LambdaExecutor:
@@ -25,11 +41,21 @@ class LambdaExecutor:
     def start(self, invocation: TaskInvocation) -> str:
         """Queue the attempt with Lambda (InvocationType Event); the run id is Lambda's
         request id, which the task runner's logs carry."""
-        response = self._client.invoke(
-            FunctionName=self.task_runner,
-            InvocationType="Event",
-            Payload=invocation.model_dump_json().encode(),
-        )
+        try:
+            response = self._client.invoke(
+                FunctionName=self.task_runner,
+                InvocationType="Event",
+                Payload=invocation.model_dump_json().encode(),
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") not in PERMANENT_ERRORS:
+                raise
+            raise ConfigurationError(
+                f"could not queue task {invocation.task} for the task runner "
+                f"{self.task_runner}: {error.get('Code')}: {error.get('Message', '')} "
+                "(check STATEWRIGHT_TASK_RUNNER and the dispatcher's permissions)"
+            ) from exc
         return response["ResponseMetadata"]["RequestId"]
 
     def cancel(self, run_id: str) -> None:
