@@ -15,7 +15,8 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -43,12 +44,15 @@ from statewright.errors import (
     Conflict,
     InvalidRequest,
     PayloadTooLarge,
+    SpecNotFound,
     StatewrightError,
 )
 from statewright.model import MACHINE_ID_PATTERN, Machine
 from statewright.service import MAX_PAGE, Service
 
 logger = logging.getLogger(__name__)
+
+Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
@@ -79,13 +83,17 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias=IDEMPOTENCY_HEADER,
-        max_length=MAX_KEY_LENGTH,
-        description="replays the first answer to this key for one hour",
+        pattern=f"^[ -~]{{1,{MAX_KEY_LENGTH}}}$",
+        description="replays the first answer to this key for one hour (printable ASCII)",
     ),
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, 1 to {MAX_PAGE}")]
 NextToken = Annotated[
-    str | None, Query(max_length=4096, description="the next_token of the previous page")
+    str | None,
+    Query(
+        pattern="^[A-Za-z0-9_=-]{1,4096}$",
+        description="the next_token of the previous page, unchanged",
+    ),
 ]
 
 
@@ -288,43 +296,65 @@ def _machine_json(machine: Machine) -> dict[str, Any]:
     return machine.public()
 
 
-def build_api(service: Service) -> APIGatewayRestResolver:
-    """The resolver with every route of DESIGN.md §4, bound to ``service``."""
-    app = StatewrightResolver(enable_validation=True)
-    idempotency = Idempotency(service.store)
-    accepted_fields = {
-        "body": sorted(set(CreateMachineRequest.model_fields) | set(SendEventRequest.model_fields))
-    }
+class _RouteTable:
+    """Which methods a path takes, read from the routes' own OpenAPI description on the
+    first miss (so a wrong method answers 405 with Allow, not 404)."""
 
-    # ---- errors: one place ----------------------------------------------------------
+    def __init__(self, app: APIGatewayRestResolver) -> None:
+        self._app = app
+        self._routes: list[tuple[re.Pattern[str], list[str]]] = []
 
+    def methods_of(self, path: str) -> list[str]:
+        if not self._routes:
+            for template, operations in openapi_document(self._app)["paths"].items():
+                # templates hold letters, "/", "_" and {parameters} only
+                pattern = re.sub(r"\{[^/]+\}", "[^/]+", template)
+                methods = sorted(m.upper() for m in operations)
+                self._routes.append((re.compile(f"^{pattern}$"), methods))
+            self._routes.append((re.compile(f"^{re.escape(OPENAPI_PATH)}$"), ["GET"]))
+        return next((m for p, m in self._routes if p.match(path)), [])
+
+
+def _register_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Every error answer comes from here (domain errors through error_response)."""
     app.exception_handler(StatewrightError)(error_response)
+    table = _RouteTable(app)
 
-    def _validation_error(exc: RequestValidationError) -> Response[Any]:
+    def validation_error(exc: RequestValidationError) -> Response[Any]:
         path = app.current_event.path
-        fields = accepted_fields
+        fields = {"body": list(SendEventRequest.model_fields)}
         if path == "/machines":
             fields = {"body": list(CreateMachineRequest.model_fields)}
-        elif path.endswith("/events"):
-            fields = {"body": list(SendEventRequest.model_fields)}
         message = _validation_message(list(exc.errors()), fields)
         return error_response(InvalidRequest(message))
 
-    app.exception_handler(RequestValidationError)(_validation_error)
-
-    @app.not_found
-    def _not_found(exc: NotFoundError) -> Response[Any]:
+    def not_found(exc: NotFoundError) -> Response[Any]:
         event = app.current_event
-        return _json(
-            404,
-            _error(
-                "not_found",
-                f"no route {event.http_method} {event.path}; the routes are listed at "
-                f"{OPENAPI_PATH}",
-            ),
-        )
+        allowed = table.methods_of(event.path)
+        if event.http_method.upper() in allowed:
+            # The route exists for this method, but Powertools' router refused the
+            # parameter's characters: no spec is named so (404), no machine id is (400).
+            if event.path.startswith("/specs/"):
+                return error_response(SpecNotFound(f"no spec named {event.path[7:]!r}"))
+            return error_response(
+                InvalidRequest(f"the path {event.path!r} holds characters no machine id can have")
+            )
+        if allowed:
+            message = f"{event.path} does not take {event.http_method}; it takes "
+            return _json(
+                405,
+                _error("method_not_allowed", message + ", ".join(allowed)),
+                {"Allow": ", ".join(allowed)},
+            )
+        message = f"no route {event.http_method} {event.path}; the routes are listed at "
+        return _json(404, _error("not_found", message + OPENAPI_PATH))
 
-    # ---- idempotency on every POST ----------------------------------------------------
+    app.exception_handler(RequestValidationError)(validation_error)
+    app.exception_handler(NotFoundError)(not_found)
+
+
+def _idempotency_middleware(idempotency: Idempotency) -> Middleware:
+    """Replays the first answer to an Idempotency-Key on every POST."""
 
     def idempotent(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event
@@ -345,8 +375,19 @@ def build_api(service: Service) -> APIGatewayRestResolver:
         )
         return _json(answer.status, answer.body, answer.headers)
 
-    app.use(middlewares=[idempotent])
+    return idempotent
 
+
+def build_api(service: Service) -> APIGatewayRestResolver:
+    """The resolver with every route of DESIGN.md §4, bound to ``service``."""
+    app = StatewrightResolver(enable_validation=True)
+    _register_error_handlers(app)
+    app.use(middlewares=[_idempotency_middleware(Idempotency(service.store))])
+    _register_routes(app, service)
+    return app
+
+
+def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
     # ---- specs ------------------------------------------------------------------------
 
     @app.get("/specs", responses=_responses(200, SpecList, 400), summary="list the loaded specs")
@@ -443,8 +484,6 @@ def build_api(service: Service) -> APIGatewayRestResolver:
     @app.get(OPENAPI_PATH, include_in_schema=False)
     def openapi() -> Response[Any]:
         return _json(200, openapi_document(app))
-
-    return app
 
 
 def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:

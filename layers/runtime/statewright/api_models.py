@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from statewright.model import MACHINE_ID_PATTERN, MachineStatus, TaskStatus
 
@@ -20,6 +21,14 @@ MachineId = Annotated[
 SpecName = Annotated[str, Field(min_length=1, max_length=256, examples=["demo"])]
 EventName = Annotated[str, Field(min_length=1, max_length=256, examples=["LAUNCH"])]
 MetadataValue = str | int | float | bool | None
+# What OpenAPI shows of metadata: a flat object (the model itself takes any JSON, so a
+# nested value answers invalid_metadata rather than invalid_request).
+FLAT_OBJECT_SCHEMA: JsonDict = {
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+    },
+}
 
 
 # ---- requests -----------------------------------------------------------------------
@@ -37,7 +46,7 @@ class CreateMachineRequest(BaseModel):
     metadata: Any = Field(
         default=None,
         description="a flat JSON object: string, number, boolean or null values",
-        json_schema_extra={"type": "object"},
+        json_schema_extra=FLAT_OBJECT_SCHEMA,
     )
 
 
@@ -50,7 +59,7 @@ class SendEventRequest(BaseModel):
     metadata: Any = Field(
         default=None,
         description="merged into the machine's metadata: a flat JSON object",
-        json_schema_extra={"type": "object"},
+        json_schema_extra=FLAT_OBJECT_SCHEMA,
     )
     spec: SpecName | None = Field(
         default=None,

@@ -102,6 +102,7 @@ def test_get_spec_is_the_normalized_spec_with_name_and_digest(plane: LocalContro
 def test_unknown_spec_is_404(plane: LocalControlPlane) -> None:
     message = error_of(plane.request("GET", "/specs/nope"), 404, "spec_not_found")
     assert "jobs" in message  # says what is loaded
+    error_of(plane.request("GET", "/specs/%F1%83%BC%B8"), 404, "spec_not_found")
 
 
 # ---- machines: create -------------------------------------------------------------------
@@ -184,7 +185,7 @@ def test_get_unknown_machine_is_404(plane: LocalControlPlane) -> None:
     error_of(plane.request("GET", "/machines/nobody-here"), 404, "machine_not_found")
 
 
-@pytest.mark.parametrize("bad", ["-starts-with-dash", "a" * 129, "sp ace", "x%00y"])
+@pytest.mark.parametrize("bad", ["-starts-with-dash", "a" * 129, "sp ace", "x%00y", "%C2%84"])
 def test_invalid_machine_id_in_the_path_is_400(plane: LocalControlPlane, bad: str) -> None:
     error_of(plane.request("GET", f"/machines/{bad}"), 400, "invalid_request")
 
@@ -464,9 +465,28 @@ def test_any_content_type_is_read_as_json(plane: LocalControlPlane) -> None:
 
 
 def test_unknown_route_is_a_json_404(plane: LocalControlPlane) -> None:
-    message = error_of(plane.request("DELETE", "/machines/x"), 404, "not_found")
+    message = error_of(plane.request("GET", "/nothing/here"), 404, "not_found")
     assert "/openapi.json" in message
-    error_of(plane.request("GET", "/nothing/here"), 404, "not_found")
+    error_of(plane.request("GET", "/machines/x/nothing"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/machines/x", "GET"),
+        ("PUT", "/machines", "GET, POST"),
+        ("GET", "/machines/x/events", "POST"),
+        ("TRACE", "/specs", "GET"),
+        ("POST", "/openapi.json", "GET"),
+    ],
+)
+def test_a_wrong_method_is_405_with_allow(
+    plane: LocalControlPlane, method: str, path: str, allow: str
+) -> None:
+    response = plane.request(method, path)
+    message = error_of(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == allow
+    assert allow in message
 
 
 @settings(

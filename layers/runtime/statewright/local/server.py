@@ -110,6 +110,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         self._handle()
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, made-up ones) goes to the API too, which
+        # answers 405 or 404 in its own error shape rather than http.server's 501 page.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     def _handle(self) -> None:
         try:
             result = self._resolve()
