@@ -7,15 +7,17 @@ import sys
 import aws_cdk as cdk
 
 from infra.app import DEFAULT_ENV, build_app
+from infra.bundling import LayerBuildError
 from infra.paths import MissingSourceError
 from infra.settings import SettingsError
+from infra.terraform_runner import BuildspecError
 
 
 def main() -> int:
     env_name = cdk.App().node.try_get_context("env") or DEFAULT_ENV
     try:
         app = build_app(str(env_name))
-    except (SettingsError, MissingSourceError) as exc:
+    except (SettingsError, MissingSourceError, BuildspecError, LayerBuildError) as exc:
         print(f"statewright: {exc}", file=sys.stderr)
         return 2
     app.synth()

@@ -6,7 +6,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.bundling import LayerBundler, as_local_bundling, layer_asset_hash
+from infra.bundling import (
+    LayerBundler,
+    as_local_bundling,
+    ensure_layer_dependencies,
+    layer_asset_hash,
+)
 from infra.paths import SourcePaths
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -16,6 +21,9 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 class RuntimeLayer(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, paths: SourcePaths) -> None:
         super().__init__(scope, construct_id)
+        # Fetched (or found in the cache) here rather than inside CDK's bundling callback,
+        # so a pip failure surfaces as itself instead of wrapped in a jsii error.
+        ensure_layer_dependencies(paths)
         self.layer = lambda_.LayerVersion(
             self,
             "Layer",
