@@ -68,7 +68,6 @@ _GATEWAY_ERRORS = {
     apigw.ResponseType.REQUEST_TOO_LARGE: ("payload_too_large", _MESSAGE),
     apigw.ResponseType.THROTTLED: ("throttled", _MESSAGE),
     apigw.ResponseType.ACCESS_DENIED: ("forbidden", _MESSAGE),
-    # Also what API Gateway answers for a path it has no route for.
     apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN: ("unauthenticated", _MESSAGE),
     apigw.ResponseType.INVALID_SIGNATURE: ("unauthenticated", _MESSAGE),
     apigw.ResponseType.EXPIRED_TOKEN: ("unauthenticated", _MESSAGE),
@@ -167,6 +166,16 @@ class ControlPlaneApi(Construct):
                 request_parameters=parameters,
                 request_models=request_models,
             )
+        # Everything else is proxied too (still SigV4-only), so the API answers exactly
+        # as it does locally: 405 with Allow for another method on a known path, 404 for
+        # an unknown path — instead of API Gateway's "Missing Authentication Token".
+        fallbacks: dict[str, apigw.IResource] = {
+            route.path: self.api.root.resource_for_path(route.path) for route in ROUTES
+        }
+        fallbacks["/"] = self.api.root
+        fallbacks["/{proxy+}"] = self.api.root.add_resource("{proxy+}")
+        for _, fallback in sorted(fallbacks.items()):
+            fallback.add_method("ANY", integration, authorization_type=apigw.AuthorizationType.IAM)
         for response_type, (code, message) in _GATEWAY_ERRORS.items():
             self.api.add_gateway_response(
                 f"{response_type.response_type}Response",

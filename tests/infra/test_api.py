@@ -25,48 +25,63 @@ EXPECTED_ROUTES = {
 
 
 def _paths(synth: Synthesized) -> dict[str, str]:
-    """API Gateway resource logical id -> full path."""
+    """API Gateway resource id (a Ref's target, or the root's GetAtt as JSON) -> path."""
     resources = synth.of_type("AWS::ApiGateway::Resource")
     api_id, _ = synth.one("AWS::ApiGateway::RestApi")
+    root = json.dumps({"Fn::GetAtt": [api_id, "RootResourceId"]})
 
     def path_of(logical_id: str) -> str:
         props = resources[logical_id]["Properties"]
         parent = props["ParentId"]
-        prefix = (
-            "" if parent == {"Fn::GetAtt": [api_id, "RootResourceId"]} else path_of(parent["Ref"])
-        )
+        prefix = "" if json.dumps(parent) == root else path_of(parent["Ref"])
         return f"{prefix}/{props['PathPart']}"
 
-    return {logical_id: path_of(logical_id) for logical_id in resources}
+    paths = {logical_id: path_of(logical_id) for logical_id in resources}
+    paths[root] = "/"
+    return paths
 
 
 def _methods(synth: Synthesized) -> dict[tuple[str, str], dict[str, Any]]:
     paths = _paths(synth)
-    return {
-        (m["Properties"]["HttpMethod"], paths[m["Properties"]["ResourceId"]["Ref"]]): m[
-            "Properties"
-        ]
-        for m in synth.of_type("AWS::ApiGateway::Method").values()
-    }
+    methods = {}
+    for method in synth.of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        resource = props["ResourceId"]
+        key = resource["Ref"] if "Ref" in resource else json.dumps(resource)
+        methods[(props["HttpMethod"], paths[key])] = props
+    return methods
 
 
 def test_routes_are_exactly_the_designs_each_iam_authorized_and_validated(
     synth: Synthesized,
 ) -> None:
     methods = _methods(synth)
-    assert set(methods) == EXPECTED_ROUTES
+    designed = {route: props for route, props in methods.items() if route[0] != "ANY"}
+    assert set(designed) == EXPECTED_ROUTES
     validator_id, validator = synth.one("AWS::ApiGateway::RequestValidator")
     assert validator["Properties"]["ValidateRequestBody"] is True
     assert validator["Properties"]["ValidateRequestParameters"] is True
-    dispatcher_id, _ = synth.one("AWS::Lambda::Function", "DispatchDispatcher")
-    for route, props in methods.items():
-        assert props["AuthorizationType"] == "AWS_IAM", route
+    for route, props in designed.items():
         assert props["RequestValidatorId"] == {"Ref": validator_id}, route
+        for segment in re.findall(r"{(\w+)}", route[1]):
+            assert props["RequestParameters"][f"method.request.path.{segment}"] is True
+
+
+def test_every_method_is_iam_authorized_and_proxied_to_the_dispatcher(
+    synth: Synthesized,
+) -> None:
+    dispatcher_id, _ = synth.one("AWS::Lambda::Function", "DispatchDispatcher")
+    for route, props in _methods(synth).items():
+        assert props["AuthorizationType"] == "AWS_IAM", route
         integration = props["Integration"]
         assert integration["Type"] == "AWS_PROXY", route
         assert dispatcher_id in json.dumps(integration["Uri"]), route
-        for segment in re.findall(r"{(\w+)}", route[1]):
-            assert props["RequestParameters"][f"method.request.path.{segment}"] is True
+
+
+def test_other_methods_and_paths_reach_the_api_for_its_405_and_404(synth: Synthesized) -> None:
+    # So the deployed API answers like the local one, not with API Gateway's 403.
+    fallbacks = {path for method, path in _methods(synth) if method == "ANY"}
+    assert fallbacks == {path for _, path in EXPECTED_ROUTES} | {"/", "/{proxy+}"}
 
 
 def test_bodies_are_validated_as_json_objects(synth: Synthesized) -> None:
