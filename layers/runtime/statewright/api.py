@@ -378,11 +378,14 @@ def _idempotency_middleware(idempotency: Idempotency) -> Middleware:
     return idempotent
 
 
-def build_api(service: Service) -> APIGatewayRestResolver:
-    """The resolver with every route of DESIGN.md §4, bound to ``service``."""
+def build_api(service: Service, *, serialized: bool = False) -> APIGatewayRestResolver:
+    """The resolver with every route of DESIGN.md §4, bound to ``service``.
+    ``serialized``: the caller resolves one request at a time (the local server), so
+    idempotency keys need no claim against concurrent requests."""
     app = StatewrightResolver(enable_validation=True)
     _register_error_handlers(app)
-    app.use(middlewares=[_idempotency_middleware(Idempotency(service.store))])
+    idempotency = Idempotency(service.store, claim=not serialized)
+    app.use(middlewares=[_idempotency_middleware(idempotency)])
     _register_routes(app, service)
     return app
 

@@ -66,11 +66,16 @@ class Idempotency:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         claim_seconds: float = CLAIM_SECONDS,
+        claim: bool = True,
     ) -> None:
+        """``claim=False`` when the caller resolves one request at a time (the local
+        server): no request can then be in flight beside another, and a claim could only
+        be a crashed process's, blocking its key for nothing."""
         self._store = store
         self._now = wall_clock
         self._sleep = sleep
         self._claim_seconds = claim_seconds
+        self._claim = claim
 
     def run(
         self, scope: str, key: str, request_fingerprint: str, call: Callable[[], Answer]
@@ -80,19 +85,8 @@ class Idempotency:
         replay = self._replay(stored_key, request_fingerprint)
         if replay is not None:
             return replay
-        claim = IdempotencyRecord(
-            key=stored_key + _CLAIM_SUFFIX,
-            fingerprint=request_fingerprint,
-            status=_IN_PROGRESS,
-            body={},
-            expires_at=int(self._now() + self._claim_seconds),
-        )
-        if not self._store.put_idempotency(claim):
+        if self._claim and not self._claim_key(stored_key, request_fingerprint):
             return self._wait_for_answer(stored_key, request_fingerprint)
-        # Between our first look and the claim, the previous claimer may have finished.
-        replay = self._replay(stored_key, request_fingerprint)
-        if replay is not None:
-            return replay
         answer = call()
         if answer.status < 500:
             self._store.put_idempotency(
@@ -106,6 +100,22 @@ class Idempotency:
                 )
             )
         return answer
+
+    def _claim_key(self, stored_key: str, request_fingerprint: str) -> bool:
+        """True when this request may run: it claimed the key and no answer came in
+        meanwhile. False when another request holds the key."""
+        claim = IdempotencyRecord(
+            key=stored_key + _CLAIM_SUFFIX,
+            fingerprint=request_fingerprint,
+            status=_IN_PROGRESS,
+            body={},
+            expires_at=int(self._now() + self._claim_seconds),
+        )
+        if not self._store.put_idempotency(claim):
+            return False
+        # Between our first look and the claim, the previous claimer may have finished:
+        # then waiting replays its answer at once.
+        return self._store.get_idempotency(stored_key) is None
 
     def _replay(self, stored_key: str, request_fingerprint: str) -> Answer | None:
         record = self._store.get_idempotency(stored_key)

@@ -103,7 +103,8 @@ class LocalControlPlane:
             executors={"lambda": self.lambda_executor, "terraform": self.terraform_executor},
             catalog=catalog,
         )
-        self.api = build_api(self.service)
+        # resolve() below takes one request at a time
+        self.api = build_api(self.service, serialized=True)
         self.bus.bind(self.service.handle_bus_event)
         self.bus.subscribe(self._on_event)
         self.bus.start()
