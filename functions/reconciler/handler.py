@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from statewright.aws.dispatch import METRICS, logger, run
+from statewright.aws.observability import METRICS, logger, run
 from statewright.aws.reconciler import reconcile
 from statewright.aws.wiring import runtime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from statewright.aws.dispatch import run
+from statewright.aws.observability import run
 from statewright.aws.task_runner import task_runner
 
 
