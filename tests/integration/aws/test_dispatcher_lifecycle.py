@@ -264,3 +264,38 @@ def test_a_machine_event_with_a_spec_creates_the_machine(deployment: Deployment)
     status, machine = dep.get("new-1")
     assert status == 200 and machine["state"] == "PROVISION"
     assert machine["metadata"] == {"pr": 7}
+
+
+def emitted(out: str) -> dict[str, float]:
+    """Metric name -> total, from the CloudWatch EMF lines the functions printed."""
+    totals: dict[str, float] = {}
+    for line in out.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        document = json.loads(line)
+        [directive] = document["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Statewright"
+        for metric in directive["Metrics"]:
+            totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(document[metric["Name"]])
+    return totals
+
+
+def test_outcomes_transitions_and_failures_are_counted(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dep = deployment
+    dep.api("POST", "/machines", {"spec": "preview-env", "id": "m-1"})
+    dep.api("POST", "/machines/m-1/events", {"event": "LAUNCH"})
+    failure = {"machine_id": "m-1", "epoch": 2, "task": "db-setup", "attempt": 1}
+    event = eventbridge(
+        "statewright", "Task Finished", {**failure, "status": "failed", "error": "x"}
+    )
+    assert dep.deliver(event) == "applied"
+    assert dep.deliver(event) == "duplicate"
+    old = eventbridge("statewright", "Task Finished", {**failure, "epoch": 1, "status": "failed"})
+    assert dep.deliver(old) == "stale"
+    dep.deliver(eventbridge("my.app", "Machine Event", {"machine_id": "m-1", "event": "NOPE"}))
+    totals = emitted(capsys.readouterr().out)
+    assert totals["transitions"] == 1 and totals["task_failures"] == 1
+    assert totals["events_applied"] == 1 and totals["events_duplicate"] == 1
+    assert totals["events_stale"] == 1 and totals["events_refused"] == 1
