@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -49,8 +48,6 @@ from statewright.errors import (
 )
 from statewright.model import MACHINE_ID_PATTERN, Machine
 from statewright.service import MAX_PAGE, Service
-
-logger = logging.getLogger(__name__)
 
 Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
 

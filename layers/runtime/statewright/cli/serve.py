@@ -46,8 +46,7 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
-    """Serve the local control plane: the HTTP API of AWS mode, backed by SQLite, an
-    in-process bus, local task functions and a local terraform/tofu."""
+    """Serve the local control plane (the HTTP API, on SQLite and local tasks)."""
     from statewright.errors import ConfigurationError
     from statewright.local.control_plane import LocalControlPlane
 
