@@ -61,6 +61,15 @@ def grant_service_access(
             resources=[terraform.state_objects_arn],
         )
     )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            # Without it S3 answers a missing outputs object with 403 instead of
+            # NoSuchKey, and the dispatcher could not tell "not stored yet" from a fault.
+            sid="TellMissingOutputsApart",
+            actions=["s3:ListBucket"],
+            resources=[terraform.state_bucket.bucket_arn],
+        )
+    )
     acknowledge(
         role,
         f"AwsSolutions-IAM5[Resource::{finding_resource(role, terraform.state_objects_arn)}]",

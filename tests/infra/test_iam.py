@@ -123,6 +123,8 @@ def test_service_roles_reach_only_their_own_resources(synth: Synthesized) -> Non
         assert outputs["Resource"] == {
             "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{synth.env}/*"]]
         }
+        (listing,) = _statements_with(statements, "s3:ListBucket")
+        assert listing["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
         assert not _statements_with(statements, "s3:PutObject")
 
 
