@@ -177,6 +177,12 @@ def test_malformed_http_is_400(server: Server, request_bytes: bytes, code: int) 
     assert b'"invalid_request"' in body
 
 
+def test_head_is_get_without_a_body(server: Server) -> None:
+    answer = server.request("HEAD", "/specs")
+    assert answer.status == 200 and answer.body is None
+    assert int(answer.headers["Content-Length"]) > 0
+
+
 def test_the_server_still_answers_after_hostile_requests(server: Server, tmp_path: Path) -> None:
     assert server.request("GET", "/specs").status == 200
     assert server.process is not None and server.process.poll() is None

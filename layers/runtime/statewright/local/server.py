@@ -168,7 +168,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         try:
             event = proxy_event(
-                self.command,
+                # HEAD is GET without the body (_write leaves it out)
+                "GET" if self.command == "HEAD" else self.command,
                 self.path,
                 list(self.headers.items()),
                 body,
