@@ -85,10 +85,14 @@ class ApiClient:
     ) -> dict[str, str]:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
+        from botocore.exceptions import BotoCoreError
         from botocore.session import Session
 
         session = Session()
-        credentials = session.get_credentials()
+        try:
+            credentials = session.get_credentials()
+        except BotoCoreError as exc:
+            raise ApiError(0, "no_credentials", f"cannot load AWS credentials: {exc}") from None
         if credentials is None:
             raise ApiError(
                 0,
