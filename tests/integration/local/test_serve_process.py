@@ -96,10 +96,17 @@ def test_cli_walkthrough_launch_watch_destroy(server: Server) -> None:
     history = cli(server, "history", mid)
     assert "INIT -> PROVISION on LAUNCH" in history.stdout
 
-    assert cli(server, "send", mid, "DESTROY").returncode == 0
-    watched = cli(server, "watch", mid, "--interval", "0.2", "--timeout", "90")
-    assert watched.returncode == 0, watched.stdout + watched.stderr
-    assert "deleted" in watched.stdout
+    # send --watch follows from the answer on: a teardown done before the first poll is
+    # still reported as a deletion
+    destroyed = cli(server, "send", mid, "DESTROY", "--watch", "--interval", "0.2")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert "RUN -> TEARDOWN on DESTROY" in destroyed.stdout
+    assert f"{mid} deleted (its last state was TEARDOWN)" in destroyed.stdout
+    assert "INIT -> PROVISION" not in destroyed.stdout  # only what followed the send
+
+    unknown = cli(server, "watch", mid)
+    assert unknown.returncode == 1
+    assert "never created, or already deleted" in unknown.stderr
 
     missing = cli(server, "get", mid)
     assert missing.returncode == 1

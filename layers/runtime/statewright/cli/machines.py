@@ -45,6 +45,11 @@ IdempotencyOpt = Annotated[
     typer.Option("--idempotency-key", help="Sent as Idempotency-Key: a retry replays the answer."),
 ]
 
+IntervalOpt = Annotated[float, typer.Option(min=0.1, help="Seconds between polls while watching.")]
+TimeoutOpt = Annotated[
+    float, typer.Option(min=0, help="Stop watching after this many seconds, exit 2 (0: never).")
+]
+
 _out = Console()
 _err = Console(stderr=True)
 
@@ -266,6 +271,11 @@ def send(
         typer.Option(help="Create the machine from this spec first if it does not exist."),
     ] = None,
     idempotency_key: IdempotencyOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--watch", help="Then watch the machine, as `machines watch` does.")
+    ] = False,
+    interval: IntervalOpt = 0.5,
+    timeout: TimeoutOpt = 0,
     endpoint: Endpoint = DEFAULT_ENDPOINT,
     as_json: AsJson = False,
 ) -> None:
@@ -283,7 +293,19 @@ def send(
         body,
         headers=_headers(idempotency_key),
     )
-    _show(machine, as_json)
+    if not follow:
+        _show(machine, as_json)
+        return
+    # Watching from this answer on: a machine deleted before the first poll (a quick
+    # teardown) is reported as deleted, not as unknown.
+    _follow(
+        ApiClient(endpoint),
+        machine_id,
+        interval=interval,
+        timeout=timeout,
+        last=machine,
+        since_epoch=machine["epoch"] - 1,
+    )
 
 
 @machines_app.command()
@@ -329,19 +351,29 @@ def retry(
 def watch(
     machine_id: Annotated[str, typer.Argument(help="The machine id.")],
     *,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 0.5,
-    timeout: Annotated[
-        float, typer.Option(min=0, help="Give up after this many seconds (0: never).")
-    ] = 0,
+    interval: IntervalOpt = 0.5,
+    timeout: TimeoutOpt = 0,
     endpoint: Endpoint = DEFAULT_ENDPOINT,
 ) -> None:
     """Follow a machine live until it waits (exit 0), fails (exit 1) or is deleted (exit 0)."""
+    _follow(ApiClient(endpoint), machine_id, interval=interval, timeout=timeout)
+
+
+def _follow(
+    client: ApiClient,
+    machine_id: str,
+    *,
+    interval: float,
+    timeout: float,
+    last: dict[str, Any] | None = None,
+    since_epoch: int = 0,
+) -> None:
+    """The watch loop. ``last``: the machine as the caller last saw it (so a 404 on the
+    first poll means it was deleted since); history before ``since_epoch`` is skipped."""
     from rich.live import Live
 
-    client = ApiClient(endpoint)
     path = f"/machines/{segment(machine_id)}"
     seen = 0
-    last: dict[str, Any] | None = None
     deadline = time.monotonic() + timeout if timeout else None
 
     def fetch(fn: Callable[[], Any]) -> Any:
@@ -358,7 +390,10 @@ def watch(
             if machine is None:
                 live.update(Text(""))
                 if last is None:
-                    _fail(f"machine {machine_id} does not exist [machine_not_found]")
+                    _fail(
+                        f"machine {machine_id} does not exist (never created, or already "
+                        "deleted) [machine_not_found]"
+                    )
                 _out.print(
                     Text.assemble(
                         (f"{machine_id} ", "bold"),
@@ -371,7 +406,8 @@ def watch(
             for entry in entries:
                 if entry.get("seq", 0) > seen:
                     seen = entry["seq"]
-                    live.console.print(_history_line(entry))
+                    if entry.get("epoch", 0) >= since_epoch:
+                        live.console.print(_history_line(entry))
             live.update(_summary(machine))
             last = machine
             if machine["status"] == "waiting":
@@ -382,7 +418,6 @@ def watch(
                     for name, t in machine["tasks"].items()
                     if t.get("status") == "failed" and t.get("epoch") == machine["epoch"]
                 ]
-                live.update(_summary(machine))
                 _fail(
                     f"{machine_id} failed in {machine['state']}: "
                     + "; ".join(errors)
