@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from statewright.model import MACHINE_ID_PATTERN, MachineStatus, TaskStatus
+from statewright.model import MACHINE_ID_PATTERN, HistoryEntry, MachineStatus, TaskStatus
 
 MachineId = Annotated[
     str,
@@ -80,6 +80,9 @@ class ErrorBody(BaseModel):
 
 
 class TaskOut(BaseModel):
+    # Fields the model gains later pass through rather than vanish from answers.
+    model_config = ConfigDict(extra="allow")
+
     executor: str
     status: TaskStatus
     attempt: int
@@ -92,6 +95,10 @@ class TaskOut(BaseModel):
 
 
 class MachineOut(BaseModel):
+    """The Machine JSON of DESIGN.md §4 (statewright.model.Machine.public)."""
+
+    model_config = ConfigDict(extra="allow")
+
     id: str
     spec: str
     spec_digest: str
@@ -111,27 +118,8 @@ class MachineList(BaseModel):
     next_token: str | None = None
 
 
-class HistoryEntryOut(BaseModel):
-    seq: int
-    at: str
-    kind: str = Field(
-        description="event, transition, task_started, task_finished, task_cancelled, "
-        "created, retry, deleted"
-    )
-    epoch: int
-    state: str
-    event: str | None = None
-    from_state: str | None = None
-    to_state: str | None = None
-    task: str | None = None
-    attempt: int | None = None
-    status: str | None = None
-    error: str | None = None
-    source: str | None = None
-
-
 class HistoryPage(BaseModel):
-    entries: list[HistoryEntryOut]
+    entries: list[HistoryEntry]
     next_token: str | None = None
 
 
