@@ -30,6 +30,7 @@ from statewright import __version__
 from statewright.api_idempotency import HEADER as IDEMPOTENCY_HEADER
 from statewright.api_idempotency import MAX_KEY_LENGTH, Answer, Idempotency, fingerprint
 from statewright.api_models import (
+    NO_NUL_PATTERN,
     CreateMachineRequest,
     ErrorBody,
     HistoryPage,
@@ -89,7 +90,8 @@ NextToken = Annotated[
     str | None,
     Query(
         pattern="^[A-Za-z0-9_=-]{1,4096}$",
-        description="the next_token of the previous page, unchanged",
+        description="the next_token of the previous page, unchanged (any other value "
+        "answers 400 invalid_request: the token is opaque)",
     ),
 ]
 
@@ -112,10 +114,23 @@ def error_response(exc: StatewrightError) -> Response[Any]:
     )
 
 
-def _responses(success: int, model: type[BaseModel], *errors: int) -> dict[int, Any]:
-    """OpenAPI responses of a route: its success model and the error statuses it has."""
+# Why a route answers 400 even to a request its schema allows: what the schema cannot
+# know (a spec's events, whether an opaque token was issued by this API).
+BAD_BODY = "invalid_request: the body or a parameter is not valid (each field is named)"
+BAD_PAGE = "invalid_request: a parameter is not valid, or next_token is not one this API returned"
+BAD_EVENT = (
+    "invalid_request or invalid_metadata; reserved_event (NEXT, FAILED); unknown_event: "
+    "the machine's spec does not declare the event"
+)
+
+
+def _responses(
+    success: int, model: type[BaseModel], *errors: int, bad_request: str = BAD_BODY
+) -> dict[int, Any]:
+    """OpenAPI responses of a route: its success model and the error statuses it has
+    (``bad_request`` says what its 400 means)."""
     described = {
-        400: "invalid_request, invalid_metadata, reserved_event or unknown_event",
+        400: bad_request,
         404: "not found (machine_not_found, unknown_spec, spec_not_found)",
         409: "machine_exists, event_not_accepted, nothing_to_retry or idempotency_key_reused",
         413: "payload_too_large: the body is over 256 KiB",
@@ -404,7 +419,9 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
         summary="one spec, normalized",
     )
     def get_spec(
-        name: Annotated[str, Path(max_length=256, description="the spec's name")],
+        name: Annotated[
+            str, Path(max_length=256, pattern=NO_NUL_PATTERN, description="the spec's name")
+        ],
     ) -> Response[SpecDocument]:
         spec = service.get_spec(name)
         return _json(200, {**spec.document(), "name": spec.name, "digest": spec.digest})
@@ -413,7 +430,16 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
 
     @app.post(
         "/machines",
-        responses=_responses(201, MachineOut, 400, 404, 409, 413, 503),
+        responses=_responses(
+            201,
+            MachineOut,
+            400,
+            404,
+            409,
+            413,
+            503,
+            bad_request="invalid_request or invalid_metadata (a nested metadata value)",
+        ),
         summary="create a machine",
     )
     def create_machine(
@@ -423,10 +449,19 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
         machine = service.create_machine(body.spec, machine_id=body.id, metadata=body.metadata)
         return _json(201, _machine_json(machine), {"Location": f"/machines/{machine.id}"})
 
-    @app.get("/machines", responses=_responses(200, MachineList, 400), summary="list machines")
+    @app.get(
+        "/machines",
+        responses=_responses(200, MachineList, 400, bad_request=BAD_PAGE),
+        summary="list machines",
+    )
     def list_machines(
-        spec: Annotated[str | None, Query(max_length=256, description="only this spec")] = None,
-        state: Annotated[str | None, Query(max_length=256, description="only this state")] = None,
+        spec: Annotated[
+            str | None, Query(max_length=256, pattern=NO_NUL_PATTERN, description="only this spec")
+        ] = None,
+        state: Annotated[
+            str | None,
+            Query(max_length=256, pattern=NO_NUL_PATTERN, description="only this state"),
+        ] = None,
         limit: Limit = 100,
         next_token: NextToken = None,
     ) -> Response[MachineList]:
@@ -445,7 +480,7 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
 
     @app.post(
         "/machines/<machine_id>/events",
-        responses=_responses(202, MachineOut, 400, 404, 409, 413, 503),
+        responses=_responses(202, MachineOut, 400, 404, 409, 413, 503, bad_request=BAD_EVENT),
         summary="send an event to a machine",
     )
     def send_event(
@@ -458,7 +493,7 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
 
     @app.get(
         "/machines/<machine_id>/history",
-        responses=_responses(200, HistoryPage, 400, 404),
+        responses=_responses(200, HistoryPage, 400, 404, bad_request=BAD_PAGE),
         summary="a machine's history, oldest first",
     )
     def history(

@@ -18,15 +18,28 @@ MachineId = Annotated[
         examples=["preview-42"],
     ),
 ]
-SpecName = Annotated[str, Field(min_length=1, max_length=256, examples=["demo"])]
-EventName = Annotated[str, Field(min_length=1, max_length=256, examples=["LAUNCH"])]
+# The API refuses a NUL character in any string of a request (statewright.api.
+# screen_request); the schemas say so, so no client takes such a string for valid.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+SpecName = Annotated[
+    str, Field(min_length=1, max_length=256, pattern=NO_NUL_PATTERN, examples=["demo"])
+]
+EventName = Annotated[
+    str, Field(min_length=1, max_length=256, pattern=NO_NUL_PATTERN, examples=["LAUNCH"])
+]
 MetadataValue = str | int | float | bool | None
 # What OpenAPI shows of metadata: a flat object (the model itself takes any JSON, so a
 # nested value answers invalid_metadata rather than invalid_request).
 FLAT_OBJECT_SCHEMA: JsonDict = {
     "type": "object",
+    "propertyNames": {"pattern": NO_NUL_PATTERN},
     "additionalProperties": {
-        "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+        "anyOf": [
+            {"type": "string", "pattern": NO_NUL_PATTERN},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "null"},
+        ]
     },
 }
 
