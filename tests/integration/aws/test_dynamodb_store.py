@@ -139,3 +139,42 @@ def test_a_stale_cache_from_another_incarnation_costs_a_retry_not_a_wrong_histor
     entries, _ = store.history("m-1", limit=1000)
     assert [e.seq for e in entries] == list(range(1, INLINE_HISTORY + 4))
     assert [e.kind for e in entries][:1] == ["created"]
+
+
+def test_with_a_history_retention_spilled_entries_expire_and_paging_skips_them(
+    store: DynamoStore,
+) -> None:
+    now = [1_000_000.0]
+    retaining = DynamoStore(
+        store._client, store._table, history_retention_days=1, wall_clock=lambda: now[0]
+    )
+    create(retaining)
+    for _ in range(3 * INLINE_HISTORY):  # spills the oldest entries on day 0
+        one_event(retaining)
+    day0 = retaining.history("m-1", limit=1000)[0]
+    assert [e.seq for e in day0] == list(range(1, 3 * INLINE_HISTORY + 2))
+
+    now[0] += 86400 + 1  # a day later: what spilled on day 0 has expired
+    for _ in range(3 * INLINE_HISTORY):
+        one_event(retaining)
+    seen: list[int] = []
+    token = None
+    while True:  # small pages, so some pages start among expired items
+        page, token = retaining.history("m-1", limit=7, next_token=token)
+        seen += [e.seq for e in page]
+        if token is None:
+            break
+    everything = list(range(1, 6 * INLINE_HISTORY + 2))
+    # Nothing after the expired day-0 spills is missing, and the newest are all there.
+    assert seen == everything[everything.index(seen[0]) :]
+    assert seen[0] > 1 and seen[-1] == everything[-1]
+    assert len(seen) >= 3 * INLINE_HISTORY
+
+
+def test_without_a_history_retention_spilled_entries_never_expire(store: DynamoStore) -> None:
+    create(store)
+    for _ in range(3 * INLINE_HISTORY):
+        one_event(store)
+    items = client_of(store).scan(TableName=store._table)["Items"]
+    spilled = [it for it in items if it["sk"]["S"].startswith("HISTORY#")]
+    assert spilled and not any("expires_at" in it for it in spilled)

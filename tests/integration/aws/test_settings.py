@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from statewright.aws.settings import (
     ENV_VARS,
+    OPTIONAL_ENV_VARS,
     Settings,
     load_settings,
     load_task_runner_settings,
@@ -25,7 +26,7 @@ COMPLETE = {
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARS:
+    for name in ENV_VARS + OPTIONAL_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -50,6 +51,16 @@ def test_every_missing_variable_is_named_with_what_it_should_hold(
 def test_an_empty_variable_is_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
     set_env(monkeypatch, {**COMPLETE, "STATEWRIGHT_TABLE": ""})
     with pytest.raises(ConfigurationError, match="STATEWRIGHT_TABLE is invalid"):
+        load_settings()
+
+
+def test_history_retention_is_optional_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, COMPLETE)
+    assert load_settings().HISTORY_RETENTION_DAYS is None  # keep history as long as machines
+    monkeypatch.setenv("STATEWRIGHT_HISTORY_RETENTION_DAYS", "30")
+    assert load_settings().HISTORY_RETENTION_DAYS == 30
+    monkeypatch.setenv("STATEWRIGHT_HISTORY_RETENTION_DAYS", "0")
+    with pytest.raises(ConfigurationError, match="STATEWRIGHT_HISTORY_RETENTION_DAYS is invalid"):
         load_settings()
 
 
@@ -92,7 +103,13 @@ def test_the_task_runner_needs_only_the_bus(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_the_model_holds_exactly_the_documented_variables() -> None:
-    assert {f"STATEWRIGHT_{name}" for name in Settings.model_fields} == set(ENV_VARS)
+    fields = {f"STATEWRIGHT_{name}" for name in Settings.model_fields}
+    assert fields == set(ENV_VARS) | set(OPTIONAL_ENV_VARS)
+    # The optional one has a default: DESIGN.md §4's variables alone are a full configuration.
+    assert all(
+        not Settings.model_fields[v.removeprefix("STATEWRIGHT_")].is_required()
+        for v in OPTIONAL_ENV_VARS
+    )
 
 
 def test_the_dispatcher_imports_without_any_configuration() -> None:

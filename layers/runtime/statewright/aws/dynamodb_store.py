@@ -8,7 +8,8 @@ Items (pk / sk):
   index), ``hist`` (this incarnation's history id) and ``recent`` (the newest history
   entries, JSON strings, at most ``INLINE_HISTORY`` of them).
 - history      ``MACHINE#<id>`` / ``HISTORY#<hist>#<seq>``: older entries, spilled out
-  of ``recent`` when it grows past ``INLINE_HISTORY``.
+  of ``recent`` when it grows past ``INLINE_HISTORY``; with a history retention, they
+  expire (TTL) that many days after they spill.
 - spec         ``SPEC#<digest>`` / ``SPEC``: a normalized spec, written once.
 - idempotency  ``IDEMPOTENCY#<key>`` / ``IDEMPOTENCY``: a replayable answer with TTL.
 
@@ -133,11 +134,15 @@ class DynamoStore(Store):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
+        history_retention_days: int | None = None,
     ) -> None:
         super().__init__(deadline_seconds=deadline_seconds, clock=clock, sleep=sleep)
         self._client = client
         self._table = table_name
         self._now = wall_clock
+        self._history_ttl = (
+            None if history_retention_days is None else history_retention_days * 86400
+        )
         # machine id -> its inline history as last read or written; lets an update
         # know when to spill without reading the item again.
         self._inline: OrderedDict[str, _Inline] = OrderedDict()
@@ -300,6 +305,9 @@ class DynamoStore(Store):
     def _spill(self, machine_id: str, hist: str, recent: Iterable[str]) -> None:
         pk = _s(_machine_pk(machine_id))
         by_seq = {json.loads(raw)["seq"]: raw for raw in recent}  # a batch takes a key once
+        expiry: dict[str, AttributeValueTypeDef] = {}
+        if self._history_ttl is not None:
+            expiry[TTL_ATTRIBUTE] = _n(int(self._now()) + self._history_ttl)
         self._batch_write(
             [
                 {
@@ -308,6 +316,7 @@ class DynamoStore(Store):
                             PARTITION_KEY: pk,
                             SORT_KEY: _s(_history_sk(hist, seq)),
                             "entry": _s(raw),
+                            **expiry,
                         }
                     }
                 }
@@ -381,7 +390,24 @@ class DynamoStore(Store):
         first_inline = recent[0].seq if recent else after + 1
         entries: list[HistoryEntry] = []
         if after + 1 < first_inline:
-            hist = _str(item, "hist")
+            entries = self._spilled(machine_id, _str(item, "hist"), after, first_inline, limit)
+        entries.extend(entry for entry in recent if entry.seq > after)
+        if len(entries) > limit:
+            return entries[:limit], _encode_token({"after": entries[limit - 1].seq})
+        return entries, None
+
+    def _spilled(
+        self, machine_id: str, hist: str, after: int, first_inline: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Up to ``limit + 1`` spilled entries after ``after``. Expired ones are skipped
+        (TTL deletes only eventually, dynalite never), so a page may take several queries."""
+        now = int(self._now())
+        entries: list[HistoryEntry] = []
+        start: dict[str, AttributeValueTypeDef] | None = None
+        while len(entries) <= limit:
+            kwargs: dict[str, Any] = {}
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
             page = self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
@@ -391,14 +417,19 @@ class DynamoStore(Store):
                     ":lo": _s(_history_sk(hist, after + 1)),
                     ":hi": _s(_history_sk(hist, first_inline - 1)),
                 },
-                Limit=limit + 1,
+                Limit=limit + 1 - len(entries),
                 ConsistentRead=True,
+                **kwargs,
             )
-            entries = [HistoryEntry.model_validate_json(_str(it, "entry")) for it in page["Items"]]
-        entries.extend(entry for entry in recent if entry.seq > after)
-        if len(entries) > limit:
-            return entries[:limit], _encode_token({"after": entries[limit - 1].seq})
-        return entries, None
+            entries.extend(
+                HistoryEntry.model_validate_json(_str(it, "entry"))
+                for it in page["Items"]
+                if TTL_ATTRIBUTE not in it or _int(it, TTL_ATTRIBUTE) > now
+            )
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                break
+        return entries
 
     # ---- listing ----------------------------------------------------------------------
 

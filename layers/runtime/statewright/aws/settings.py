@@ -24,6 +24,8 @@ ENV_VARS = (
     "STATEWRIGHT_TERRAFORM_PROJECT",
     "STATEWRIGHT_SPECS_DIR",
 )
+# Beyond DESIGN.md §4, optional: the CDK app sets it from cdk.json's history_retention_days.
+OPTIONAL_ENV_VARS = ("STATEWRIGHT_HISTORY_RETENTION_DAYS",)
 
 _DESCRIPTIONS = {
     "STATEWRIGHT_ENV": "the environment name, e.g. dev",
@@ -31,6 +33,7 @@ _DESCRIPTIONS = {
     "STATEWRIGHT_BUS": "the EventBridge bus name, e.g. statewright-dev",
     "STATEWRIGHT_TASK_RUNNER": "the task-runner Lambda function name",
     "STATEWRIGHT_TERRAFORM_PROJECT": "the CodeBuild project that runs Terraform",
+    "STATEWRIGHT_HISTORY_RETENTION_DAYS": "a whole number of days, at least 1",
 }
 
 
@@ -48,6 +51,8 @@ class Settings(BaseSettings):
     TERRAFORM_PROJECT: str = Field(min_length=1)
     # None: the ``specs`` folder shipped beside the dispatcher handler (see specs_dir()).
     SPECS_DIR: Path | None = None
+    # None: history is kept as long as its machine exists (docs/aws.md, "History").
+    HISTORY_RETENTION_DAYS: int | None = Field(default=None, ge=1)
 
     def specs_dir(self, handler_dir: Path | None = None) -> Path:
         """STATEWRIGHT_SPECS_DIR, else ``<handler_dir>/specs`` (how the deployment ships
@@ -98,7 +103,7 @@ _cache: dict[type[BaseSettings], tuple[tuple[str | None, ...], BaseSettings]] = 
 
 
 def _cached(model: type[S]) -> S:
-    values = tuple(os.environ.get(name) for name in ENV_VARS)
+    values = tuple(os.environ.get(name) for name in ENV_VARS + OPTIONAL_ENV_VARS)
     found = _cache.get(model)
     if found is not None and found[0] == values and isinstance(found[1], model):
         return found[1]

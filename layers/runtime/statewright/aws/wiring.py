@@ -148,7 +148,11 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
     session = boto3.session.Session()
     specs_dir = settings.specs_dir(handler_dir)
     codebuild = _lazy(session, "codebuild")
-    store = DynamoStore(_lazy(session, "dynamodb"), settings.TABLE)
+    store = DynamoStore(
+        _lazy(session, "dynamodb"),
+        settings.TABLE,
+        history_retention_days=settings.HISTORY_RETENTION_DAYS,
+    )
     executors: dict[str, Executor] = {
         "lambda": LambdaExecutor(_lazy(session, "lambda"), settings.TASK_RUNNER),
         "terraform": CodeBuildExecutor(
