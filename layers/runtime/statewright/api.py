@@ -6,7 +6,8 @@ Handlers are thin: validate (pydantic, through Powertools' validation), call the
 service, shape the answer. Domain exceptions become HTTP answers in one place,
 :func:`error_response`. Before routing, :meth:`StatewrightResolver.resolve` screens the
 raw request: bodies over 256 KiB answer 413, and a body that is not UTF-8 JSON (or nests
-too deep, or holds a NUL) answers 400, so no client mistake can reach the code as a 5xx.
+too deep, or holds a NUL or a lone surrogate) answers 400, so no client mistake can
+reach the code as a 5xx.
 """
 
 from __future__ import annotations
@@ -212,14 +213,28 @@ def _json_depth_ok(value: Any, depth: int = 0) -> bool:
     return True
 
 
-def _has_nul(value: Any) -> bool:
+# NUL, or half of a UTF-16 surrogate pair: JSON can spell both ("\u0000", "\ud800"),
+# but no store, log or task should see them (a lone surrogate cannot even be encoded
+# as UTF-8, so it would fail the write).
+_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def _bad_character(value: Any) -> str | None:
+    """The first NUL or lone surrogate in any string (key or value) of ``value``."""
     if isinstance(value, str):
-        return "\x00" in value
+        found = _BAD_CHARACTER.search(value)
+        return found.group() if found else None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        items: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        bad = _bad_character(item)
+        if bad is not None:
+            return bad
+    return None
 
 
 def screen_request(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -258,8 +273,14 @@ def screen_request(event: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
     if not _json_depth_ok(parsed):
         raise InvalidRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
-    if _has_nul(parsed):
+    bad = _bad_character(parsed)
+    if bad == "\x00":
         raise InvalidRequest("the body contains a NUL character (\\u0000), which is not accepted")
+    if bad is not None:
+        raise InvalidRequest(
+            f"the body contains \\u{ord(bad):04x}, half of a UTF-16 surrogate pair without "
+            "its other half: strings must be valid Unicode"
+        )
     # The API speaks JSON only: whatever Content-Type a client sent (curl -d sends a form
     # type), the body is read as the JSON it was just checked to be.
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
