@@ -195,7 +195,11 @@ class Service:
         except Conflict:
             raise  # transient: the bus delivers it again later
         except ValidationError as exc:
-            log.warning("refused %s from %s: invalid detail: %s", detail_type, source, exc)
+            # Where and why only: pydantic's own text quotes the input, which may hold
+            # metadata values or task outputs (never logged at INFO or above).
+            log.warning(
+                "refused %s from %s: invalid detail: %s", detail_type, source, _fields_of(exc)
+            )
             outcome = Outcome.REFUSED
         except StatewrightError as exc:
             log.warning("refused %s from %s: %s (%s)", detail_type, source, exc.message, exc.code)
@@ -473,6 +477,14 @@ class Service:
 
     def _spec_names(self) -> str:
         return ", ".join(self.catalog.names()) or "none"
+
+
+def _fields_of(exc: ValidationError) -> str:
+    """Each invalid field with pydantic's error type, without the input values."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'detail'}: {err['type']}"
+        for err in exc.errors(include_input=False)
+    )
 
 
 def _check_limit(limit: int) -> None:
