@@ -95,3 +95,10 @@ class VersionConflict(Exception):
 
 class ConfigurationError(Exception):
     """A deployment or local setup is missing something (env var, binary, folder)."""
+
+
+class StartDeferred(Exception):
+    """An executor could not start an attempt for a reason that passes (throttling, a
+    service error, a network fault). The attempt stays ``pending`` and the reconciler
+    starts it again; the request or event that entered the state still succeeds, since
+    its write is done and a retry of it would be a duplicate."""

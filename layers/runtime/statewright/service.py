@@ -42,6 +42,7 @@ from statewright.errors import (
     MachineExists,
     MachineNotFound,
     SpecNotFound,
+    StartDeferred,
     StatewrightError,
     UnknownSpec,
     VersionConflict,
@@ -369,7 +370,9 @@ class Service:
             if isinstance(effect, CancelTask):
                 self._cancel(effect)
             elif isinstance(effect, StartTask):
-                reports.append(self._start(effect.invocation))
+                started = self._start(effect.invocation)
+                if started is not None:
+                    reports.append(started)
             elif isinstance(effect, Publish):
                 publishes.append(effect.event)
         if publishes:
@@ -378,7 +381,7 @@ class Service:
             return self._record_starts(decision, stored, reports)
         return stored
 
-    def _start(self, inv: TaskInvocation) -> StartReport:
+    def _start(self, inv: TaskInvocation) -> StartReport | None:
         executor = self.executors.get(inv.task_spec.executor)
         report = functools.partial(StartReport, inv.task, inv.epoch, inv.attempt)
         if executor is None:
@@ -389,6 +392,14 @@ class Service:
             )
         try:
             run_id = executor.start(inv)
+        except StartDeferred as exc:
+            log.warning(
+                "task %s of machine %s did not start yet (the reconciler will retry): %s",
+                inv.task,
+                inv.machine_id,
+                exc,
+            )
+            return None
         except (StatewrightError, ConfigurationError, OSError) as exc:
             # The executor could not start this attempt (missing binary, bad source...):
             # the attempt fails like a task failure, with the executor's explanation.

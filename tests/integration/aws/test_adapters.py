@@ -10,7 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from statewright.aws.codebuild_executor import (
     CodeBuildExecutor,
@@ -19,7 +18,7 @@ from statewright.aws.codebuild_executor import (
 )
 from statewright.aws.eventbridge_bus import EventBridgeBus, PublishError
 from statewright.aws.lambda_executor import LambdaExecutor
-from statewright.errors import ConfigurationError
+from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.builtin import LocalSource, S3Source
 from statewright.model import BusEvent
 from statewright.ports import TaskInvocation
@@ -322,7 +321,7 @@ def test_a_missing_task_runner_or_project_is_a_reason_not_a_crash(aws: None) -> 
         builds.start(invocation(APPLY))
 
 
-def test_a_throttled_start_propagates_so_the_task_stays_pending() -> None:
+def test_a_throttled_start_is_deferred_so_the_task_stays_pending() -> None:
     client = boto3.client(
         "lambda", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
     )
@@ -330,7 +329,15 @@ def test_a_throttled_start_propagates_so_the_task_stays_pending() -> None:
     stub.add_client_error(
         "invoke", service_error_code="TooManyRequestsException", http_status_code=429
     )
-    with stub, pytest.raises(ClientError):
+    with stub, pytest.raises(StartDeferred, match="TooManyRequestsException"):
         LambdaExecutor(client, "runner").start(
             invocation({"executor": "lambda", "config": {"name": "f"}})
         )
+    builds = boto3.client(
+        "codebuild", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stub = Stubber(builds)
+    stub.add_client_error("start_build", service_error_code="ThrottlingException")
+    executor = CodeBuildExecutor(builds, "project", env_name="dev", bus_name="b")
+    with stub, pytest.raises(StartDeferred, match="ThrottlingException"):
+        executor.start(invocation(APPLY))

@@ -18,7 +18,9 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from statewright.errors import ConfigurationError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from statewright.errors import ConfigurationError, StartDeferred
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -145,13 +147,19 @@ class CodeBuildExecutor:
             client.exceptions.ResourceNotFoundException,
             client.exceptions.InvalidInputException,
         ) as exc:
-            # No retry cures these; throttling and service errors propagate instead (the
-            # task stays pending and the reconciler starts it again).
+            # No retry cures these.
             error = exc.response.get("Error", {})
             raise ConfigurationError(
                 f"could not start a build of {self.project_name} for task {invocation.task}: "
                 f"{error.get('Code')}: {error.get('Message', '')} "
                 "(check STATEWRIGHT_TERRAFORM_PROJECT)"
+            ) from exc
+        except (ClientError, BotoCoreError) as exc:
+            # Throttling past the SDK's retries, a service or network fault: the task stays
+            # pending and the reconciler starts it again (the idempotency token makes
+            # that safe if this build did start after all).
+            raise StartDeferred(
+                f"CodeBuild did not start a build for task {invocation.task}: {exc}"
             ) from exc
         return response["build"]["id"]
 

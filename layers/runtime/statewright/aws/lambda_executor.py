@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from statewright.errors import ConfigurationError
+from statewright.errors import ConfigurationError, StartDeferred
 from statewright.ports import TaskInvocation
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
 # Errors no retry can cure: the attempt fails with the reason. Anything else (throttling
-# past the SDK's retries, a service error) propagates: the machine keeps the task
-# pending and the reconciler starts it again.
+# past the SDK's retries, a service error, a network fault) defers the start: the machine
+# keeps the task pending and the reconciler starts it again.
 PERMANENT_ERRORS = frozenset(
     {
         "ResourceNotFoundException",
@@ -47,10 +47,17 @@ class LambdaExecutor:
                 InvocationType="Event",
                 Payload=invocation.model_dump_json().encode(),
             )
+        except BotoCoreError as exc:
+            raise StartDeferred(
+                f"could not reach Lambda for task {invocation.task}: {exc}"
+            ) from exc
         except ClientError as exc:
             error = exc.response.get("Error", {})
             if error.get("Code") not in PERMANENT_ERRORS:
-                raise
+                raise StartDeferred(
+                    f"Lambda did not queue task {invocation.task}: {error.get('Code')}: "
+                    f"{error.get('Message', '')}"
+                ) from exc
             raise ConfigurationError(
                 f"could not queue task {invocation.task} for the task runner "
                 f"{self.task_runner}: {error.get('Code')}: {error.get('Message', '')} "
