@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from statewright.executors.registry import ExecutorPlugin
 
@@ -38,6 +38,18 @@ class S3Source(BaseModel):
     # Not S3's 3-character minimum: DESIGN.md §2's own example names its bucket `b`.
     bucket: Annotated[str, Field(min_length=1, max_length=63)]
     key: Annotated[str, Field(min_length=1, max_length=1024)]
+
+    @field_validator("key")
+    @classmethod
+    def _stays_inside(cls, key: str) -> str:
+        # The build copies the object (or every object under the prefix) into its working
+        # directory by name; a `..` segment would name a file outside it.
+        if ".." in key.split("/"):
+            raise ValueError(
+                "an S3 key may not have a `..` segment (the module is copied into the "
+                "build's working directory by its key)"
+            )
+        return key
 
 
 class LocalSource(BaseModel):
