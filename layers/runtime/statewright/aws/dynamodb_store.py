@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,11 @@ from statewright.spec.models import Spec
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, WriteRequestTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryOutputTypeDef,
+        WriteRequestTypeDef,
+    )
 
     Item = Mapping[str, AttributeValueTypeDef]
 else:
@@ -324,34 +328,33 @@ class DynamoStore(Store):
             ]
         )
 
-    def _delete_history(self, machine_id: str, hist: str) -> None:
-        pk = _s(_machine_pk(machine_id))
-        start: dict[str, AttributeValueTypeDef] | None = None
+    def _query_pages(self, **query: Any) -> Iterator[QueryOutputTypeDef]:
+        """A consistent Query of this table, page after page (LastEvaluatedKey)."""
+        start: Mapping[str, AttributeValueTypeDef] | None = None
         while True:
-            kwargs: dict[str, Any] = {}
+            kwargs = dict(query)
             if start is not None:
                 kwargs["ExclusiveStartKey"] = start
-            page = self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
-                ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-                ExpressionAttributeValues={
-                    ":pk": pk,
-                    ":prefix": _s(f"{_HISTORY_PREFIX}{hist}#"),
-                },
-                ProjectionExpression="#pk, #sk",
-                ConsistentRead=True,
-                **kwargs,
-            )
+            page = self._client.query(TableName=self._table, ConsistentRead=True, **kwargs)
+            yield page
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                return
+
+    def _delete_history(self, machine_id: str, hist: str) -> None:
+        pk = _s(_machine_pk(machine_id))
+        for page in self._query_pages(
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+            ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+            ExpressionAttributeValues={":pk": pk, ":prefix": _s(f"{_HISTORY_PREFIX}{hist}#")},
+            ProjectionExpression="#pk, #sk",
+        ):
             self._batch_write(
                 [
                     {"DeleteRequest": {"Key": {PARTITION_KEY: pk, SORT_KEY: key[SORT_KEY]}}}
                     for key in page.get("Items", [])
                 ]
             )
-            if "LastEvaluatedKey" not in page:
-                return
-            start = dict(page["LastEvaluatedKey"])
 
     def _batch_write(self, requests: Sequence[WriteRequestTypeDef]) -> None:
         for i in range(0, len(requests), _BATCH):
@@ -403,31 +406,22 @@ class DynamoStore(Store):
         (TTL deletes only eventually, dynalite never), so a page may take several queries."""
         now = int(self._now())
         entries: list[HistoryEntry] = []
-        start: dict[str, AttributeValueTypeDef] | None = None
-        while len(entries) <= limit:
-            kwargs: dict[str, Any] = {}
-            if start is not None:
-                kwargs["ExclusiveStartKey"] = start
-            page = self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
-                ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-                ExpressionAttributeValues={
-                    ":pk": _s(_machine_pk(machine_id)),
-                    ":lo": _s(_history_sk(hist, after + 1)),
-                    ":hi": _s(_history_sk(hist, first_inline - 1)),
-                },
-                Limit=limit + 1 - len(entries),
-                ConsistentRead=True,
-                **kwargs,
-            )
+        for page in self._query_pages(
+            KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
+            ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
+            ExpressionAttributeValues={
+                ":pk": _s(_machine_pk(machine_id)),
+                ":lo": _s(_history_sk(hist, after + 1)),
+                ":hi": _s(_history_sk(hist, first_inline - 1)),
+            },
+            Limit=limit + 1,
+        ):
             entries.extend(
                 HistoryEntry.model_validate_json(_str(it, "entry"))
                 for it in page["Items"]
                 if TTL_ATTRIBUTE not in it or _int(it, TTL_ATTRIBUTE) > now
             )
-            start = page.get("LastEvaluatedKey")
-            if start is None:
+            if len(entries) > limit:
                 break
         return entries
 
