@@ -317,6 +317,9 @@ def _check_runs(runs_file: Path, tf_log: Path, pids: list[int], crashes: Crashes
 
 def _check_terraform_state(server: Server, launched: list[str], destroyed: set[str]) -> None:
     root = server.data_dir / "terraform"
+    # A killed server's runs never reach their cleanup; the next life removes their
+    # working directories (which hold the metadata in statewright.auto.tfvars.json).
+    assert list(root.glob("*/*/runs/*")) == []
     for mid in launched:
         states = list((root / mid).glob("*/terraform.tfstate"))
         if mid in destroyed:

@@ -6,7 +6,8 @@ same source share one state — under ``<data>/terraform/<machine>/<source-diges
 - ``terraform.tfstate``: the state (a ``local`` backend forced by an override file);
 - ``runs/<epoch>-<task>-<attempt>-<random>/``: a fresh working directory per run,
   holding a copy of the module, ``statewright_override.tf.json`` and
-  ``statewright.auto.tfvars.json``; removed when the run ends.
+  ``statewright.auto.tfvars.json``; removed when the run ends (or, when the control
+  plane was killed first, when the next one starts).
 
 Decisions:
 - The binary is ``--terraform-bin``, else ``terraform``, else ``tofu`` on PATH.
@@ -101,6 +102,17 @@ class LocalTerraformExecutor(LocalExecutor):
         self._root = data_dir.resolve() / "terraform"
         self._terraform_bin = terraform_bin
         self._python = python
+        self.remove_stale_runs()
+
+    def remove_stale_runs(self) -> int:
+        """Remove the working directories of runs a killed control plane left behind
+        (they never reached their cleanup, and their tfvars hold metadata values); the
+        number removed. Runs before this executor starts any: the data dir is locked to
+        this process, and the old runs' processes end with the process that started them."""
+        stale = list(self._root.glob("*/*/runs/*"))
+        for work in stale:
+            shutil.rmtree(work, ignore_errors=True)
+        return len(stale)
 
     def source_dir(self, machine_id: str, source: S3Source | LocalSource) -> Path:
         """Where the machine's state for this source lives."""
