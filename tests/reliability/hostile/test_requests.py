@@ -191,6 +191,20 @@ def test_a_client_that_stops_mid_body_holds_nothing_up(server: Server) -> None:
     record("hostile", inputs=3)
 
 
+def test_a_body_cut_short_is_not_run_even_when_it_parses(server: Server) -> None:
+    split = urlsplit(server.url)
+    mid = "cut-" + uuid.uuid4().hex[:8]
+    body = json.dumps({"spec": "jobs", "id": mid}).encode()
+    head = f"POST /machines HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body) + 10}\r\n\r\n"
+    with socket.create_connection((split.hostname, split.port), timeout=10) as sock:
+        sock.sendall(head.encode() + body)
+        sock.shutdown(socket.SHUT_WR)  # the client is done: ten bytes never come
+        assert sock.recv(1024) == b""  # closed without an answer
+    assert server.machine(mid) is None
+    _assert_still_serving(server)
+    record("hostile", inputs=1)
+
+
 def test_idempotency_keys_that_look_like_paths_stay_keys(server: Server) -> None:
     mid = "idem-" + uuid.uuid4().hex[:8]
     key = "../../" + uuid.uuid4().hex

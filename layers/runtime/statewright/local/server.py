@@ -120,6 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         try:
             result = self._resolve()
+            if result is None:
+                return
         except Exception:
             # The server is a process boundary: a bug answers 500 with the error shape of
             # the API (the trace goes to the server log, never to the client).
@@ -136,9 +138,14 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                 ),
             }
-        self._write(result)
+        try:
+            self._write(result)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client left before its answer: nobody to tell (and no trace to log).
+            self.close_connection = True
 
-    def _resolve(self) -> dict[str, Any]:
+    def _resolve(self) -> dict[str, Any] | None:
+        """The proxy result to answer with; None when the client left mid-body."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             return proxy_result(
@@ -166,6 +173,11 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client closed before sending the body it announced: the request is
+            # incomplete, so it is not run (a cut-off body can still parse as JSON).
+            self.close_connection = True
+            return None
         try:
             event = proxy_event(
                 # HEAD is GET without the body (_write leaves it out)
