@@ -1,0 +1,351 @@
+"""Cost: whole lifecycles of ``specs/preview-env.yml`` through the dispatcher under moto,
+every AWS call counted by kind and priced, against Step Functions Standard.
+
+The lifecycle is the one ``tests/integration/aws/test_dispatcher_lifecycle.py`` drives,
+played the way AWS plays it: API Gateway requests (create, LAUNCH), the task runner
+run on the payload the dispatcher queued, every event the control plane puts on its bus
+that the CDK app's rules route back to the dispatcher delivered to it (Task Finished,
+NEXT), a user's rule sending DESTROY, the Terraform build's own work (storing its outputs
+and reporting Task Finished), then CodeBuild's Build State Change, which finds the
+machine already deleted.
+
+Priced (``bench.prices``): Lambda requests and GB-seconds of the dispatcher and task
+runner at their measured in-process durations and the memory the template gives them;
+DynamoDB request units from item sizes (``bench.dynamodb_units``); EventBridge events
+put; API Gateway requests; the build's S3 writes. Not priced: the user's own work (the
+function the task runner invokes, the build's minutes), which a Step Functions workflow
+would pay for just the same, and CloudWatch logs and metrics.
+
+An *event* is one delivery to the dispatcher (an API request or a bus event). Step
+Functions is charged one transition per state the machine entered (creation included),
+the least a Standard workflow with the same states could be charged."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from bench import prices
+from bench.aws_calls import Call, CallLog
+from bench.dynamodb_units import Table, UnitCounter, Units
+from bench.template import Deployment as Facts
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = "preview-env"
+OUTPUTS = {"db_url": {"sensitive": False, "type": "string", "value": "postgres://bench"}}
+USER_FUNCTION = "db-setup"  # the lambda task's function in specs/preview-env.yml
+
+
+@dataclass
+class _Harness:
+    log: CallLog
+    dep: Any  # tests.integration.aws.conftest.Deployment
+    runner: Any
+    builds: Any  # the conftest's Build class
+    task_runner_name: str
+    published: list[dict[str, Any]]
+    seen_calls: int = 0
+
+    def new_calls(self) -> list[Call]:
+        calls = self.log.calls[self.seen_calls :]
+        self.seen_calls = len(self.log.calls)
+        return calls
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _deployment(facts: Facts) -> Iterator[_Harness]:
+    """Statewright's resources under moto, and its two functions loaded in-process."""
+    import boto3
+    from moto import mock_aws
+    from statewright.aws import settings as settings_module
+    from statewright.aws import task_runner as task_runner_module
+    from statewright.aws import wiring
+
+    from tests.integration.aws import conftest as aws
+
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": aws.REGION,
+        "STATEWRIGHT_ENV": "bench",
+        "STATEWRIGHT_TABLE": aws.TABLE,
+        "STATEWRIGHT_BUS": aws.BUS,
+        "STATEWRIGHT_TASK_RUNNER": aws.TASK_RUNNER,
+        "STATEWRIGHT_TERRAFORM_PROJECT": aws.PROJECT,
+        "STATEWRIGHT_SPECS_DIR": str(REPO / "specs"),
+    }
+    assert set(settings_module.ENV_VARS) <= set(env) | {"STATEWRIGHT_SPECS_DIR"}
+    log = CallLog()
+    with _environment(env), mock_aws(config={"lambda": {"use_docker": False}}), log.installed():
+        boto3.setup_default_session()  # a session created now carries the hooks
+        wiring._build.cache_clear()
+        task_runner_module._runner.cache_clear()
+        _create_resources(facts, aws)
+        dispatcher = aws.load_handler("dispatcher")
+        runner = aws.load_handler("task_runner")
+
+        def timed(event: Any, context: Any) -> Any:
+            trigger = "api" if "httpMethod" in event else "bus"
+            return log.invoke("dispatcher", dispatcher.handler, event, context, trigger=trigger)
+
+        dep = aws.Deployment(
+            dispatcher=SimpleNamespace(handler=timed),  # type: ignore[arg-type]
+            task_runner=runner,
+            reconciler=None,  # type: ignore[arg-type]
+            queue_url="",
+        )
+        try:
+            yield _Harness(log, dep, runner, aws.Build, aws.TASK_RUNNER, [])
+        finally:
+            wiring._build.cache_clear()
+            task_runner_module._runner.cache_clear()
+            boto3.DEFAULT_SESSION = None
+
+
+def _create_resources(facts: Facts, aws: Any) -> None:
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name=aws.REGION)
+    dynamodb.create_table(TableName=aws.TABLE, BillingMode="PAY_PER_REQUEST", **facts.table)
+    iam = boto3.client("iam", region_name=aws.REGION)
+    role = iam.create_role(RoleName="statewright-bench", AssumeRolePolicyDocument="{}")
+    lam = boto3.client("lambda", region_name=aws.REGION)
+    for name in (aws.TASK_RUNNER, USER_FUNCTION):
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.13",
+            Role=role["Role"]["Arn"],
+            Handler="handler.handler",
+            Code={"ZipFile": aws._zip("def handler(event, context):\n    return event\n")},
+        )
+    boto3.client("s3", region_name=aws.REGION).create_bucket(Bucket=aws.STATE_BUCKET)
+    boto3.client("codebuild", region_name=aws.REGION).create_project(
+        name=aws.PROJECT,
+        source={"type": "S3", "location": f"{aws.STATE_BUCKET}/none.zip", "buildspec": "v"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/standard:7.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+        },
+        serviceRole=role["Role"]["Arn"],
+    )
+    boto3.client("events", region_name=aws.REGION).create_event_bus(Name=aws.BUS)
+
+
+# ---- one lifecycle ----------------------------------------------------------------------
+
+
+def _settle(h: _Harness) -> None:
+    """Play AWS until nothing is left to deliver: run the task runner for every Invoke
+    the dispatcher queued, deliver every event the bus rules route to the dispatcher."""
+    from tests.integration.aws import conftest as aws
+
+    while True:
+        work: list[tuple[str, Any]] = []
+        for call in h.new_calls():
+            if call.kind == "lambda.Invoke" and call.params.get("InvocationType") == "Event":
+                work.append(("task_runner", json.loads(call.params["Payload"])))
+            elif call.kind == "events.PutEvents":
+                for entry in call.params["Entries"]:
+                    event = aws.eventbridge(
+                        entry["Source"], entry["DetailType"], json.loads(entry["Detail"])
+                    )
+                    h.published.append(event)
+                    if (entry["Source"], entry["DetailType"]) in aws.DISPATCHED:
+                        work.append(("deliver", event))
+            elif call.kind == "codebuild.StartBuild":
+                work.append(("build", call))
+        if not work:
+            return
+        for kind, item in work:
+            if kind == "task_runner":
+                context = aws.lambda_context(h.task_runner_name)
+                h.log.invoke("task_runner", h.runner.handler, item, context)
+            elif kind == "deliver":
+                h.dep.deliver(item)
+            else:
+                _run_build(h, item)
+
+
+def _run_build(h: _Harness, start: Call) -> None:
+    """What the Terraform build does besides Terraform: store its outputs beside the
+    state and report Task Finished (infra/buildspec/terraform.yml); then CodeBuild's own
+    Build State Change, which the default bus's rule routes to the dispatcher."""
+    import boto3
+
+    from tests.integration.aws import conftest as aws
+
+    environment = [dict(v) for v in start.params["environmentVariablesOverride"]]
+    build = h.builds(
+        invocation=None, build_id=start.response["build"]["id"], environment=environment
+    )
+    with h.log.acting("terraform_build"):
+        boto3.client("s3", region_name=aws.REGION).put_object(
+            Bucket=aws.STATE_BUCKET,
+            Key=build.variables["STATEWRIGHT_OUTPUTS_KEY"],
+            Body=json.dumps(OUTPUTS).encode(),
+        )
+        report = build.report("succeeded", OUTPUTS)
+        boto3.client("events", region_name=aws.REGION).put_events(
+            Entries=[
+                {
+                    "Source": report["source"],
+                    "DetailType": report["detail-type"],
+                    "Detail": json.dumps(report["detail"]),
+                    "EventBusName": aws.BUS,
+                }
+            ]
+        )
+    _settle(h)  # the report reaches the dispatcher first
+    h.dep.deliver(build.state_change("SUCCEEDED"))
+
+
+def _lifecycle(h: _Harness, machine_id: str) -> None:
+    from tests.integration.aws import conftest as aws
+
+    status, machine = h.dep.api(
+        "POST", "/machines", {"spec": SPEC, "id": machine_id, "metadata": {"branch": "main"}}
+    )
+    assert status == 201, machine
+    status, machine = h.dep.api("POST", f"/machines/{machine_id}/events", {"event": "LAUNCH"})
+    assert status == 202, machine
+    _settle(h)
+    destroy = aws.eventbridge(
+        "my.scheduler", "Machine Event", {"machine_id": machine_id, "event": "DESTROY"}
+    )
+    assert h.dep.deliver(destroy) == "applied"
+    _settle(h)
+    deleted = [
+        e
+        for e in h.published
+        if e["detail-type"] == "Machine Deleted" and e["detail"]["machine_id"] == machine_id
+    ]
+    assert len(deleted) == 1, f"{machine_id} was not deleted at the end of its lifecycle"
+
+
+# ---- pricing ----------------------------------------------------------------------------
+
+
+def _lambda_usd(log: CallLog, facts: Facts) -> tuple[float, float]:
+    requests = len(log.invocations) * prices.USD_PER_MILLION["lambda_request"] / 1e6
+    compute = 0.0
+    for inv in log.invocations:
+        fn = facts.functions[inv.actor]
+        billed_ms = math.ceil(inv.seconds * 1000)
+        compute += (
+            fn.memory_mb / 1024 * billed_ms / 1000 * prices.USD_PER_GB_SECOND[fn.architecture]
+        )
+    return requests, compute
+
+
+def _event_chunks(calls: list[Call]) -> int:
+    chunks = 0
+    for call in calls:
+        if call.kind == "events.PutEvents":
+            for entry in call.params["Entries"]:
+                size = 14 + sum(
+                    len(str(entry.get(k, "")).encode()) for k in ("Source", "DetailType", "Detail")
+                )
+                chunks += math.ceil(size / prices.EVENT_CHUNK_BYTES)
+    return chunks
+
+
+def _price(log: CallLog, units: Units, facts: Facts) -> dict[str, float]:
+    p = prices.USD_PER_MILLION
+    kinds = log.kinds()
+    requests, compute = _lambda_usd(log, facts)
+    api_requests = sum(inv.trigger == "api" for inv in log.invocations)
+    return {
+        "lambda_requests": requests,
+        "lambda_compute": compute,
+        "api_gateway": api_requests * p["apigateway_rest_request"] / 1e6,
+        "dynamodb_reads": units.read * p["dynamodb_read_unit"] / 1e6,
+        "dynamodb_writes": (units.write + units.index_write) * p["dynamodb_write_unit"] / 1e6,
+        "eventbridge": _event_chunks(log.calls) * p["eventbridge_event"] / 1e6,
+        "s3": (kinds["s3.PutObject"] * p["s3_put"] + kinds["s3.GetObject"] * p["s3_get"]) / 1e6,
+    }
+
+
+def run(facts: Facts, *, lifecycles: int = 20) -> dict[str, Any]:
+    with _deployment(facts) as h:
+        _lifecycle(h, "bench-warmup")  # cold clients, the spec's first write
+        h.log.clear()
+        h.seen_calls = 0
+        h.published.clear()
+        for i in range(lifecycles):
+            _lifecycle(h, f"bench-{i:05d}-{uuid.uuid4().hex[:6]}")
+        log = h.log
+        published = list(h.published)
+    # The user's own function is the task's work, not the control plane's: not priced.
+    user_work = [c for c in log.calls if c.actor == "task_runner" and c.kind == "lambda.Invoke"]
+    control = [c for c in log.calls if c not in user_work]
+    units = UnitCounter(Table.from_definition(facts.table)).count(control)
+    breakdown = _price(log, units, facts)
+    total = sum(breakdown.values())
+    events = sum(inv.actor == "dispatcher" for inv in log.invocations)
+    states_entered = sum(e["detail-type"] == "Machine State Changed" for e in published)
+    sfn = states_entered * prices.USD_PER_MILLION["stepfunctions_transition"] / 1e6
+    kinds = log.kinds()
+    reads = units.reads / events
+    writes = units.writes / events
+    durations = {
+        actor: sorted(inv.seconds for inv in log.invocations if inv.actor == actor)
+        for actor in ("dispatcher", "task_runner")
+    }
+    return {
+        "lifecycles": lifecycles,
+        "events_per_lifecycle": events / lifecycles,
+        "usd_per_million_events": total / events * 1e6,
+        "usd_per_million_lifecycles": total / lifecycles * 1e6,
+        "step_functions_usd_per_million_lifecycles": sfn / lifecycles * 1e6,
+        "step_functions_transitions_per_lifecycle": states_entered / lifecycles,
+        "ratio_vs_step_functions": total / sfn,
+        "usd_per_million_events_by_item": {k: v / events * 1e6 for k, v in breakdown.items()},
+        "aws_calls_per_event": {k: kinds[k] / events for k in sorted(kinds)},
+        "dynamodb": {
+            "read_requests_per_event": reads,
+            "write_requests_per_event": writes,
+            "read_units_per_event": units.read / events,
+            "write_units_per_event": units.write / events,
+            "index_write_units_per_event": units.index_write / events,
+            "index_projections": [p for _, p in Table.from_definition(facts.table).indexes],
+        },
+        "physical_limit": {
+            "requests_per_event": 2,
+            "measured_requests_per_event": reads + writes,
+            "ratio": (reads + writes) / 2,
+        },
+        "median_duration_ms": {
+            actor: 1000 * values[len(values) // 2] for actor, values in durations.items() if values
+        },
+        "functions": {
+            role: {"memory_mb": f.memory_mb, "architecture": f.architecture}
+            for role, f in facts.functions.items()
+        },
+        "deployment_source": facts.source,
+        "user_work_calls_not_priced": dict(Counter(c.kind for c in user_work)),
+    }

@@ -1,0 +1,105 @@
+"""Each benchmark at a tiny size: it runs end to end and answers every key that
+bench/results.json and docs/benchmarks.md promise. The figures themselves are not
+checked here (a tiny run measures noise); ``make bench`` produces the real ones."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import cold_start, cost, engine, local_http, report, scaling, template
+
+FUNCTIONS = {
+    "dispatcher": template.Function(1024, "arm64"),
+    "task_runner": template.Function(256, "arm64"),
+}
+
+
+def _numbers(section: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        value = section[key]
+        assert isinstance(value, int | float) and math.isfinite(value) and value > 0, key
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("bench")
+    return {
+        "meta": {
+            "date": "2026-01-01T00:00:00Z",
+            "command": "pytest",
+            "python": "3",
+            "implementation": "CPython",
+            "platform": "test",
+            "cpu_count": 2,
+            "cpu_model": "test",
+            "git_commit": "0" * 40,
+            "git_dirty": False,
+            "load_average_at_end": [0.0, 0.0, 0.0],
+            "seconds": 1.0,
+        },
+        "cost": cost.run(template.from_layout(FUNCTIONS), lifecycles=1),
+        "cold_start": cold_start.run(rounds=1, layer=False),
+        "local_http": local_http.run(work, clients=2, seconds=0.3, max_requests=200),
+        "scaling": scaling.run(work, sizes=(10, 200), events=20, batches=2),
+        "engine": engine.run(work, lifecycles=20, repeats=1),
+    }
+
+
+def test_cost_prices_a_lifecycle_against_step_functions(results: dict[str, Any]) -> None:
+    c = results["cost"]
+    _numbers(c, "usd_per_million_events", "ratio_vs_step_functions", "events_per_lifecycle")
+    calls = c["aws_calls_per_event"]
+    # The least an event costs: a read; a lifecycle also writes, publishes and starts tasks.
+    assert calls["dynamodb.GetItem"] > 0 and calls["dynamodb.UpdateItem"] > 0
+    assert calls["events.PutEvents"] > 0 and calls["codebuild.StartBuild"] > 0
+    assert c["step_functions_transitions_per_lifecycle"] == 4  # INIT PROVISION RUN TEARDOWN
+    assert c["physical_limit"]["requests_per_event"] == 2
+    assert c["user_work_calls_not_priced"] == {"lambda.Invoke": 1}
+
+
+def test_cold_start_compares_with_the_baseline(results: dict[str, Any]) -> None:
+    _numbers(results["cold_start"], "dispatcher_import_s", "baseline_import_s", "ratio")
+
+
+def test_local_http_drives_both_servers(results: dict[str, Any]) -> None:
+    h = results["local_http"]
+    _numbers(h, "events_per_second", "p99_ms", "ratio_vs_bare_http_server")
+    _numbers(h["bare_http_server"], "events_per_second", "p99_ms")
+
+
+def test_scaling_times_both_sizes(results: dict[str, Any]) -> None:
+    _numbers(results["scaling"], "per_event_ms_at_10", "per_event_ms_at_200", "ratio")
+
+
+def test_engine_runs_all_three_libraries(results: dict[str, Any]) -> None:
+    _numbers(
+        results["engine"],
+        "transitions_per_second",
+        "python_statemachine_transitions_per_second",
+        "pytransitions_transitions_per_second",
+        "ratio",
+    )
+
+
+def test_the_page_shows_every_goal_with_its_figure(results: dict[str, Any], tmp_path: Path) -> None:
+    # the page is written for the sizes make bench uses; rename the tiny run's keys
+    s = results["scaling"]
+    s = {**s, "sizes": [100, 100_000], "per_event_ms_at_100": s["per_event_ms_at_10"]}
+    s["per_event_ms_at_100000"] = s["per_event_ms_at_200"]
+    s["database_mb"] = {"100000": 1.0}
+    s["fill_seconds"] = {"100000": 1.0}
+    results = {**results, "scaling": s}
+    results["cold_start"] = {**results["cold_start"], "layer_mb": 16.0, "layer_zip_mb": 5.0}
+    results["cold_start"]["layer_files"] = 700
+    page = report.render(results)
+    for goal in report.GOALS:
+        assert f"`{goal.section}.{goal.key}`" in page
+        assert f"| {report._n(goal.value(results))} |" in page
+    assert results["meta"]["git_commit"][:12] in page
+    missed = [g for g in report.GOALS if not g.met(results)]
+    assert page.count("**missed**") == len(missed)
+    assert page.count("**Why the goal") == len(missed)
