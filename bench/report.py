@@ -219,12 +219,12 @@ def _cost_missed(c: dict[str, Any]) -> str:
     per_ratio = ratio / c["usd_per_million_events"]  # ratio per dollar per million events
     fixed = by_item.get("api_gateway", 0.0) + by_item.get("eventbridge", 0.0)
     ranked = sorted(by_item.items(), key=lambda kv: -kv[1])
-    top = ", ".join(f"{_ITEMS.get(k, k).lower()} ({_usd(v)})" for k, v in ranked[:3])
+    top = "; ".join(f"{_ITEMS.get(k, k)}: {_usd(v)}" for k, v in ranked[:3])
     lines = [
         "",
         f"**Why the goal (≤ 0.10) is missed.** Against transitions alone, Step Functions costs "
         f"{_usd(c['usd_per_million_events'] / ratio)} per million of these events; Statewright "
-        f"spends {_usd(c['usd_per_million_events'])}, most of it on {top}.",
+        f"spends {_usd(c['usd_per_million_events'])}, most of it on these ({top}).",
         f"API Gateway and EventBridge together come to {_usd(fixed)} per million events, a "
         f"ratio of {_n(fixed * per_ratio)} by themselves: every lifecycle here starts over "
         "the REST API and every transition is published for subscribers, which the Step "

@@ -148,7 +148,7 @@ def run(
         at_large = statistics.median(large.times)
         fill_seconds = {str(t.size): t.fill_seconds for t in (small, large)}
     return {
-        "store": "SQLite (statewright serve's store), through Service.send_event",
+        "store": "SQLite (statewright serve's store)",
         f"per_event_ms_at_{sizes[0]}": 1000 * at_small,
         f"per_event_ms_at_{sizes[1]}": 1000 * at_large,
         "ratio": at_large / at_small,
