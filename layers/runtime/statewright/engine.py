@@ -321,6 +321,7 @@ class _Step:
             base_dir=self.spec.base_dir,
             timeout_seconds=timeout_of(task_spec),
             delay_seconds=max(0.0, delay),
+            incarnation=m.created_at,
         )
 
     def schedule(self, name: str, attempt: int, delay: float) -> None:

@@ -180,18 +180,28 @@ class TaskInvocation(BaseModel):
     base_dir: str | None = None
     timeout_seconds: int
     delay_seconds: float = 0.0
+    # The machine's created_at. A machine deleted and created again under the same id
+    # runs the same epochs, tasks and attempts as the one before; this tells them apart.
+    incarnation: str = ""
 
     @property
     def run_key(self) -> str:
-        """Stable per attempt: repeated starts of one attempt are recognised by it
-        (CodeBuild's idempotency token, the local executor's run table)."""
+        """Names the attempt: ``<machine>:<epoch>:<task>:<attempt>``."""
         return f"{self.machine_id}:{self.epoch}:{self.task}:{self.attempt}"
+
+    @property
+    def start_key(self) -> str:
+        """Stable per attempt of one incarnation of the machine: repeated starts of one
+        attempt are recognised by it (CodeBuild's idempotency token, the local
+        executor's run table), and an attempt of a machine created again under the same
+        id is not mistaken for one of its predecessor's."""
+        return f"{self.run_key}@{self.incarnation}" if self.incarnation else self.run_key
 
 
 class Executor(Protocol):
     """Starts a task attempt and returns a run id; the result arrives later as a
     ``Task Finished`` (TaskFinishedDetail) through the bus or a reporter callback.
-    ``start`` for a run_key already started must not start a second run."""
+    ``start`` for a start_key already started must not start a second run."""
 
     name: str
 

@@ -139,7 +139,7 @@ class CodeBuildExecutor:
         try:
             response = client.start_build(
                 projectName=self.project_name,
-                idempotencyToken=idempotency_token(invocation.run_key),
+                idempotencyToken=idempotency_token(invocation.start_key),
                 environmentVariablesOverride=self.environment(invocation),
                 timeoutInMinutesOverride=minutes,
             )

@@ -86,7 +86,7 @@ class LocalExecutor(ABC):
         self._logs_dir = logs_dir
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._lock = threading.Lock()
-        self._active: dict[str, Run] = {}  # run_key -> run
+        self._active: dict[str, Run] = {}  # start_key -> run
         self._by_id: dict[str, Run] = {}  # run_id -> run
         self._finished: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._closed = False
@@ -94,7 +94,7 @@ class LocalExecutor(ABC):
     # ---- the Executor port --------------------------------------------------------------
 
     def start(self, invocation: TaskInvocation) -> str:
-        key = invocation.run_key
+        key = invocation.start_key
         with self._lock:
             if key in self._active:
                 return self._active[key].run_id
@@ -251,9 +251,9 @@ class LocalExecutor(ABC):
                 )
         finally:
             with self._lock:
-                self._active.pop(invocation.run_key, None)
+                self._active.pop(invocation.start_key, None)
                 self._by_id.pop(run.run_id, None)
-                self._finished[invocation.run_key] = run.run_id
+                self._finished[invocation.start_key] = run.run_id
                 while len(self._finished) > FINISHED_RUNS_REMEMBERED:
                     self._finished.popitem(last=False)
 
