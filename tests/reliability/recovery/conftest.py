@@ -1,0 +1,6 @@
+"""The moto deployment of tests/integration/aws (table from the synthesized template,
+bus, task runner, CodeBuild project, the three handlers)."""
+
+from tests.integration.aws.conftest import aws, deployment, table_from_template
+
+__all__ = ["aws", "deployment", "table_from_template"]
