@@ -24,6 +24,15 @@ What "agree" means:
   satisfied (or failed) state has its NEXT (or FAILED) on the bus;
 - at the end, recovery plus delivering everything brings every machine to rest
   (waiting, failed or deleted) in the state the model says: nothing was lost.
+
+On ids: the rules never create a machine under the id of a deleted one on purpose. A
+machine created again under an old id runs the same epochs, tasks and attempts as its
+predecessor, and a late ``Task Finished`` of the predecessor's (a Lambda run cannot be
+stopped) names the same machine, epoch, task and attempt — the service cannot tell it
+from the new machine's own result, and neither can this model (docs/reliability.md,
+what is left open). A redelivered ``LAUNCH`` with ``spec`` still re-creates an aborted
+machine now and then, as it would on EventBridge; that is how this suite found that
+such a machine's task starts were taken for repeats of its predecessor's.
 """
 
 from __future__ import annotations
@@ -196,7 +205,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _pick_id(self, pick: int, fresh: bool) -> str:
         live = list(self.model.machines)
         if fresh or not self.ids:
-            # Never an id used before: see the module docstring of test_model_sqlite.
+            # Never an id used before (see the module doc, on ids).
             return next(self.fresh) if len(live) < MAX_LIVE or not live else live[0]
         return self.ids[pick % len(self.ids)]
 
