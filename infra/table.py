@@ -44,7 +44,9 @@ class StateTable(Construct):
             sort_key=dynamodb.Attribute(
                 name=table_layout.LIST_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING
             ),
-            projection_type=dynamodb.ProjectionType.ALL,
+            # Keys only: most writes change no index key, so they write nothing to the
+            # index; a listing pays a BatchGetItem per page instead (docs/aws.md).
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
 
     @property

@@ -24,7 +24,7 @@ def test_key_schema_and_index_come_from_the_store_layout(synth: Synthesized) -> 
                         {"AttributeName": table_layout.LIST_INDEX_PARTITION_KEY, "KeyType": "HASH"},
                         {"AttributeName": table_layout.LIST_INDEX_SORT_KEY, "KeyType": "RANGE"},
                     ],
-                    "Projection": {"ProjectionType": "ALL"},
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
                 }
             ],
             "AttributeDefinitions": Match.array_with(

@@ -39,7 +39,7 @@ def _from_layout() -> dict[str, Any]:
                     {"AttributeName": LIST_INDEX_PARTITION_KEY, "KeyType": "HASH"},
                     {"AttributeName": LIST_INDEX_SORT_KEY, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
         ],
         "source": "statewright.aws.table_layout",
