@@ -130,30 +130,7 @@ def _create_resources(facts: Facts, aws: Any) -> None:
 
     dynamodb = boto3.client("dynamodb", region_name=aws.REGION)
     dynamodb.create_table(TableName=aws.TABLE, BillingMode="PAY_PER_REQUEST", **facts.table)
-    iam = boto3.client("iam", region_name=aws.REGION)
-    role = iam.create_role(RoleName="statewright-bench", AssumeRolePolicyDocument="{}")
-    lam = boto3.client("lambda", region_name=aws.REGION)
-    for name in (aws.TASK_RUNNER, USER_FUNCTION):
-        lam.create_function(
-            FunctionName=name,
-            Runtime="python3.13",
-            Role=role["Role"]["Arn"],
-            Handler="handler.handler",
-            Code={"ZipFile": aws._zip("def handler(event, context):\n    return event\n")},
-        )
-    boto3.client("s3", region_name=aws.REGION).create_bucket(Bucket=aws.STATE_BUCKET)
-    boto3.client("codebuild", region_name=aws.REGION).create_project(
-        name=aws.PROJECT,
-        source={"type": "S3", "location": f"{aws.STATE_BUCKET}/none.zip", "buildspec": "v"},
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment={
-            "type": "LINUX_CONTAINER",
-            "image": "aws/codebuild/standard:7.0",
-            "computeType": "BUILD_GENERAL1_SMALL",
-        },
-        serviceRole=role["Role"]["Arn"],
-    )
-    boto3.client("events", region_name=aws.REGION).create_event_bus(Name=aws.BUS)
+    aws.create_control_plane_resources((USER_FUNCTION,))
 
 
 # ---- one lifecycle ----------------------------------------------------------------------

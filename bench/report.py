@@ -233,12 +233,20 @@ def _cost_missed(c: dict[str, Any]) -> str:
         "What would close it, largest first:",
         "",
     ]
+    keys_only = all(p == "KEYS_ONLY" for p in c["dynamodb"]["index_projections"])
     levers = {
-        "dynamodb_writes": "- DynamoDB writes: a write costs a unit per KB of the whole item, and "
-        "an index projected `ALL` copies every write. Projecting the `by_spec` index "
-        "`KEYS_ONLY` (the store already reads missing attributes with BatchGetItem) leaves "
-        "index writes only to state changes; keeping less history inline keeps items "
-        "under 1 KB.",
+        "dynamodb_writes": "- DynamoDB writes: a write costs a unit per KB of the whole item"
+        + (
+            "; the `by_spec` index already projects keys only, so it is written only when a "
+            "machine changes state. History spilled one item per entry, and kept inline in the "
+            "machine item, is the rest: spilling a page of entries per item, and keeping less "
+            "inline, would keep most writes at one unit."
+            if keys_only
+            else ", and an index projected `ALL` copies every write. Projecting the `by_spec` "
+            "index `KEYS_ONLY` (the store already reads missing attributes with BatchGetItem) "
+            "leaves index writes only to state changes; keeping less history inline keeps "
+            "items under 1 KB."
+        ),
         "eventbridge": "- EventBridge: `Machine State Changed` is put for every transition and "
         "`Machine Deleted` at the end; publishing them only where a rule subscribes (a "
         "setting), and NEXT applied in-process when the dispatcher itself fires it, "

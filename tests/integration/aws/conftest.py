@@ -14,7 +14,7 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -234,14 +234,16 @@ def table_from_template(aws: None) -> str:
     return TABLE
 
 
-@pytest.fixture
-def deployment(table_from_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+def create_control_plane_resources(user_functions: Iterable[str] = USER_FUNCTIONS) -> None:
+    """What a deployment holds besides the table, under moto: the task runner and the
+    users' functions (echoing their input), the state bucket, the Terraform project and
+    the control plane's bus."""
     iam = boto3.client("iam", region_name=REGION)
     role = iam.create_role(RoleName="statewright-test", AssumeRolePolicyDocument="{}")["Role"][
         "Arn"
     ]
     lam = boto3.client("lambda", region_name=REGION)
-    for name in (TASK_RUNNER, *USER_FUNCTIONS):
+    for name in (TASK_RUNNER, *user_functions):
         lam.create_function(
             FunctionName=name,
             Runtime="python3.12",
@@ -261,8 +263,13 @@ def deployment(table_from_template: str, monkeypatch: pytest.MonkeyPatch) -> Ite
         },
         serviceRole=role,
     )
+    boto3.client("events", region_name=REGION).create_event_bus(Name=BUS)
+
+
+@pytest.fixture
+def deployment(table_from_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    create_control_plane_resources()
     events = boto3.client("events", region_name=REGION)
-    events.create_event_bus(Name=BUS)
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName="published")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[

@@ -138,7 +138,12 @@ def storm(store: Store, *, machines: int, hot_events: int, threads: int) -> dict
         assert store.get(machine_id) is None, machine_id
         for event in ("LAUNCH", "DESTROY", "NEXT"):
             assert answers[(machine_id, event, "applied")] == 1, (machine_id, event)
-        assert answers[(machine_id, "LAUNCH", "not_accepted")] == 2
+        # The other two LAUNCHes were refused, or came after the machine was deleted.
+        late_launches = (
+            answers[(machine_id, "LAUNCH", "not_accepted")]
+            + answers[(machine_id, "LAUNCH", "gone")]
+        )
+        assert late_launches == 2, (machine_id, answers)
         assert (
             answers[(machine_id, "NEXT", "duplicate")]
             + answers[(machine_id, "NEXT", "stale")]
