@@ -24,6 +24,9 @@ $(UV):
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
+	@# uv compiles the dependencies' bytecode, not an editable package's: compile ours
+	@# too, so the CLI and the handlers start from bytecode like everything they import.
+	$(BIN)/python -m compileall -q layers/runtime/statewright functions
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
