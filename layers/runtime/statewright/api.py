@@ -48,7 +48,7 @@ from statewright.errors import (
     SpecNotFound,
     StatewrightError,
 )
-from statewright.model import MACHINE_ID_PATTERN, Machine
+from statewright.model import BAD_TEXT, MACHINE_ID_PATTERN, Machine
 from statewright.service import MAX_PAGE, Service
 
 Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
@@ -213,16 +213,10 @@ def _json_depth_ok(value: Any, depth: int = 0) -> bool:
     return True
 
 
-# NUL, or half of a UTF-16 surrogate pair: JSON can spell both ("\u0000", "\ud800"),
-# but no store, log or task should see them (a lone surrogate cannot even be encoded
-# as UTF-8, so it would fail the write).
-_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
-
-
 def _bad_character(value: Any) -> str | None:
     """The first NUL or lone surrogate in any string (key or value) of ``value``."""
     if isinstance(value, str):
-        found = _BAD_CHARACTER.search(value)
+        found = BAD_TEXT.search(value)
         return found.group() if found else None
     if isinstance(value, dict):
         items: list[Any] = [*value.keys(), *value.values()]

@@ -29,6 +29,7 @@ from statewright.errors import (
 )
 from statewright.executors.registry import registry
 from statewright.model import (
+    BAD_TEXT,
     EVENT_SOURCE,
     MACHINE_ID_PATTERN,
     SYSTEM_EVENTS,
@@ -216,6 +217,13 @@ def validate_metadata(metadata: Any) -> Metadata:
     for key, value in metadata.items():
         if not isinstance(key, str):
             raise InvalidMetadata(f"metadata keys must be strings, got {key!r}")
+        for text, where in ((key, "a metadata key"), (value, f"metadata.{key!r}")):
+            if isinstance(text, str) and BAD_TEXT.search(text):
+                # The API screens HTTP bodies for these; bus events come here directly.
+                raise InvalidMetadata(
+                    f"{where} holds a NUL or half of a UTF-16 surrogate pair; metadata "
+                    "strings must be valid Unicode without NUL"
+                )
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidMetadata(f"metadata.{key} must be a finite number, got {value}")
         if value is not None and not isinstance(value, str | int | float | bool):

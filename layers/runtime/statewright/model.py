@@ -3,6 +3,7 @@ and message, so stores and buses serialize one shape."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,6 +18,9 @@ SystemEvent = Literal["NEXT", "FAILED"]
 SYSTEM_EVENTS: frozenset[str] = frozenset({"NEXT", "FAILED"})
 
 MACHINE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# NUL, or half of a UTF-16 surrogate pair: JSON can spell both ("\u0000", "\ud800"), but
+# no store, log or task should see them (a lone surrogate cannot even be encoded as UTF-8).
+BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 EVENT_SOURCE = "statewright"
 
 

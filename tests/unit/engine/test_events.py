@@ -291,6 +291,9 @@ def test_records_of_earlier_states_are_kept_with_their_state_and_epoch() -> None
         (["not", "an", "object"], "JSON object"),
         ("text", "JSON object"),
         ({1: "int key"}, "keys must be strings"),
+        ({"nul": "a\x00b"}, "NUL"),
+        ({"half": "\ud800"}, "surrogate"),
+        ({"k\x00": "v"}, "a metadata key"),
     ],
 )
 def test_metadata_must_be_a_flat_object(metadata: Any, key: str) -> None:
