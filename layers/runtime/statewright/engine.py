@@ -252,9 +252,9 @@ def timeout_of(task_spec: TaskSpec) -> int:
 
 def is_satisfied(machine: Machine, spec: Spec) -> bool:
     """Every task of the current state has succeeded (a state without tasks is)."""
-    current = machine.current_tasks()
+    tasks = machine.tasks
     return all(
-        name in current and current[name].status == "succeeded"
+        name in tasks and tasks[name].epoch == machine.epoch and tasks[name].status == "succeeded"
         for name in spec.states[machine.state].tasks
     )
 
@@ -281,7 +281,8 @@ class _Step:
         m.history_seq += 1
         fields.setdefault("epoch", m.epoch)
         fields.setdefault("state", m.state)
-        self.history.append(HistoryEntry(seq=m.history_seq, at=self.now, kind=kind, **fields))
+        fields.update(seq=m.history_seq, at=self.now, kind=kind)
+        self.history.append(HistoryEntry.model_validate(fields))
         self.changed = True
 
     def publish(self, detail_type: DetailType, detail: dict[str, Any]) -> None:
@@ -422,8 +423,12 @@ class _Step:
         call for: deletion of a satisfied terminal state, NEXT, FAILED."""
         m = self.machine
         state = self.spec.states[m.state]
-        current = m.current_tasks()
-        if any(current[n].status == "failed" for n in state.tasks if n in current):
+        if any(
+            (record := m.tasks.get(name)) is not None
+            and record.epoch == m.epoch
+            and record.status == "failed"
+            for name in state.tasks
+        ):
             self.set_status("failed")
             applied = m.published.get(APPLIED_PREFIX + "FAILED") == m.epoch
             if "FAILED" in state.on and not applied and m.published.get("FAILED") != m.epoch:
