@@ -340,9 +340,12 @@ service call and SQLite transaction.
     if _missed(r, "local_http"):
         text += (
             "\n**Why the goal (≥ 0.3) is missed.** Requests are resolved one at a time, "
-            "and most of a request's time is the resolver's validation and the service; "
-            "resolving in parallel (a resolver per thread) or a lighter validation path for "
-            "events would close it.\n"
+            "and most of a request's time is the resolver's validation and the service: "
+            f"one answer every {1000 / h['events_per_second']:.2f} ms against the bare "
+            f"server's {1000 / b['events_per_second']:.2f} ms. Both are Python, so "
+            "resolving on parallel threads would share one core under the GIL; less work "
+            "per request (a lighter validation path for events) or several server "
+            "processes over the one SQLite file would close it.\n"
         )
     return text
 
@@ -422,7 +425,8 @@ transition per state: another machine).
             "theirs is cheap next to building one of their machines). Under a profiler most "
             "of a decision's time is pydantic: copying the machine, assigning its fields, "
             "validating entries and events. A decision that works on plain objects and "
-            "builds the models once, at the end, would close it.\n"
+            f"builds the models once, at the end, is where the missing {1 / e['ratio'] - 1:.0%} "
+            "would have to come from.\n"
         )
     return text
 
