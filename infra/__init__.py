@@ -1,1 +1,1 @@
-"""The CDK app: one Statewright control plane per cdk.json environment (DESIGN.md §5)."""
+"""The CDK app: one Statewright control plane per cdk.json environment (docs/architecture.md)."""

@@ -1,4 +1,4 @@
-"""The REST API: the routes of DESIGN.md §4, each IAM (SigV4) authorized and proxied to
+"""The REST API: the routes of docs/api.md#routes, each IAM (SigV4) authorized and proxied to
 the dispatcher, with request validation, JSON access logs and throttling. API Gateway's
 own refusals answer in the API's error shape ``{"error": {"code", "message"}}``."""
 
@@ -203,7 +203,7 @@ class ControlPlaneApi(Construct):
             self.api,
             "AwsSolutions-COG4",
             "The API's callers are AWS principals (CLIs, pipelines, roles) authorized by IAM "
-            "SigV4, as DESIGN.md §5 specifies; there is no Cognito user pool by design.",
+            "SigV4, as docs/security.md specifies; there is no Cognito user pool by design.",
         )
         acknowledge(
             self.api,

@@ -1,4 +1,4 @@
-"""Lambda code bundled without Docker (DESIGN.md §6).
+"""Lambda code bundled without Docker (docs/architecture.md#bundling).
 
 CDK calls ``try_bundle`` of an ``ILocalBundling`` before it would start a container; ours
 always bundle (or raise), so Docker is never needed.

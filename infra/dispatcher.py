@@ -29,7 +29,7 @@ def service_environment(
     task_runner: TaskRunner,
     terraform: TerraformRunner,
 ) -> dict[str, str]:
-    """The variables of DESIGN.md §4 that the service layer is configured from."""
+    """The variables of docs/aws.md#configuration that the service layer is configured from."""
     return {
         "STATEWRIGHT_ENV": env_name,
         "STATEWRIGHT_TABLE": table.table.table_name,

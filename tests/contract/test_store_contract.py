@@ -1,4 +1,5 @@
-"""The store contract (DESIGN.md §5): every Store behaves the same, whatever its backend.
+"""The store contract (docs/architecture.md#the-store-contract): every Store behaves the
+same, whatever its backend.
 Written against the Store API only; the ``store`` fixture runs each test on every
 backend of tests.contract.backends.BACKENDS."""
 

@@ -1,4 +1,4 @@
-"""The REST API: DESIGN.md §4's routes, each IAM-authorized, validated and proxied to the
+"""The REST API: the routes of docs/api.md#routes, each IAM-authorized, validated and proxied to the
 dispatcher; JSON access logs, throttling from cdk.json, errors in the API's shape."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The three functions: runtime, architecture, layer, own roles and log groups, the
-configuration of DESIGN.md §4, the task runner's failure destination, the reconciler's
+configuration of docs/aws.md#configuration, the task runner's failure destination, the reconciler's
 schedule — and what their code assets really contain."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The bus, its rules and their dead-letter queues — and where real events go: the
 synthesized rules are installed in moto's EventBridge (targets replaced by SQS queues)
-and fed the events of DESIGN.md §4, including forged internal ones."""
+and fed the events of docs/aws.md#event-flows, including forged internal ones."""
 
 from __future__ import annotations
 

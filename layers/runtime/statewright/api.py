@@ -1,4 +1,4 @@
-"""The HTTP API of DESIGN.md §4: Powertools ``APIGatewayRestResolver`` routes, used by the
+"""The HTTP API of docs/api.md: Powertools ``APIGatewayRestResolver`` routes, used by the
 Lambda dispatcher on AWS and by the local server (which feeds it API Gateway proxy
 events), so both run this code.
 
@@ -102,7 +102,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 
 def error_response(exc: StatewrightError) -> Response[Any]:
-    """A domain error as the HTTP answer of DESIGN.md §4."""
+    """A domain error as the HTTP answer of docs/api.md#one-code-path."""
     status = STATUS_BY_CODE.get(exc.code, HTTPStatus.BAD_REQUEST)
     headers: dict[str, str] = {}
     if isinstance(exc, Conflict):
@@ -406,7 +406,7 @@ def _idempotency_middleware(idempotency: Idempotency) -> Middleware:
 
 
 def build_api(service: Service, *, serialized: bool = False) -> APIGatewayRestResolver:
-    """The resolver with every route of DESIGN.md §4, bound to ``service``.
+    """The resolver with every route of docs/api.md#routes, bound to ``service``.
     ``serialized``: the caller resolves one request at a time (the local server), so
     idempotency keys need no claim against concurrent requests."""
     app = StatewrightResolver(enable_validation=True)
@@ -543,7 +543,7 @@ def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
         app.get_openapi_json_schema(
             title="Statewright",
             version=__version__,
-            description="Lifecycle state machines from Machine 1.0 specs (DESIGN.md §4). "
+            description="Lifecycle state machines from Machine 1.0 specs (docs/api.md). "
             'Every error answers {"error": {"code", "message"}}.',
         )
     )

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (DESIGN.md §4), as pydantic models: they
+"""Request and response bodies of the HTTP API (docs/api.md#routes), as pydantic models: they
 validate what comes in and document, through OpenAPI, what goes out."""
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class TaskOut(BaseModel):
 
 
 class MachineOut(BaseModel):
-    """The Machine JSON of DESIGN.md §4 (statewright.model.Machine.public)."""
+    """The Machine JSON of docs/api.md#machine-json (statewright.model.Machine.public)."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -3,7 +3,7 @@ ever created with, by digest.
 
 Specs are loaded through the linter, so a control plane never runs a spec that
 ``statewright validate`` would reject. Machines pin the digest they were created with
-(DESIGN.md §4, "Specs in AWS"): the catalog stores each spec it hands to a new machine
+(docs/aws.md#the-table): the catalog stores each spec it hands to a new machine
 under its digest and resolves digests through the store, caching them since a digest's
 spec never changes."""
 

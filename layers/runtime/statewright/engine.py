@@ -1,12 +1,11 @@
-"""Pure transitions of DESIGN.md §3: ``(machine, spec, input, now) -> Decision``.
+"""Pure transitions of docs/runtime.md: ``(machine, spec, input, now) -> Decision``.
 
 No I/O here. The service loads the machine, asks :func:`decide` (or :func:`create`),
 writes the decision's machine on condition of the version it read, and only then runs
 the effects. Every decision is deterministic for its arguments, so the store may call it
 again after a conflicting write.
 
-docs/runtime.md describes the semantics; the points DESIGN.md leaves open are decided
-there and implemented here."""
+docs/runtime.md describes the semantics, every point decided there is implemented here."""
 
 from __future__ import annotations
 
@@ -473,7 +472,7 @@ class _Step:
 
 
 def create(spec: Spec, inp: Create, now: str) -> Decision:
-    """A new machine in INIT at epoch 1, INIT's tasks started (DESIGN.md §3.1)."""
+    """A new machine in INIT at epoch 1, INIT's tasks started (docs/runtime.md#machines)."""
     validate_machine_id(inp.machine_id)
     metadata = validate_metadata(inp.metadata)
     machine = Machine(

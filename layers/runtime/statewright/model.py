@@ -78,7 +78,7 @@ class Machine(BaseModel):
     history_seq: int = 0
 
     def public(self) -> dict[str, Any]:
-        """The Machine JSON of DESIGN.md §4."""
+        """The Machine JSON of docs/api.md#machine-json."""
         data = self.model_dump(exclude={"published", "history_seq", "tasks"})
         data["tasks"] = {name: rec.public() for name, rec in self.tasks.items()}
         return data
@@ -108,7 +108,7 @@ class HistoryEntry(BaseModel):
     source: str | None = None
 
 
-# ---- bus messages (DESIGN.md §4, EventBridge) ---------------------------------------
+# ---- bus messages (docs/aws.md#event-flows) ------------------------------------------
 
 DetailType = Literal["Machine Event", "Task Finished", "Machine State Changed", "Machine Deleted"]
 

@@ -156,7 +156,7 @@ class Service:
     def create_machine(
         self, spec: str, machine_id: str | None = None, metadata: Metadata | None = None
     ) -> Machine:
-        """A new machine in INIT (DESIGN.md §3.1). MachineExists when the id is taken."""
+        """A new machine in INIT (docs/runtime.md#machines). MachineExists when the id is taken."""
         spec_obj = self._spec_to_create(spec)
         machine_id = machine_id if machine_id is not None else _new_id()
         decision = engine.create(spec_obj, Create(machine_id, metadata), self.clock())

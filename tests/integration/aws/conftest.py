@@ -1,7 +1,7 @@
 """A Statewright deployment under moto: the table from the synthesized template, the bus
 (with a queue that captures what the control plane publishes), the task runner and a
 user's function, the CodeBuild project and the state bucket — and the three Lambda
-handlers called in-process, with only the environment variables of DESIGN.md §4 set.
+handlers called in-process, with only the environment variables of docs/aws.md#configuration set.
 
 moto runs no Lambda code and never finishes a CodeBuild build by itself, so the test
 plays EventBridge and CodeBuild: it runs the task runner on the payload the dispatcher
@@ -280,7 +280,8 @@ def deployment(table_from_template: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     )
     events.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
 
-    # Only the variables of DESIGN.md §4; STATEWRIGHT_SPECS_DIR is left to its default.
+    # Only the required variables (docs/aws.md#configuration); STATEWRIGHT_SPECS_DIR is
+    # left to its default.
     monkeypatch.setenv("STATEWRIGHT_ENV", "test")
     monkeypatch.setenv("STATEWRIGHT_TABLE", TABLE)
     monkeypatch.setenv("STATEWRIGHT_BUS", BUS)

@@ -1,4 +1,4 @@
-"""The AWS configuration: exactly DESIGN.md §4's variables, read at first use, a clear
+"""The AWS configuration: exactly docs/aws.md#configuration's variables, read at first use, a clear
 error naming every missing one."""
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def test_the_task_runner_needs_only_the_bus(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_model_holds_exactly_the_documented_variables() -> None:
     fields = {f"STATEWRIGHT_{name}" for name in Settings.model_fields}
     assert fields == set(ENV_VARS) | set(OPTIONAL_ENV_VARS)
-    # The optional one has a default: DESIGN.md §4's variables alone are a full configuration.
+    # The optional one has a default: the required variables alone are a full configuration.
     assert all(
         not Settings.model_fields[v.removeprefix("STATEWRIGHT_")].is_required()
         for v in OPTIONAL_ENV_VARS

@@ -1,7 +1,7 @@
-"""The task runner: the user's function invoked synchronously with DESIGN.md §4's event,
-its result or its error reported as ``Task Finished``. Lambda's answers that moto cannot
-give (a function error, a missing function) come from botocore's Stubber on a real
-client, which checks each request against the Lambda API model."""
+"""The task runner: the user's function invoked synchronously with the event of
+docs/architecture.md#task-executors, its result or its error reported as ``Task Finished``. Lambda's
+answers that moto cannot give (a function error, a missing function) come from botocore's Stubber on
+a real client, which checks each request against the Lambda API model."""
 
 from __future__ import annotations
 

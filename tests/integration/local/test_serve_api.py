@@ -1,5 +1,5 @@
 """The HTTP API of a real `statewright serve` process (real SQLite file, real terraform):
-the demo's lifecycle, every error code of DESIGN.md §4, idempotency and size limits."""
+the demo's lifecycle, every error code of docs/api.md, idempotency and size limits."""
 
 from __future__ import annotations
 

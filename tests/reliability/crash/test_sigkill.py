@@ -1,7 +1,7 @@
 """Repeated SIGKILL of a real `statewright serve` at random moments while Lambda and
 Terraform tasks run on several machines, restarting on the same data dir each time.
 
-What must hold (DESIGN.md §3, §5): transitions happen exactly once (no event lost or
+What must hold (docs/runtime.md#the-loop): transitions happen exactly once (no event lost or
 applied twice, even when the client's answer died with the server and it retried with
 the same Idempotency-Key); tasks are at-least-once across a crash but never started
 twice by one server life, and a task the store already records as succeeded is never

@@ -1,5 +1,5 @@
-"""A reference model of DESIGN.md §3 (runtime semantics), as docs/runtime.md decides
-the points §3 leaves open — written from those two documents, in plain Python, without
+"""A reference model of the runtime semantics of docs/runtime.md — written from that
+page, in plain Python, without
 importing the engine or the service.
 
 The model keeps what a user can see of each machine: its state, previous state, epoch,
@@ -25,7 +25,7 @@ from typing import Any
 SYSTEM_EVENTS = ("NEXT", "FAILED")
 ACTIVE = "active"  # pending or running
 
-# API error codes (DESIGN.md §4); on the bus every one of them is "refused".
+# API error codes (docs/api.md#one-code-path); on the bus every one of them is "refused".
 RESERVED_EVENT = "reserved_event"
 UNKNOWN_EVENT = "unknown_event"
 INVALID_METADATA = "invalid_metadata"
@@ -98,7 +98,7 @@ class Refusal(Exception):
 
 
 def flat_metadata(metadata: Any) -> dict[str, Any]:
-    """§3.6: a flat JSON object of strings, numbers, booleans and nulls."""
+    """docs/runtime.md#metadata: a flat JSON object of strings, numbers, booleans and nulls."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -139,8 +139,8 @@ class Model:
     # ---- inputs ------------------------------------------------------------------------
 
     def create(self, machine_id: str, metadata: Any = None) -> Step:
-        """§3.1: INIT at epoch 1, INIT's tasks started. The request itself is checked
-        (its metadata) before the id is looked up."""
+        """docs/runtime.md#machines: INIT at epoch 1, INIT's tasks started. The request
+        itself is checked (its metadata) before the id is looked up."""
         try:
             clean = flat_metadata(metadata)
         except Refusal as refusal:
@@ -159,7 +159,7 @@ class Model:
     def external(
         self, machine_id: str, event: str, metadata: Any = None, spec: str | None = None
     ) -> Step:
-        """§3.2, with the order of checks of runtime.md (External events). With ``spec``
+        """docs/runtime.md#external-events, with its order of checks. With ``spec``
         an absent machine is created in the same write (nothing when refused)."""
         m = self.machines.get(machine_id)
         try:
@@ -276,7 +276,7 @@ class Model:
         step: Step = getattr(probe, kind)(*args)
         return step.writes
 
-    # ---- §3.3 to §3.5 ------------------------------------------------------------------
+    # ---- entering states, tasks, satisfied states (docs/runtime.md) ----------------------
 
     def _run_actions(self, m: MachineModel, event: str, step: Step) -> None:
         actions = self._on(m.state)[event]
@@ -322,7 +322,7 @@ class Model:
         )
 
     def _settle(self, m: MachineModel, step: Step) -> None:
-        """§3.4/§3.5 and runtime.md's status rules."""
+        """docs/runtime.md#satisfied-next-and-failed and its status rules."""
         on = self._on(m.state)
         current_failed = any(
             m.tasks[n].epoch == m.epoch and m.tasks[n].status == "failed"

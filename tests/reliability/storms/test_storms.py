@@ -16,7 +16,7 @@ passes when:
   were refused as not accepted (or found the machine gone);
 - every task attempt started exactly once, and its result applied exactly once;
 - no request ran out of conflict retries in the short storm (dozens of events on the hot
-  machine, DESIGN.md §4); the retries are counted and reported, and in the long storm a
+  machine, docs/api.md#concurrency); the retries are counted and reported, and in the long storm a
   request that outlasts the 10-second deadline (503 conflict, nothing written) is sent
   again after Retry-After, as a client or EventBridge would, and counted.
 
@@ -181,7 +181,7 @@ def test_a_storm_loses_nothing_and_doubles_nothing(backend: str, tmp_path: Path)
         )
     record(f"storm-{backend}", **figures)
     if not long_run():
-        # DESIGN.md §4: dozens of concurrent events on one machine all succeed, without
+        # docs/api.md#concurrency: dozens of concurrent events on one machine all succeed, without
         # a 503. The long storm keeps 16 writers on the hot machine for minutes; there a
         # rare request outlasts the 10-second deadline, answers 503 conflict with
         # Retry-After, and is sent again (counted, reported in docs/reliability.md).

@@ -1,4 +1,4 @@
-"""The HTTP API of DESIGN.md §4 through LocalControlPlane.request, which builds the same
+"""The HTTP API of docs/api.md through LocalControlPlane.request, which builds the same
 API Gateway proxy events as the HTTP server: routes, status codes, error codes, fields,
 headers, idempotency and the screening of hostile bodies."""
 

@@ -34,7 +34,7 @@ def advance(state: str) -> list[dict[str, str]]:
 
 NOOP = [{"action": "no-op"}]
 
-# DESIGN.md §2's seed example.
+# The example of docs/spec.md.
 PREVIEW = make_spec(
     "preview-env",
     {

@@ -1,4 +1,4 @@
-"""DESIGN.md §3.1, 3.2, 3.3, 3.6: creation, external events, entering states, metadata."""
+"""docs/runtime.md: creation, external events, entering states, metadata."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_valid_machine_ids_are_accepted(machine_id: str) -> None:
     assert engine.create(PREVIEW, Create(machine_id), T0).machine is not None
 
 
-# ---- external events: refusals, in the order DESIGN.md §3.2 gives -----------------------
+# ---- external events: refusals, in docs/runtime.md's order ---------------------------
 
 
 @pytest.mark.parametrize(
@@ -278,7 +278,7 @@ def test_records_of_earlier_states_are_kept_with_their_state_and_epoch() -> None
     assert start.invocation.timeout_seconds == 3600  # terraform's default
 
 
-# ---- metadata (§3.6) ------------------------------------------------------------------
+# ---- metadata (docs/runtime.md#metadata) ----------------------------------------------
 
 
 @pytest.mark.parametrize(

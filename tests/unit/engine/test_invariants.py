@@ -1,5 +1,5 @@
 """Random sequences of every input on the richest spec: the engine only ever refuses with
-a domain error, and the invariants of DESIGN.md §3 hold after every step."""
+a domain error, and the invariants of docs/runtime.md hold after every step."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""DESIGN.md §3.3-3.5 and §2's retry extension: task records, statuses, satisfied
-states, NEXT/FAILED, stale and duplicate results, retries, terminal states."""
+"""docs/runtime.md#tasks, docs/runtime.md#satisfied-next-and-failed and the retry
+extension: task records, statuses, satisfied states, NEXT/FAILED, stale and duplicate
+results, retries, terminal states."""
 
 from __future__ import annotations
 

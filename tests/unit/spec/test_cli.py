@@ -1,5 +1,5 @@
 """`statewright validate|graph|schema|simulate` as a user runs them: output formats and
-the exit codes of DESIGN.md §4 (0 clean or warnings, 1 errors, 2 usage or I/O)."""
+the exit codes of docs/spec.md#other-commands (0 clean or warnings, 1 errors, 2 usage or I/O)."""
 
 from __future__ import annotations
 

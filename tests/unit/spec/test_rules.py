@@ -1,4 +1,4 @@
-"""Every rule id and warning of DESIGN.md §2: a spec that triggers it (at the marked
+"""Every rule id and warning of docs/spec.md#rules: a spec that triggers it (at the marked
 line) and a close one that does not."""
 
 from __future__ import annotations

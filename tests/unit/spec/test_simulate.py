@@ -1,4 +1,4 @@
-"""`simulate`: the dry run follows the runtime rules of DESIGN.md §3."""
+"""`simulate`: the dry run follows the runtime rules of docs/runtime.md."""
 
 from __future__ import annotations
 

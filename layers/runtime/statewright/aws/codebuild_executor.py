@@ -65,7 +65,8 @@ def idempotency_token(run_key: str) -> str:
 
 
 def terraform_variables(invocation: TaskInvocation, config: TerraformConfig) -> dict[str, Any]:
-    """DESIGN.md §4: ``stack_id``, then the metadata, then the task's variables."""
+    """``stack_id``, then the metadata, then the task's variables, later winning
+    (docs/architecture.md#task-executors)."""
     return {"stack_id": invocation.machine_id, **invocation.metadata, **config.variables}
 
 

@@ -1,5 +1,5 @@
 """The control plane's configuration in AWS: exactly the environment variables of
-DESIGN.md §4, parsed by a pydantic settings model.
+docs/aws.md#configuration, parsed by a pydantic settings model.
 
 Nothing is read at import time. ``load_settings()`` parses the environment at first use
 and keeps the result for as long as those variables keep their values, so a Lambda
@@ -24,7 +24,7 @@ ENV_VARS = (
     "STATEWRIGHT_TERRAFORM_PROJECT",
     "STATEWRIGHT_SPECS_DIR",
 )
-# Beyond DESIGN.md §4, optional: the CDK app sets it from cdk.json's history_retention_days.
+# Optional: the CDK app sets it from cdk.json's history_retention_days.
 OPTIONAL_ENV_VARS = ("STATEWRIGHT_HISTORY_RETENTION_DAYS",)
 
 _DESCRIPTIONS = {
@@ -38,7 +38,7 @@ _DESCRIPTIONS = {
 
 
 class Settings(BaseSettings):
-    """The dispatcher's and reconciler's configuration (DESIGN.md §4)."""
+    """The dispatcher's and reconciler's configuration (docs/aws.md#configuration)."""
 
     model_config = SettingsConfigDict(
         env_prefix="STATEWRIGHT_", case_sensitive=True, frozen=True, extra="ignore"
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
 
 
 class TaskRunnerSettings(BaseSettings):
-    """The task runner only reports to the bus: the one variable of §4 it needs."""
+    """The task runner only reports to the bus: the one variable it needs."""
 
     model_config = SettingsConfigDict(
         env_prefix="STATEWRIGHT_", case_sensitive=True, frozen=True, extra="ignore"

@@ -1,10 +1,10 @@
 """The task runner: one attempt of one ``lambda`` task (the payload is the
 TaskInvocation the LambdaExecutor queued).
 
-It invokes the user's function synchronously with the event of DESIGN.md §4 and reports
-``Task Finished`` to the bus: the function's JSON result as the output, or its error
-type and message. If the runner itself dies, Lambda's on-failure destination puts the
-failed invocation on the bus and the dispatcher fails the attempt."""
+It invokes the user's function synchronously with the event of docs/architecture.md#task-executors
+and reports ``Task Finished`` to the bus: the function's JSON result as the output, or its error
+type and message. If the runner itself dies, Lambda's on-failure destination puts the failed
+invocation on the bus and the dispatcher fails the attempt."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ _INVOKE_CONFIG = Config(retries={"total_max_attempts": 1}, read_timeout=960, con
 
 
 def task_event(invocation: TaskInvocation, config: LambdaConfig) -> dict[str, Any]:
-    """What the user's function receives (DESIGN.md §4, lambda executor)."""
+    """What the user's function receives (docs/architecture.md#task-executors)."""
     return {
         "machine_id": invocation.machine_id,
         "spec": invocation.spec,

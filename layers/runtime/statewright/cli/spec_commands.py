@@ -1,7 +1,8 @@
 """`statewright validate|graph|schema|simulate`: the spec toolkit on the command line.
 
-Exit codes (DESIGN.md §4): 0 clean or warnings only, 1 errors (in a spec, or an event a
-simulation refuses), 2 usage or I/O errors (an unreadable file, no spec found)."""
+Exit codes (docs/spec.md#other-commands): 0 clean or warnings only, 1 errors (in a
+spec, or an event a simulation refuses), 2 usage or I/O errors (an unreadable file, no
+spec found)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The built-in executors' config models: ``lambda`` and ``terraform`` (DESIGN.md §2)."""
+"""The built-in executors' config models: ``lambda`` and ``terraform`` (docs/spec.md#the-format)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class S3Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["s3"]
-    # Not S3's 3-character minimum: DESIGN.md §2's own example names its bucket `b`.
+    # Not S3's 3-character minimum: docs/spec.md's own example names its bucket `b`.
     bucket: Annotated[str, Field(min_length=1, max_length=63)]
     key: Annotated[str, Field(min_length=1, max_length=1024)]
 

@@ -1,4 +1,4 @@
-"""The local ``terraform`` executor (DESIGN.md §4, task executors).
+"""The local ``terraform`` executor (docs/architecture.md#task-executors).
 
 Per machine and source — not per task, so an ``apply`` and a later ``destroy`` of the
 same source share one state — under ``<data>/terraform/<machine>/<source-digest>/``:

@@ -11,7 +11,7 @@ Severity = Literal["error", "warning"]
 @dataclass(frozen=True)
 class Finding:
     """One problem in one spec. ``line`` and ``column`` are 1-based and point at the
-    offending node; ``rule`` is the stable rule id of DESIGN.md §2."""
+    offending node; ``rule`` is the stable rule id of docs/spec.md#rules."""
 
     path: str
     line: int

@@ -1,5 +1,5 @@
-"""The Machine 1.0 linter: every rule and warning of DESIGN.md §2 (docs/spec.md says how
-each one is decided), with line and column of the offending node.
+"""The Machine 1.0 linter: every rule and warning of docs/spec.md#rules (the page also says
+how each one is decided), with line and column of the offending node.
 
 The linter walks the located YAML tree once, recording what it learns (declared events,
 states, tasks, handlers), then checks references between them and the shape of the

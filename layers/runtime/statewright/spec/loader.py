@@ -1,7 +1,7 @@
 """YAML loader for specs: every node keeps its line and column, scalars follow YAML 1.2.
 
 Built on PyYAML's event parser (libyaml's when available) with a composer of our own
-instead of ``yaml.compose``, because the rules of DESIGN.md §2 differ from PyYAML's in
+instead of ``yaml.compose``, because the rules of docs/spec.md#decisions differ from PyYAML's in
 ways a composer decides:
 
 * plain scalars resolve with the YAML 1.2 core schema, so ``on``/``off``/``yes``/``no``

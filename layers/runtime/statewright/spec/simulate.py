@@ -1,6 +1,6 @@
 """A dry run of a spec: the states and tasks a sequence of external events leads to.
 
-It follows the runtime semantics of DESIGN.md §3 without any I/O: a machine is created
+It follows the runtime semantics of docs/runtime.md without any I/O: a machine is created
 in INIT, tasks are assumed to succeed (or, for the names given as failing, to fail
 after their retries), a satisfied state fires NEXT, a failed task fires FAILED when the
 state handles it, and a satisfied terminal state deletes the machine. Events the real
