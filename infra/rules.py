@@ -19,13 +19,14 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from statewright.spec import rules as spec_rules
 
 from infra.bus import INTERNAL_SOURCE, ControlBus
 from infra.function import removal_policy
 from infra.queues import dead_letter_queue
 from infra.settings import EnvironmentSettings
 
-SYSTEM_EVENTS = ["NEXT", "FAILED"]
+SYSTEM_EVENTS = list(spec_rules.SYSTEM_EVENTS)
 BUILD_ENDED = ["SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT"]
 LAMBDA_FAILURE = "Lambda Function Invocation Result - Failure"
 

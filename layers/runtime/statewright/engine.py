@@ -43,8 +43,8 @@ from statewright.model import (
 )
 from statewright.ports import TaskInvocation
 from statewright.spec.models import Action, Spec, TaskSpec
+from statewright.spec.rules import INIT_STATE
 
-INIT_STATE = "INIT"
 DEFAULT_TIMEOUT_SECONDS = 900
 # Keys of Machine.published: "NEXT"/"FAILED" hold the epoch whose event was published;
 # "applied:NEXT"/"applied:FAILED" the epoch whose event was applied (a no-op handler

@@ -9,15 +9,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from statewright.spec import rules
+
 MetadataValue = str | int | float | bool | None
 Metadata = dict[str, MetadataValue]
 
 TaskStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 MachineStatus = Literal["running", "waiting", "failed"]
 SystemEvent = Literal["NEXT", "FAILED"]
-SYSTEM_EVENTS: frozenset[str] = frozenset({"NEXT", "FAILED"})
+SYSTEM_EVENTS: frozenset[str] = frozenset(rules.SYSTEM_EVENTS)
 
-MACHINE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+MACHINE_ID_PATTERN = rules.MACHINE_ID_PATTERN
 # NUL, or half of a UTF-16 surrogate pair: JSON can spell both ("\u0000", "\ud800"), but
 # no store, log or task should see them (a lone surrogate cannot even be encoded as UTF-8).
 BAD_TEXT = re.compile("[\x00\ud800-\udfff]")

@@ -78,3 +78,15 @@ def test_every_registered_executor_has_its_config_schema() -> None:
     definitions = spec_schema()["definitions"]
     assert {"lambda-config", "terraform-config"} <= set(definitions)
     assert definitions["task"]["properties"]["executor"]["enum"] == ["lambda", "terraform"]
+
+
+def test_needs_and_references_are_known(validator: jsonschema.Draft7Validator) -> None:
+    from tests.unit.spec.test_task_graph_rules import GRAPH
+
+    assert list(validator.iter_errors(as_data(GRAPH))) == []
+    for bad in ("${{ machine.id | lower }}", "${{ machine.id", "${{ tasks.a.b }}"):
+        text = edit('"${{ tasks.db.outputs.endpoint.port }}"', json.dumps(bad), GRAPH)
+        errors = list(validator.iter_errors(as_data(text)))
+        assert errors, f"{bad} accepted"
+    text = edit("    needs: [db]\n", "    needs: db\n", GRAPH)
+    assert list(validator.iter_errors(as_data(text)))

@@ -78,14 +78,21 @@ def test_a_no_op_event_changes_no_state_and_fires_no_next() -> None:
 
 
 def test_states_without_tasks_fire_next_on_entry_and_a_loop_is_stopped() -> None:
-    text = (
-        "version: 1.0\nevents: [GO]\nstates:\n"
-        "  INIT: {on: {GO: [{action: advance, state: A}]}}\n"
-        "  A: {on: {NEXT: [{action: advance, state: B}]}}\n"
-        "  B: {on: {NEXT: [{action: advance, state: A}]}}\n"
-        "  END: {terminal: true}\n"
+    # The linter refuses this loop (next-cycle); the simulator still stops on it.
+    advance = [{"action": "advance", "state": "A"}]
+    spec = Spec.model_validate(
+        {
+            "name": "loop",
+            "events": ["GO"],
+            "states": {
+                "INIT": {"on": {"GO": advance}},
+                "A": {"on": {"NEXT": [{"action": "advance", "state": "B"}]}},
+                "B": {"on": {"NEXT": advance}},
+                "END": {"terminal": True},
+            },
+        }
     )
-    sim = simulate(spec_of(text), ["GO"])
+    sim = simulate(spec, ["GO"])
     assert sim.steps[-1].refused == "next_loop"
     assert len(sim.steps) == MAX_SYSTEM_STEPS + 3
 

@@ -68,11 +68,16 @@ class TerraformConfig(BaseModel):
 
 
 LAMBDA = ExecutorPlugin(
-    name="lambda", config_model=LambdaConfig, default_timeout_seconds=900, rule="lambda-config"
+    name="lambda",
+    config_model=LambdaConfig,
+    default_timeout_seconds=900,
+    rule="lambda-config",
+    reference_fields=("args",),
 )
 TERRAFORM = ExecutorPlugin(
     name="terraform",
     config_model=TerraformConfig,
     default_timeout_seconds=3600,
     rule="terraform-config",
+    reference_fields=("variables",),
 )

@@ -16,12 +16,15 @@ ENTRY_POINT_GROUP = "statewright.executors"
 @dataclass(frozen=True)
 class ExecutorPlugin:
     """``config_model`` validates a task's ``config``; ``rule`` is the lint rule id its
-    findings carry (``lambda-config`` for the lambda executor)."""
+    findings carry (``lambda-config`` for the lambda executor); ``reference_fields`` are
+    the config fields whose strings may hold references (``${{ ... }}``), resolved when
+    an attempt starts."""
 
     name: str
     config_model: type[BaseModel]
     default_timeout_seconds: int
     rule: str
+    reference_fields: tuple[str, ...] = ()
 
     def validate_config(self, config: dict[str, Any]) -> BaseModel:
         return self.config_model.model_validate(config)

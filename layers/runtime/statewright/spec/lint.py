@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from statewright.executors.registry import registry
+from statewright.spec import rules
 from statewright.spec.findings import Finding, Severity
 from statewright.spec.lint_config import config_problems, strip_extensions
+from statewright.spec.lint_tasks import check_needs, check_next_cycle, check_references
 from statewright.spec.loader import (
     Loaded,
     Mapping,
@@ -30,25 +32,25 @@ from statewright.spec.loader import (
     load,
     load_bytes,
 )
-from statewright.spec.models import SPEC_VERSION, Spec
+from statewright.spec.models import Spec
+from statewright.spec.rules import (
+    ACTION_KEYS,
+    ACTIONS,
+    EXTENSION_KEYS,
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_SECONDS,
+    RETRY_KEYS,
+    SPEC_VERSION,
+    STATE_KEYS,
+    SYSTEM_EVENTS,
+    TASK_KEYS,
+    TOP_KEYS,
+)
 from statewright.spec.wording import explain, shown
 
 __all__ = ["Finding", "LintResult", "lint_file", "lint_text", "spec_name"]
 
-NAME_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]*$")
-SYSTEM_EVENTS = ("NEXT", "FAILED")
-ACTIONS = ("advance", "no-op")
-
-TOP_KEYS = ("version", "events", "states", "tasks")
-STATE_KEYS = ("terminal", "tasks", "on", "description")
-TASK_KEYS = ("executor", "config", "retry", "timeout_seconds", "description")
-ACTION_KEYS = ("action", "state")
-RETRY_KEYS = ("attempts", "backoff_seconds")
-# Statewright's own optional keys, reported by --strict (CloudSeam would refuse them).
-EXTENSION_KEYS = frozenset({"retry", "timeout_seconds", "description"})
-
-MAX_ATTEMPTS = 10
-MAX_BACKOFF_SECONDS = 3600
+NAME_PATTERN = re.compile(rules.NAME_PATTERN)
 _YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n", "Yes", "No", "YES", "NO"})
 
 
@@ -163,6 +165,8 @@ class _Task:
     retry: dict[str, Any] | None = None
     timeout_seconds: int | None = None
     description: str | None = None
+    needs: list[Scalar] | None = field(default_factory=list)
+    config_node: Node | None = None
 
 
 class _Linter:
@@ -492,6 +496,9 @@ class _Linter:
                 task.executor = self.executor(value)
             elif name == "config":
                 config = (k, value)
+                task.config_node = value
+            elif name == "needs":
+                task.needs = self.needs(value, key.name)
             elif name == "retry":
                 task.retry = self.retry(value)
             elif name == "timeout_seconds":
@@ -531,6 +538,16 @@ class _Linter:
             ),
         )
         return None
+
+    def needs(self, node: Node, task: str) -> list[Scalar] | None:
+        if isinstance(node, Scalar) and node.value is None:
+            return []
+        if not isinstance(node, Sequence):
+            hint = f"e.g. `needs: [{node.name}]`" if isinstance(node, Scalar) else "of task names"
+            self.wrong_type(node, f"`needs` of task `{task}`", f"a list ({hint})")
+            return None
+        names = [self.name_of(item, "a task name") for item in node.items]
+        return [n for n in names if n is not None]
 
     def retry(self, node: Node) -> dict[str, Any] | None:
         if not isinstance(node, Mapping):
@@ -580,13 +597,13 @@ class _Linter:
             return
         states = self.states
         assert self.states_key is not None
-        if "INIT" not in states:
+        if rules.INIT_STATE not in states:
             self.report(
                 self.states_key,
                 "missing-init",
                 explain(
                     "there is no `INIT` state; a machine starts in INIT",
-                    word="INIT",
+                    word=rules.INIT_STATE,
                     candidates=list(states),
                 ),
             )
@@ -598,6 +615,9 @@ class _Linter:
                 "no state has `terminal: true`; a machine is deleted when it completes a "
                 "terminal state, so at least one is needed",
             )
+        check_needs(self)
+        check_references(self)
+        check_next_cycle(self)
         for name, state in states.items():
             self.check_state_tasks(name, state)
             self.check_handlers(name, state)
@@ -713,7 +733,7 @@ class _Linter:
             }
             for name, state in states.items()
         }
-        reachable = _closure(["INIT"], edges)
+        reachable = _closure([rules.INIT_STATE], edges)
         for name, state in states.items():
             if name not in reachable:
                 self.warn(
@@ -768,6 +788,7 @@ class _Linter:
                     {
                         "executor": task.executor,
                         "config": task.config if isinstance(task.config, dict) else {},
+                        "needs": [n.name for n in task.needs] if task.needs else None,
                         "retry": task.retry,
                         "timeout_seconds": task.timeout_seconds,
                         "description": task.description,
@@ -790,7 +811,7 @@ class _Linter:
 
 def _bad_name(what: str, name: str) -> str:
     return (
-        f"{what} name `{name}` must match ^[A-Z0-9][A-Z0-9_-]*$ (capital letters, digits, "
+        f"{what} name `{name}` must match {rules.NAME_PATTERN} (capital letters, digits, "
         "`_` and `-`, e.g. PROVISION or MARK_ACCESS)"
     )
 

@@ -12,7 +12,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SPEC_VERSION = "1.0"
+from statewright.spec.rules import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_SECONDS,
+    MIN_ATTEMPTS,
+    MIN_TIMEOUT_SECONDS,
+    SPEC_VERSION,
+)
+
+__all__ = ["SPEC_VERSION", "Action", "RetryPolicy", "Spec", "StateSpec", "TaskSpec"]
 
 
 class RetryPolicy(BaseModel):
@@ -20,8 +28,8 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    attempts: int = Field(default=1, ge=1, le=10)
-    backoff_seconds: float = Field(default=0, ge=0, le=3600)
+    attempts: int = Field(default=1, ge=MIN_ATTEMPTS, le=MAX_ATTEMPTS)
+    backoff_seconds: float = Field(default=0, ge=0, le=MAX_BACKOFF_SECONDS)
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2, 3, ...): the wait doubles each time."""
@@ -35,8 +43,10 @@ class TaskSpec(BaseModel):
 
     executor: str
     config: dict[str, Any] = Field(default_factory=dict)
+    # None rather than an empty list, so a spec without needs keeps its digest.
+    needs: list[str] | None = None
     retry: RetryPolicy | None = None
-    timeout_seconds: int | None = Field(default=None, ge=1)
+    timeout_seconds: int | None = Field(default=None, ge=MIN_TIMEOUT_SECONDS)
     description: str | None = None
 
     @property
@@ -90,3 +100,24 @@ class Spec(BaseModel):
 
     def accepted_events(self, state: str) -> list[str]:
         return list(self.states[state].on)
+
+    def needs_in_state(self, state: str, task: str) -> list[str]:
+        """The tasks ``task`` waits for in ``state``: its needs that the state runs too
+        (needs outside the state are ignored)."""
+        listed = self.states[state].tasks
+        return [n for n in self.tasks[task].needs or [] if n in listed and n != task]
+
+    def task_order(self, state: str) -> list[list[str]]:
+        """The state's tasks in waves: the first starts on entry, each next one when
+        every task it needs is done (the linter refuses cycles, so all are placed)."""
+        remaining = list(self.states[state].tasks)
+        placed: set[str] = set()
+        waves: list[list[str]] = []
+        while remaining:
+            wave = [t for t in remaining if set(self.needs_in_state(state, t)) <= placed]
+            if not wave:  # a cycle (only in a spec the linter refused): show the rest
+                wave = remaining
+            waves.append(wave)
+            placed.update(wave)
+            remaining = [t for t in remaining if t not in placed]
+        return waves

@@ -11,10 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from statewright.executors.registry import registry
+from statewright.spec.rules import (
+    ACTIONS,
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_SECONDS,
+    MIN_ATTEMPTS,
+    MIN_TIMEOUT_SECONDS,
+    NAME_PATTERN,
+    REFERENCE_FORMS,
+    REFERENCE_STRING_PATTERN,
+    SYSTEM_EVENTS,
+)
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
-NAME_PATTERN = "^[A-Z0-9][A-Z0-9_-]*$"
 _EXTENSIONS = {"^x-": {"description": "An extension key, ignored by Statewright."}}
+_REFERENCES = "Strings may hold references, replaced when the attempt starts: " + ", ".join(
+    REFERENCE_FORMS
+)
 
 
 def _executor_definitions() -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -28,6 +41,14 @@ def _executor_definitions() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         )
         for def_name, definition in schema.pop("$defs", {}).items():
             definitions[prefix + def_name] = definition
+        for field in plugin.reference_fields:
+            prop = schema.get("properties", {}).get(field)
+            if isinstance(prop, dict):
+                schema["properties"][field] = {
+                    "description": _REFERENCES,
+                    "type": ["object", "null"],
+                    "additionalProperties": {"$ref": "#/definitions/value-with-references"},
+                }
         schema.setdefault("patternProperties", {}).update(_EXTENSIONS)
         schema["description"] = f"Configuration of the `{name}` executor."
         definitions[f"{prefix}config"] = schema
@@ -60,7 +81,10 @@ def spec_schema() -> dict[str, Any]:
                 "type": "array",
                 "uniqueItems": True,
                 "items": {
-                    "allOf": [{"$ref": "#/definitions/name"}, {"not": {"enum": ["NEXT", "FAILED"]}}]
+                    "allOf": [
+                        {"$ref": "#/definitions/name"},
+                        {"not": {"enum": list(SYSTEM_EVENTS)}},
+                    ]
                 },
             },
             "states": {
@@ -119,7 +143,7 @@ def spec_schema() -> dict[str, Any]:
                 "type": "object",
                 "required": ["action"],
                 "properties": {
-                    "action": {"enum": ["advance", "no-op"]},
+                    "action": {"enum": list(ACTIONS)},
                     "state": {**name, "description": "The state `advance` enters."},
                 },
                 "patternProperties": _EXTENSIONS,
@@ -134,11 +158,18 @@ def spec_schema() -> dict[str, Any]:
                 "properties": {
                     "executor": {"enum": sorted(registry())},
                     "config": {"type": ["object", "null"]},
+                    "needs": {
+                        "description": "Tasks of the same state that must succeed before "
+                        "this one starts (needs outside the state are ignored).",
+                        "type": ["array", "null"],
+                        "uniqueItems": True,
+                        "items": {"type": "string"},
+                    },
                     "retry": {"$ref": "#/definitions/retry"},
                     "timeout_seconds": {
                         "description": "Default: 900 for lambda, 3600 for terraform.",
                         "type": "integer",
-                        "minimum": 1,
+                        "minimum": MIN_TIMEOUT_SECONDS,
                     },
                     "description": {"type": "string"},
                 },
@@ -150,11 +181,31 @@ def spec_schema() -> dict[str, Any]:
                 "description": "Extension: attempts counts every attempt; the wait doubles.",
                 "type": "object",
                 "properties": {
-                    "attempts": {"type": "integer", "minimum": 1, "maximum": 10},
-                    "backoff_seconds": {"type": "number", "minimum": 0, "maximum": 3600},
+                    "attempts": {
+                        "type": "integer",
+                        "minimum": MIN_ATTEMPTS,
+                        "maximum": MAX_ATTEMPTS,
+                    },
+                    "backoff_seconds": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": MAX_BACKOFF_SECONDS,
+                    },
                 },
                 "patternProperties": _EXTENSIONS,
                 "additionalProperties": False,
+            },
+            "value-with-references": {
+                "description": _REFERENCES,
+                "anyOf": [
+                    {"type": "string", "pattern": REFERENCE_STRING_PATTERN},
+                    {"type": ["number", "boolean", "null"]},
+                    {"type": "array", "items": {"$ref": "#/definitions/value-with-references"}},
+                    {
+                        "type": "object",
+                        "additionalProperties": {"$ref": "#/definitions/value-with-references"},
+                    },
+                ],
             },
             **executor_definitions,
         },
