@@ -101,7 +101,12 @@ class TaskOut(BaseModel):
     attempt: int
     started_at: str | None = None
     finished_at: str | None = None
-    error: str | None = None
+    error: str | None = Field(default=None, description="why the attempt failed, for a person")
+    error_type: str | None = Field(
+        default=None,
+        description="the Lambda error's type, or the control plane's own: OutputTooLarge, "
+        "Timeout, StartFailed, ReferenceError, DriftDetected",
+    )
     output: Any = None
     state: str
     epoch: int

@@ -31,7 +31,9 @@ from statewright.model import (
     BAD_TEXT,
     EVENT_SOURCE,
     MACHINE_ID_PATTERN,
+    START_FAILED,
     SYSTEM_EVENTS,
+    TIMEOUT,
     BusEvent,
     DetailType,
     HistoryEntry,
@@ -104,6 +106,7 @@ class StartReport:
     attempt: int
     run_id: str | None = None
     error: str | None = None
+    error_type: str = START_FAILED
 
 
 @dataclass(frozen=True)
@@ -354,7 +357,13 @@ class _Step:
         self.effects.append(StartTask(self.invocation(name, record, delay)))
 
     def finish(
-        self, name: str, status: str, *, output: Any = None, error: str | None = None
+        self,
+        name: str,
+        status: str,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        error_type: str | None = None,
     ) -> None:
         """Record the end of the current attempt of ``name``; on failure retry per the
         task's policy or fail the machine."""
@@ -365,7 +374,9 @@ class _Step:
         if record.started_at is None:
             record.started_at = self.now
         record.output = output
-        record.error = None if status == "succeeded" else (error or "the task failed")
+        failed = record.status == "failed"
+        record.error = (error or "the task failed") if failed else None
+        record.error_type = error_type if failed else None
         record.not_before = None
         self.record(
             "task_finished",
@@ -373,6 +384,7 @@ class _Step:
             attempt=record.attempt,
             status=record.status,
             error=record.error,
+            error_type=record.error_type,
         )
         if record.status == "failed":
             task_spec = self.spec.tasks[name]
@@ -597,7 +609,13 @@ def _task_finished(step: _Step, detail: TaskFinishedDetail) -> Decision:
             Outcome.DUPLICATE,
             reason=f"attempt {detail.attempt} of {detail.task} already {record.status}",
         )
-    step.finish(detail.task, detail.status, output=detail.output, error=detail.error)
+    step.finish(
+        detail.task,
+        detail.status,
+        output=detail.output,
+        error=detail.error,
+        error_type=detail.error_type,
+    )
     return step.decision()
 
 
@@ -624,7 +642,7 @@ def _tasks_started(step: _Step, inp: TasksStarted) -> Decision:
             continue  # it already finished: the report came after the result
         if report.error is not None:
             record.run_id = report.run_id
-            step.finish(report.task, "failed", error=report.error)
+            step.finish(report.task, "failed", error=report.error, error_type=report.error_type)
             continue
         restarted = record.status == "running"
         record.status = "running"
@@ -682,7 +700,9 @@ def _reconcile(step: _Step, inp: Reconcile) -> Decision:
                             executor=record.executor,
                         )
                     )
-                step.finish(name, "failed", error=f"timed out after {timeout} seconds")
+                step.finish(
+                    name, "failed", error=f"timed out after {timeout} seconds", error_type=TIMEOUT
+                )
             elif inp.restart_running:
                 step.restart(name, record, 0.0)
         elif record.status == "pending":

@@ -25,6 +25,14 @@ MACHINE_ID_PATTERN = rules.MACHINE_ID_PATTERN
 BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 EVENT_SOURCE = "statewright"
 
+# ``error_type`` of a task failure the control plane itself decided (a Lambda function's
+# failure carries the function's own error type instead).
+OUTPUT_TOO_LARGE = "OutputTooLarge"
+TIMEOUT = "Timeout"
+START_FAILED = "StartFailed"
+REFERENCE_ERROR = "ReferenceError"
+DRIFT_DETECTED = "DriftDetected"
+
 
 def now_iso() -> str:
     """UTC timestamp with millisecond precision, the one format stored everywhere."""
@@ -42,6 +50,9 @@ class TaskRecord(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
+    # What kind of failure: the Lambda error's type (``ValueError``) or one of the control
+    # plane's own (``OutputTooLarge``, ``Timeout``, ``StartFailed``...); None on success.
+    error_type: str | None = None
     output: Any = None
     state: str
     epoch: int
@@ -107,6 +118,7 @@ class HistoryEntry(BaseModel):
     attempt: int | None = None
     status: str | None = None
     error: str | None = None
+    error_type: str | None = None
     source: str | None = None
 
 
@@ -137,6 +149,7 @@ class TaskFinishedDetail(BaseModel):
     status: Literal["succeeded", "failed"]
     output: Any = None
     error: str | None = None
+    error_type: str | None = None
 
 
 class MachineStateChangedDetail(BaseModel):

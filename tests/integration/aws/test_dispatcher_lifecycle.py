@@ -225,6 +225,7 @@ def test_a_crashed_task_runner_fails_its_task(deployment: Deployment) -> None:
     assert record["error"] == (
         "the task runner failed (RetriesExhausted): Runtime.ExitError: exited with 137"
     )
+    assert record["error_type"] == "Runtime.ExitError"
     # Another function's failure on the bus is not the task runner's: dropped.
     other = copy.deepcopy(failure)
     other["detail"]["requestContext"]["functionArn"] = "arn:aws:lambda:us-east-1:1:function:x"

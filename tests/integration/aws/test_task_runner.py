@@ -99,6 +99,7 @@ def test_the_function_gets_the_documented_event_and_its_result_is_the_output(lam
         "status": "succeeded",
         "output": {"url": "https://pr-1"},
         "error": None,
+        "error_type": None,
     }
 
 
@@ -116,6 +117,7 @@ def test_a_function_error_fails_the_task_with_its_type_and_message(lam: Any) -> 
     with stub:
         detail, _ = run(lam, invocation())
     assert detail["status"] == "failed" and detail["error"] == "KeyError: 'DATABASE_URL'"
+    assert detail["error_type"] == "KeyError"
 
 
 def test_a_function_that_cannot_be_invoked_fails_the_task(lam: Any) -> None:
@@ -131,6 +133,7 @@ def test_a_function_that_cannot_be_invoked_fails_the_task(lam: Any) -> None:
     assert detail["error"] == (
         "could not invoke db-setup: ResourceNotFoundException: Function not found: db-setup"
     )
+    assert detail["error_type"] == "ResourceNotFoundException"
 
 
 def test_an_output_too_big_for_the_bus_fails_the_task_with_a_reason(lam: Any) -> None:

@@ -244,6 +244,7 @@ def test_a_task_whose_executor_is_missing_fails_with_a_clear_error(h: Harness) -
         record.error
         == "no 'terraform' executor is configured in this control plane; available: lambda"
     )
+    assert record.error_type == "StartFailed"
     assert machine.status == "failed"
 
 

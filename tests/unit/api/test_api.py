@@ -47,6 +47,7 @@ TASK_FIELDS = {
     "started_at",
     "finished_at",
     "error",
+    "error_type",
     "output",
     "state",
     "epoch",

@@ -90,6 +90,7 @@ def test_tasks_past_their_timeout_fail_and_are_stopped() -> None:
     decision = run.apply(Reconcile())
     record = run.machine.tasks["soak"]
     assert (record.status, record.error) == ("failed", "timed out after 60 seconds")
+    assert record.error_type == "Timeout"
     assert CancelTask("m-1", "soak", "run-soak-4-1", "terraform") in decision.effects
     assert run.machine.status == "failed"
     assert system_events(decision) == [("FAILED", 4)]

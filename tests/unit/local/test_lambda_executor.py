@@ -107,6 +107,7 @@ def test_an_exception_fails_the_task_with_its_type_and_message(
     detail = bus.finished()
     assert detail["status"] == "failed"
     assert detail["error"] == "KeyError: 'database is gone'"
+    assert detail["error_type"] == "KeyError"
 
 
 def test_a_value_that_is_not_json_fails_the_task_clearly(
@@ -166,6 +167,7 @@ def test_timeout_kills_the_function_and_everything_it_started(
     detail = bus.finished()
     assert detail["status"] == "failed"
     assert detail["error"] == "timed out after 2s"
+    assert detail["error_type"] == "Timeout"
     assert time.monotonic() - started < 10
     assert wait_gone(int(pid_file.read_text())), "the function's own child survived the timeout"
 

@@ -231,5 +231,6 @@ def task_runner_failure(rt: Runtime, detail: Mapping[str, Any]) -> str:
         "attempt": payload.get("attempt"),
         "status": "failed",
         "error": f"the task runner failed ({condition}): {kind}: {message}",
+        "error_type": str(kind),
     }
     return rt.service.handle_bus_event(EVENT_SOURCE, "Task Finished", report).value

@@ -89,15 +89,19 @@ class TaskRunner:
         except ClientError as exc:
             # Not invoked at all: missing function, denied, throttled.
             error = exc.response.get("Error", {})
+            code = error.get("Code", "Error")
             return TaskFinishedDetail(
                 **base,
                 status="failed",
-                error=f"could not invoke {config.name}: {error.get('Code', 'Error')}: "
-                f"{error.get('Message', str(exc))}",
+                error=f"could not invoke {config.name}: {code}: {error.get('Message', str(exc))}",
+                error_type=code,
             )
         body = response["Payload"].read()
         if "FunctionError" in response:
-            return TaskFinishedDetail(**base, status="failed", error=_function_error(body))
+            kind, message = _function_error(body)
+            return TaskFinishedDetail(
+                **base, status="failed", error=f"{kind}: {message}", error_type=kind
+            )
         try:
             output = json.loads(body) if body else None
         except ValueError:
@@ -121,8 +125,8 @@ class TaskRunner:
         return data
 
 
-def _function_error(body: bytes) -> str:
-    """``ErrorType: message`` from Lambda's error payload."""
+def _function_error(body: bytes) -> tuple[str, str]:
+    """(error type, message) from Lambda's error payload."""
     try:
         payload = json.loads(body)
     except ValueError:
@@ -130,8 +134,8 @@ def _function_error(body: bytes) -> str:
     if isinstance(payload, Mapping):
         kind = payload.get("errorType") or "Error"
         message = payload.get("errorMessage") or "no message"
-        return f"{kind}: {message}"
-    return f"Error: {body[:500].decode(errors='replace')}"
+        return str(kind), str(message)
+    return "Error", body[:500].decode(errors="replace")
 
 
 @functools.lru_cache(maxsize=4)

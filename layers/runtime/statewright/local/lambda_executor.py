@@ -99,5 +99,9 @@ class LocalLambdaExecutor(LocalExecutor):
                 "without a result" + (f": {tail}" if tail else "")
             ) from None
         if not envelope.get("ok"):
-            raise TaskFailed(str(envelope.get("error") or "function failed"))
+            kind = envelope.get("error_type")
+            raise TaskFailed(
+                str(envelope.get("error") or "function failed"),
+                error_type=kind if isinstance(kind, str) else None,
+            )
         return envelope.get("output")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from statewright.model import BusEvent, TaskFinishedDetail
+from statewright.model import TIMEOUT, BusEvent, TaskFinishedDetail
 from statewright.ports import Bus, TaskInvocation
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,12 @@ class RunAborted(Exception):
 
 
 class TaskFailed(Exception):
-    """The attempt failed; the message is what the task record's ``error`` shows."""
+    """The attempt failed; the message is what the task record's ``error`` shows, and
+    ``error_type`` its ``error_type`` (the function's exception class, say)."""
+
+    def __init__(self, message: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 @dataclass
@@ -155,7 +160,7 @@ class LocalExecutor(ABC):
         when not captured) goes to the run's log."""
         remaining = run.deadline - time.monotonic()
         if remaining <= 0:
-            raise TaskFailed(self.timeout_message(run))
+            raise TaskFailed(self.timeout_message(run), error_type=TIMEOUT)
         log = self._open_log(run)
         try:
             with run.lock:
@@ -181,7 +186,7 @@ class LocalExecutor(ABC):
             except subprocess.TimeoutExpired as exc:
                 kill_group(process, self.kill_grace_seconds)
                 process.communicate()
-                raise TaskFailed(self.timeout_message(run)) from exc
+                raise TaskFailed(self.timeout_message(run), error_type=TIMEOUT) from exc
             finally:
                 with run.lock:
                     run.process = None
@@ -274,7 +279,9 @@ class LocalExecutor(ABC):
             return None
         except TaskFailed as exc:
             logger.info("%s failed: %s", run.run_id, exc)
-            return TaskFinishedDetail(**base, status="failed", error=str(exc))
+            return TaskFinishedDetail(
+                **base, status="failed", error=str(exc), error_type=exc.error_type
+            )
         except Exception as exc:
             # A run thread is a process boundary: an executor bug must still end the
             # attempt with a result, or the machine would wait for it forever.

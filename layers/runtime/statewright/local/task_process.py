@@ -3,7 +3,8 @@
 ``python -m statewright.local.task_process FUNCTION_FILE`` runs one Lambda task: it reads
 the invocation event (JSON) on stdin, imports FUNCTION_FILE, calls its
 ``handler(event, context)`` and writes one JSON envelope on stdout:
-``{"ok": true, "output": ...}`` or ``{"ok": false, "error": "ErrorType: message"}``.
+``{"ok": true, "output": ...}`` or ``{"ok": false, "error": "ErrorType: message",
+"error_type": "ErrorType"}``.
 Whatever the function prints goes to stderr (the task's log), so it cannot corrupt the
 envelope.
 
@@ -95,7 +96,7 @@ def _run(function_file: str, raw_event: str) -> dict[str, Any]:
         # The function's own failure (any exception, SystemExit included) is the task's
         # result, reported like Lambda's errorType/errorMessage; the trace goes to the log.
         traceback.print_exc(file=sys.stderr)
-        return {"ok": False, "error": _describe(exc)}
+        return {"ok": False, "error": _describe(exc), "error_type": type(exc).__name__}
     try:
         json.dumps(output, allow_nan=False)
     except (TypeError, ValueError) as exc:
