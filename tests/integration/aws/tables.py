@@ -96,3 +96,8 @@ def create_table(client: Any, name: str) -> None:
     if definition["GlobalSecondaryIndexes"]:
         kwargs["GlobalSecondaryIndexes"] = definition["GlobalSecondaryIndexes"]
     client.create_table(**kwargs)
+    # dynalite creates a table asynchronously even with --createTableMs 0: under load a
+    # write right after CreateTable can meet ResourceNotFoundException. Wait as on AWS.
+    client.get_waiter("table_exists").wait(
+        TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
