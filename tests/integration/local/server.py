@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import resource
 import signal
 import subprocess
 import sys
@@ -46,25 +47,53 @@ def functions_folder(root: Path) -> Path:
 class Server:
     """``statewright serve --port 0`` on a data dir; reads the URL it prints."""
 
-    def __init__(self, root: Path, *, specs: Sequence[Path] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        specs: Sequence[Path] | None = None,
+        args: Sequence[str] = (),
+        fd_limit: int | None = None,
+    ) -> None:
+        """``args``: more options for serve; ``fd_limit``: the process's limit of open
+        file descriptors (RLIMIT_NOFILE), set before it starts."""
         self.root = root
+        self.extra_args = list(args)
+        self.fd_limit = fd_limit
         self.data_dir = root / "data"
         self.specs = list(specs or [FIXTURES / "specs", EXAMPLES / "specs"])
         self.functions = functions_folder(root)
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.log = root / "serve.log"
+        self.token: str | None = None  # sent by request() when set
 
     def argv(self) -> list[str]:
         args = [STATEWRIGHT, "serve", "--port", "0", "--data-dir", str(self.data_dir)]
         for folder in self.specs:
             args += ["--specs", str(folder)]
-        return [*args, "--functions", str(self.functions), "--terraform-bin", TERRAFORM]
+        return [
+            *args,
+            "--functions",
+            str(self.functions),
+            "--terraform-bin",
+            TERRAFORM,
+            *self.extra_args,
+        ]
+
+    def _limit_fds(self) -> None:
+        if self.fd_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.fd_limit, self.fd_limit))
 
     def start(self, timeout: float = 30.0) -> Server:
         log = self.log.open("a")
         self.process = subprocess.Popen(
-            self.argv(), stdout=subprocess.PIPE, stderr=log, text=True, cwd=self.root
+            self.argv(),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=self.root,
+            preexec_fn=self._limit_fds if self.fd_limit is not None else None,
         )
         log.close()
         lines: queue.Queue[str] = queue.Queue()
@@ -117,6 +146,8 @@ class Server:
         req = urllib.request.Request(
             self.url + path, data=data, method=method, headers=headers or {}
         )
+        if self.token is not None:
+            req.add_header("Authorization", f"Bearer {self.token}")
         if data is not None and "Content-Type" not in (headers or {}):
             req.add_header("Content-Type", "application/json")
         try:

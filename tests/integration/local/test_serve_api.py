@@ -151,7 +151,7 @@ def test_oversized_body_is_refused_without_being_read(server: Server) -> None:
     """The server answers 413 from Content-Length alone and closes the connection."""
     status, body = raw_http(
         server,
-        b"POST /machines HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /machines HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 10000000\r\n\r\n{",
     )
     assert status == 413
@@ -162,13 +162,18 @@ def test_oversized_body_is_refused_without_being_read(server: Server) -> None:
     ("request_bytes", "code"),
     [
         (
-            b'POST /machines HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{"spec":"\xff\xfe"}',
+            b"POST /machines HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 13\r\n\r\n"
+            b'{"spec":"\xff\xfe"}',
             400,
         ),
-        (b"POST /machines HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
-        (b"POST /machines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-        (b"GET /machines/%FF HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET /machines?spec=%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"POST /machines HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n", 400),
+        (
+            b"POST /machines HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"0\r\n\r\n",
+            400,
+        ),
+        (b"GET /machines/%FF HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+        (b"GET /machines?spec=%00 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
     ],
 )
 def test_malformed_http_is_400(server: Server, request_bytes: bytes, code: int) -> None:

@@ -16,6 +16,7 @@ class RawAnswer:
     status: int
     headers: dict[str, str]
     body: Any
+    status_line: str = ""
 
     @property
     def code(self) -> str | None:
@@ -34,13 +35,16 @@ def raw_request(
     body: bytes = b"",
     headers: dict[str, str] | None = None,
     content_length: int | None = None,
+    host_header: str | None = None,
     timeout: float = 30.0,
 ) -> RawAnswer:
-    """Send one request; ``content_length`` overrides the header (to lie about it)."""
+    """Send one request; ``content_length`` overrides the header (to lie about it),
+    ``host_header`` the Host header (the server's own address by default)."""
     split = urlsplit(url)
     host, port = split.hostname or "127.0.0.1", split.port or 80
     target_bytes = target.encode("latin-1") if isinstance(target, str) else target
-    lines = [method.encode() + b" " + target_bytes + b" HTTP/1.1", f"Host: {host}".encode()]
+    host_line = f"Host: {host_header if host_header is not None else split.netloc}"
+    lines = [method.encode() + b" " + target_bytes + b" HTTP/1.1", host_line.encode()]
     all_headers = {"Connection": "close", **(headers or {})}
     if body or content_length is not None:
         length = len(body) if content_length is None else content_length
@@ -52,10 +56,19 @@ def raw_request(
         # The server may answer and close before reading it all: read the answer anyway.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(request)
-        return _read_answer(sock)
+        return read_answer(sock)
 
 
-def _read_answer(sock: socket.socket) -> RawAnswer:
+def send_bytes(url: str, data: bytes, *, timeout: float = 30.0) -> RawAnswer:
+    """Send ``data`` as it is on a new connection and read one answer."""
+    split = urlsplit(url)
+    with socket.create_connection((split.hostname, split.port), timeout=timeout) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(data)
+        return read_answer(sock)
+
+
+def read_answer(sock: socket.socket) -> RawAnswer:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -78,4 +91,4 @@ def _read_answer(sock: socket.socket) -> RawAnswer:
         body = json.loads(rest[:length]) if length else None
     except ValueError:
         body = rest[:length].decode("latin-1")
-    return RawAnswer(int(status_line.split()[1]), headers, body)
+    return RawAnswer(int(status_line.split()[1]), headers, body, status_line)

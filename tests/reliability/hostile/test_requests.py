@@ -175,11 +175,11 @@ def test_a_client_that_stops_mid_body_holds_nothing_up(server: Server) -> None:
     stalled = []
     for sent in (b"", b'{"spec": "jo'):
         sock = socket.create_connection(address, timeout=10)
-        head = "POST /machines HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+        head = "POST /machines HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
         sock.sendall(head.encode() + sent)
         stalled.append(sock)
     closed = socket.create_connection(address, timeout=10)
-    closed.sendall(b"POST /machines HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    closed.sendall(b"POST /machines HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
     closed.close()
     try:
         started = time.monotonic()
@@ -195,7 +195,7 @@ def test_a_body_cut_short_is_not_run_even_when_it_parses(server: Server) -> None
     split = urlsplit(server.url)
     mid = "cut-" + uuid.uuid4().hex[:8]
     body = json.dumps({"spec": "jobs", "id": mid}).encode()
-    head = f"POST /machines HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body) + 10}\r\n\r\n"
+    head = f"POST /machines HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body) + 10}\r\n\r\n"
     with socket.create_connection((split.hostname, split.port), timeout=10) as sock:
         sock.sendall(head.encode() + body)
         sock.shutdown(socket.SHUT_WR)  # the client is done: ten bytes never come

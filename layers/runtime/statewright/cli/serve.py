@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
 def serve(
     *,
     host: Annotated[
-        str, typer.Option(help="Address to bind (keep 127.0.0.1 unless you mean to expose it).")
+        str,
+        typer.Option(help="Address to bind. Anything but a loopback address needs --token-file."),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8080,
     specs: Annotated[
@@ -44,11 +45,23 @@ def serve(
             help="Terraform (or OpenTofu) binary. Default: terraform, else tofu, on PATH."
         ),
     ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of `NAME TOKEN` lines, readable by you alone (chmod 600): every API "
+            "request then needs `Authorization: Bearer TOKEN`, and NAME is the caller in "
+            "the history.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
-    """Serve the local control plane (the HTTP API, on SQLite and local tasks)."""
+    """Serve the local control plane (the HTTP API, on SQLite and local tasks) and the web
+    console at /console/. It answers no web page but its own: requests from other sites
+    and, without --token-file, requests addressed to a non-loopback host are refused."""
     from statewright.errors import ConfigurationError
     from statewright.local.control_plane import LocalControlPlane
+    from statewright.local.trust import Token, check_bind, load_tokens
+    from statewright.printable import printable
 
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
@@ -56,6 +69,12 @@ def serve(
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    try:
+        tokens: tuple[Token, ...] = load_tokens(token_file) if token_file is not None else ()
+        check_bind(host, tokens)
+    except ConfigurationError as exc:
+        typer.echo(f"statewright serve: {printable(exc)}", err=True)
+        raise typer.Exit(2) from exc
     plane = LocalControlPlane(
         specs_dirs=specs or [Path("specs")],
         data_dir=data_dir,
@@ -70,9 +89,9 @@ def serve(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        url = plane.serve(host=host, port=port)
+        url = plane.serve(host=host, port=port, tokens=tokens)
     except ConfigurationError as exc:
-        typer.echo(f"statewright serve: {exc}", err=True)
+        typer.echo(f"statewright serve: {printable(exc)}", err=True)
         raise typer.Exit(2) from exc
     except OSError as exc:
         typer.echo(f"statewright serve: cannot listen on {host}:{port}: {exc.strerror}", err=True)
@@ -85,8 +104,9 @@ def serve(
             f"restarted, {report.events_published} event(s) re-published",
             err=True,
         )
-    specs_loaded = ", ".join(s.name for s in plane.service.list_specs()) or "none"
-    typer.echo(f"statewright listening on {url} (specs: {specs_loaded})", err=True)
+    specs_loaded = ", ".join(printable(s.name) for s in plane.service.list_specs()) or "none"
+    callers = f"{len(tokens)} token(s)" if tokens else "loopback clients, no tokens"
+    typer.echo(f"statewright listening on {url} (specs: {specs_loaded}; {callers})", err=True)
     typer.echo(url)
     sys.stdout.flush()
     try:

@@ -31,9 +31,10 @@ from statewright.catalog import SpecCatalog
 from statewright.errors import ConfigurationError
 from statewright.local.bus import LocalBus
 from statewright.local.lambda_executor import LocalLambdaExecutor
-from statewright.local.server import ApiServer, proxy_event
+from statewright.local.server import IDLE_TIMEOUT_SECONDS, MAX_CONNECTIONS, ApiServer, proxy_event
 from statewright.local.sqlite_store import SqliteStore
 from statewright.local.terraform_executor import LocalTerraformExecutor
+from statewright.local.trust import Token, TrustPolicy, check_bind
 from statewright.model import BusEvent, Machine
 from statewright.service import RecoveryReport, Service
 
@@ -144,12 +145,28 @@ class LocalControlPlane:
 
     # ---- HTTP ---------------------------------------------------------------------------
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tokens: Sequence[Token] = (),
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> str:
         """Serve the HTTP API on a background thread; returns its URL (port 0 picks a free
-        port)."""
+        port). With ``tokens`` every API request needs one of them (and ``host`` may be
+        other than loopback); ConfigurationError for a non-loopback host without."""
+        check_bind(host, tokens)
         self.start()
         if self._server is None:
-            self._server = ApiServer((host, port), self.resolve)
+            self._server = ApiServer(
+                (host, port),
+                self.resolve,
+                policy=TrustPolicy(tokens),
+                idle_timeout=idle_timeout,
+                max_connections=max_connections,
+            )
             self._server_thread = threading.Thread(
                 target=self._server.serve_forever, name="statewright-http", daemon=True
             )
