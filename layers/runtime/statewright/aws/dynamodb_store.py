@@ -97,6 +97,11 @@ def _machine_pk(machine_id: str) -> str:
     return _MACHINE_PREFIX + machine_id
 
 
+def _machine_key(machine_id: str) -> dict[str, AttributeValueTypeDef]:
+    """The primary key of a machine's item."""
+    return {PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_MACHINE_SK)}
+
+
 def _history_sk(hist: str, seq: int) -> str:
     return f"{_HISTORY_PREFIX}{hist}#{seq:010d}"
 
@@ -178,8 +183,7 @@ class DynamoStore(Store):
 
     def _machine_item(self, machine: Machine, hist: str) -> dict[str, AttributeValueTypeDef]:
         return {
-            PARTITION_KEY: _s(_machine_pk(machine.id)),
-            SORT_KEY: _s(_MACHINE_SK),
+            **_machine_key(machine.id),
             "doc": _s(machine.model_dump_json(exclude={"version"})),
             "version": _n(machine.version),
             LIST_INDEX_PARTITION_KEY: _s(machine.spec),
@@ -198,7 +202,7 @@ class DynamoStore(Store):
     def get(self, machine_id: str) -> Machine | None:
         response = self._client.get_item(
             TableName=self._table,
-            Key={PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_MACHINE_SK)},
+            Key=_machine_key(machine_id),
             ConsistentRead=True,
         )
         item = response.get("Item")
@@ -264,7 +268,7 @@ class DynamoStore(Store):
         try:
             response = client.update_item(
                 TableName=self._table,
-                Key={PARTITION_KEY: _s(_machine_pk(machine.id)), SORT_KEY: _s(_MACHINE_SK)},
+                Key=_machine_key(machine.id),
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -281,7 +285,7 @@ class DynamoStore(Store):
         try:
             response = client.delete_item(
                 TableName=self._table,
-                Key={PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_MACHINE_SK)},
+                Key=_machine_key(machine_id),
                 ConditionExpression="#version = :expected",
                 ExpressionAttributeNames={"#version": "version"},
                 ExpressionAttributeValues={":expected": _n(expected_version)},
@@ -379,7 +383,7 @@ class DynamoStore(Store):
             after = decoded["after"]
         response = self._client.get_item(
             TableName=self._table,
-            Key={PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_MACHINE_SK)},
+            Key=_machine_key(machine_id),
             ConsistentRead=True,
         )
         item = response.get("Item")
