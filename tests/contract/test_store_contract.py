@@ -204,6 +204,48 @@ def test_mutate_of_a_missing_machine_raises_machine_not_found(store: Store) -> N
         store.mutate("ghost", lambda current: Write(result=None))
 
 
+def test_mutate_decides_first_on_a_current_seed_without_reading(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create(machine())
+    seed = store.get("m-1")
+    assert seed is not None
+    seen: list[int] = []
+    reads: list[str] = []
+    get = store.get
+
+    def counting_get(machine_id: str) -> Machine | None:
+        reads.append(machine_id)
+        return get(machine_id)
+
+    def decide(current: Machine) -> Write[None]:
+        seen.append(current.version)
+        return Write(result=None, machine=current.model_copy(update={"state": "RUN"}))
+
+    monkeypatch.setattr(store, "get", counting_get)
+    store.mutate("m-1", decide, seed=seed)
+    assert (seen, reads) == ([1], [])
+    stored = store.get("m-1")
+    assert stored is not None and stored.state == "RUN" and stored.version == 2
+
+
+def test_mutate_with_an_outdated_seed_decides_again_on_the_stored_machine(store: Store) -> None:
+    store.create(machine())
+    outdated = store.get("m-1")
+    assert outdated is not None
+    store.update(outdated.model_copy(update={"version": 2, "state": "RUN"}), 1)
+    seen: list[tuple[int, str]] = []
+
+    def decide(current: Machine) -> Write[None]:
+        seen.append((current.version, current.state))
+        return Write(result=None, machine=current.model_copy(update={"epoch": 9}))
+
+    store.mutate("m-1", decide, seed=outdated)
+    stored = store.get("m-1")
+    assert seen == [(1, "INIT"), (2, "RUN")]
+    assert stored is not None and (stored.version, stored.state, stored.epoch) == (3, "RUN", 9)
+
+
 def test_concurrent_mutations_lose_no_update(store: Store) -> None:
     store.create(machine(metadata={"counter": 0}))
     threads, increments = 8, 10

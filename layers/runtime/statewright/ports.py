@@ -124,14 +124,24 @@ class Store(ABC):
 
     # ---- the protocol ------------------------------------------------------------------
 
-    def mutate(self, machine_id: str, decide: Callable[[Machine], Write[R]]) -> R:
+    def mutate(
+        self,
+        machine_id: str,
+        decide: Callable[[Machine], Write[R]],
+        *,
+        seed: Machine | None = None,
+    ) -> R:
         """Read, decide, write on condition of the version read; on a conflict re-read
         (or use the item the failed write returned) and decide again, with jittered
         backoff, until ``deadline_seconds`` pass; then raise Conflict.
 
+        ``seed``: the machine as the caller itself just wrote it, decided on instead of a
+        first read (a follow-up write then costs no read while nobody else wrote
+        meanwhile; if somebody did, the conditional write fails and the loop re-reads).
+
         ``decide`` must be pure: it may run several times."""
         deadline = self._clock() + self.deadline_seconds
-        current = self.get(machine_id)
+        current = seed if seed is not None else self.get(machine_id)
         pause = 0.005
         while True:
             if current is None:

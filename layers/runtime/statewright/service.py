@@ -45,7 +45,6 @@ from statewright.errors import (
     StartDeferred,
     StatewrightError,
     UnknownSpec,
-    VersionConflict,
 )
 from statewright.model import (
     EVENT_SOURCE,
@@ -310,10 +309,16 @@ class Service:
         return latest if latest is not None else machine
 
     def _apply(
-        self, machine_id: str, inp: engine.Input, *, spec_name: str | None = None
+        self,
+        machine_id: str,
+        inp: engine.Input,
+        *,
+        spec_name: str | None = None,
+        seed: Machine | None = None,
     ) -> _Applied:
         """Decide and write ``inp`` on the machine, then run the effects. With
-        ``spec_name``, a machine of another spec is refused (MachineExists)."""
+        ``spec_name``, a machine of another spec is refused (MachineExists); ``seed`` is
+        the machine as this service just wrote it (Store.mutate's first read saved)."""
         calls = 0
 
         def decide(current: Machine) -> Write[_Applied]:
@@ -337,7 +342,7 @@ class Service:
             )
 
         try:
-            applied = self.store.mutate(machine_id, decide)
+            applied = self.store.mutate(machine_id, decide, seed=seed)
         finally:
             if calls > 1:
                 self.metrics.count("conflicts", calls - 1)
@@ -423,27 +428,10 @@ class Service:
         machine_id = _machine_id_of(decision)
         if machine_id is None:
             return stored
-        inp = TasksStarted(tuple(reports))
-        if stored is not None:
-            # Fast path: the machine we just wrote is most likely still current, so the
-            # follow-up costs one conditional write and no read.
-            spec = self.catalog.resolve(stored.spec_digest, self.store)
-            follow = engine.decide(stored, spec, inp, self.clock())
-            if follow.machine is None:
-                return self._run_effects(follow, stored)
-            new = follow.machine.model_copy(update={"version": stored.version + 1})
-            try:
-                if follow.deleted:
-                    self.store.delete(stored.id, stored.version)
-                else:
-                    self.store.update(new, stored.version, follow.history)
-            except VersionConflict:
-                self.metrics.count("conflicts")
-            else:
-                self._count(follow)
-                return self._run_effects(follow, None if follow.deleted else new)
         try:
-            return self._apply(machine_id, inp).machine
+            # Seeded with the machine just written: while it is still current, recording
+            # the starts costs one conditional write and no read.
+            return self._apply(machine_id, TasksStarted(tuple(reports)), seed=stored).machine
         except MachineNotFound:
             log.info("machine %s was deleted while its tasks started", machine_id)
             return None
