@@ -411,7 +411,7 @@ def build_api(service: Service, *, serialized: bool = False) -> APIGatewayRestRe
     idempotency keys need no claim against concurrent requests."""
     app = StatewrightResolver(enable_validation=True)
     _register_error_handlers(app)
-    idempotency = Idempotency(service.store, claim=not serialized)
+    idempotency = Idempotency(service, claim=not serialized)
     app.use(middlewares=[_idempotency_middleware(idempotency)])
     _register_routes(app, service)
     return app

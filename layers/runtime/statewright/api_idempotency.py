@@ -21,10 +21,10 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from statewright.errors import Conflict, IdempotencyKeyReused, InvalidRequest
-from statewright.ports import IdempotencyRecord, Store
+from statewright.ports import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -58,10 +58,18 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class IdempotencyRecords(Protocol):
+    """Where answers are kept: the Service (which keeps them in its store), or a Store."""
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None: ...
+
+    def put_idempotency(self, record: IdempotencyRecord) -> bool: ...
+
+
 class Idempotency:
     def __init__(
         self,
-        store: Store,
+        store: IdempotencyRecords,
         *,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,

@@ -10,8 +10,6 @@ docs/runtime.md describes the semantics, every point decided there is implemente
 from __future__ import annotations
 
 import difflib
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,17 +18,13 @@ from typing import Any
 
 from statewright.errors import (
     EventNotAccepted,
-    InvalidMetadata,
     InvalidRequest,
     NothingToRetry,
     ReservedEvent,
     UnknownEvent,
 )
-from statewright.executors.registry import registry
 from statewright.model import (
-    BAD_TEXT,
     EVENT_SOURCE,
-    MACHINE_ID_PATTERN,
     START_FAILED,
     SYSTEM_EVENTS,
     TIMEOUT,
@@ -39,20 +33,19 @@ from statewright.model import (
     HistoryEntry,
     Machine,
     MachineStatus,
-    Metadata,
     TaskFinishedDetail,
+    TaskInvocation,
     TaskRecord,
+    validate_machine_id,
+    validate_metadata,
 )
-from statewright.ports import TaskInvocation
-from statewright.spec.models import Action, Spec, TaskSpec
+from statewright.spec.models import Action, Spec
 from statewright.spec.rules import INIT_STATE
 
-DEFAULT_TIMEOUT_SECONDS = 900
 # Keys of Machine.published: "NEXT"/"FAILED" hold the epoch whose event was published;
 # "applied:NEXT"/"applied:FAILED" the epoch whose event was applied (a no-op handler
 # leaves the epoch unchanged, so a repeated delivery must still be recognised).
 APPLIED_PREFIX = "applied:"
-_MACHINE_ID = re.compile(MACHINE_ID_PATTERN)
 
 
 class Outcome(StrEnum):
@@ -198,60 +191,6 @@ def add_seconds(value: str, seconds: float) -> str:
     return format_time(parse_time(value) + timedelta(seconds=seconds))
 
 
-def validate_machine_id(machine_id: str) -> str:
-    if not isinstance(machine_id, str) or not _MACHINE_ID.match(machine_id):
-        raise InvalidRequest(
-            f"machine id {machine_id!r} is not valid: use 1 to 128 letters, digits, '.', "
-            "'_' or '-', starting with a letter or digit"
-        )
-    return machine_id
-
-
-def validate_metadata(metadata: Any) -> Metadata:
-    """A flat JSON object of strings, numbers, booleans and nulls (CloudSeam's rule)."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise InvalidMetadata(
-            f"metadata must be a JSON object of flat values, got {_json_type(metadata)}"
-        )
-    clean: Metadata = {}
-    for key, value in metadata.items():
-        if not isinstance(key, str):
-            raise InvalidMetadata(f"metadata keys must be strings, got {key!r}")
-        for text, where in ((key, "a metadata key"), (value, f"metadata.{key!r}")):
-            if isinstance(text, str) and BAD_TEXT.search(text):
-                # The API screens HTTP bodies for these; bus events come here directly.
-                raise InvalidMetadata(
-                    f"{where} holds a NUL or half of a UTF-16 surrogate pair; metadata "
-                    "strings must be valid Unicode without NUL"
-                )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidMetadata(f"metadata.{key} must be a finite number, got {value}")
-        if value is not None and not isinstance(value, str | int | float | bool):
-            raise InvalidMetadata(
-                f"metadata.{key} is {_json_type(value)}; metadata values must be a "
-                "string, number, boolean or null (nested values are not allowed)"
-            )
-        clean[key] = value
-    return clean
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "an array"
-    return f"a {type(value).__name__}"
-
-
-def timeout_of(task_spec: TaskSpec) -> int:
-    if task_spec.timeout_seconds is not None:
-        return task_spec.timeout_seconds
-    plugin = registry().get(task_spec.executor)
-    return plugin.default_timeout_seconds if plugin else DEFAULT_TIMEOUT_SECONDS
-
-
 def is_satisfied(machine: Machine, spec: Spec) -> bool:
     """Every task of the current state has succeeded (a state without tasks is)."""
     tasks = machine.tasks
@@ -330,7 +269,7 @@ class _Step:
             metadata=dict(m.metadata),
             outputs=outputs,
             base_dir=self.spec.base_dir,
-            timeout_seconds=timeout_of(task_spec),
+            timeout_seconds=task_spec.timeout,
             delay_seconds=max(0.0, delay),
             incarnation=m.created_at,
         )
@@ -688,7 +627,7 @@ def _reconcile(step: _Step, inp: Reconcile) -> Decision:
         if record is None or record.epoch != m.epoch:
             continue
         if record.status == "running":
-            timeout = timeout_of(spec.tasks[name])
+            timeout = spec.tasks[name].timeout
             started = parse_time(record.started_at) if record.started_at else now
             if started + timedelta(seconds=timeout) <= now:
                 if record.run_id:

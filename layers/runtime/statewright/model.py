@@ -1,15 +1,20 @@
-"""The aggregate (Machine) and the messages that move it. Pydantic models for every row
-and message, so stores and buses serialize one shape."""
+"""The aggregate (Machine), the messages that move it and the invocation that starts a
+task, with the validation of the ids and metadata callers send. Pydantic models for every
+row and message, so stores, buses and executors serialize one shape."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from statewright.errors import InvalidMetadata, InvalidRequest
 from statewright.spec import rules
+from statewright.spec.models import TaskSpec
 
 MetadataValue = str | int | float | bool | None
 Metadata = dict[str, MetadataValue]
@@ -24,6 +29,7 @@ MACHINE_ID_PATTERN = rules.MACHINE_ID_PATTERN
 # no store, log or task should see them (a lone surrogate cannot even be encoded as UTF-8).
 BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 EVENT_SOURCE = "statewright"
+_MACHINE_ID = re.compile(MACHINE_ID_PATTERN)
 
 # ``error_type`` of a task failure the control plane itself decided (a Lambda function's
 # failure carries the function's own error type instead).
@@ -120,6 +126,93 @@ class HistoryEntry(BaseModel):
     error: str | None = None
     error_type: str | None = None
     source: str | None = None
+
+
+# ---- validation of what a caller sends ---------------------------------------------
+
+
+def validate_machine_id(machine_id: str) -> str:
+    if not isinstance(machine_id, str) or not _MACHINE_ID.match(machine_id):
+        raise InvalidRequest(
+            f"machine id {machine_id!r} is not valid: use 1 to 128 letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit"
+        )
+    return machine_id
+
+
+def validate_metadata(metadata: Any) -> Metadata:
+    """A flat JSON object of strings, numbers, booleans and nulls (CloudSeam's rule)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidMetadata(
+            f"metadata must be a JSON object of flat values, got {_json_type(metadata)}"
+        )
+    clean: Metadata = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise InvalidMetadata(f"metadata keys must be strings, got {key!r}")
+        for text, where in ((key, "a metadata key"), (value, f"metadata.{key!r}")):
+            if isinstance(text, str) and BAD_TEXT.search(text):
+                # The API screens HTTP bodies for these; bus events come here directly.
+                raise InvalidMetadata(
+                    f"{where} holds a NUL or half of a UTF-16 surrogate pair; metadata "
+                    "strings must be valid Unicode without NUL"
+                )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidMetadata(f"metadata.{key} must be a finite number, got {value}")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise InvalidMetadata(
+                f"metadata.{key} is {_json_type(value)}; metadata values must be a "
+                "string, number, boolean or null (nested values are not allowed)"
+            )
+        clean[key] = value
+    return clean
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+# ---- task invocations (what an executor is asked to start) ------------------------
+
+
+class TaskInvocation(BaseModel):
+    """Everything an executor needs to start one attempt of one task."""
+
+    machine_id: str
+    spec: str
+    spec_digest: str
+    state: str
+    task: str
+    task_spec: TaskSpec
+    epoch: int
+    attempt: int
+    metadata: Metadata = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    base_dir: str | None = None
+    timeout_seconds: int
+    delay_seconds: float = 0.0
+    # The machine's created_at. A machine deleted and created again under the same id
+    # runs the same epochs, tasks and attempts as the one before; this tells them apart.
+    incarnation: str = ""
+
+    @property
+    def run_key(self) -> str:
+        """Names the attempt: ``<machine>:<epoch>:<task>:<attempt>``."""
+        return f"{self.machine_id}:{self.epoch}:{self.task}:{self.attempt}"
+
+    @property
+    def start_key(self) -> str:
+        """Stable per attempt of one incarnation of the machine: repeated starts of one
+        attempt are recognised by it (CodeBuild's idempotency token, the local
+        executor's run table), and an attempt of a machine created again under the same
+        id is not mistaken for one of its predecessor's."""
+        return f"{self.run_key}@{self.incarnation}" if self.incarnation else self.run_key
 
 
 # ---- bus messages (docs/aws.md#event-flows) ------------------------------------------

@@ -15,11 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, Field
-
 from statewright.errors import Conflict, MachineNotFound, VersionConflict
-from statewright.model import BusEvent, HistoryEntry, Machine, Metadata, TaskFinishedDetail
-from statewright.spec.models import Spec, TaskSpec
+from statewright.model import BusEvent, HistoryEntry, Machine, TaskFinishedDetail, TaskInvocation
+from statewright.spec.models import Spec
 
 R = TypeVar("R")
 
@@ -172,40 +170,6 @@ class Bus(Protocol):
     """Publishes events (EventBridge PutEvents, or the local in-process bus)."""
 
     def publish(self, events: Sequence[BusEvent]) -> None: ...
-
-
-class TaskInvocation(BaseModel):
-    """Everything an executor needs to start one attempt of one task."""
-
-    machine_id: str
-    spec: str
-    spec_digest: str
-    state: str
-    task: str
-    task_spec: TaskSpec
-    epoch: int
-    attempt: int
-    metadata: Metadata = Field(default_factory=dict)
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    base_dir: str | None = None
-    timeout_seconds: int
-    delay_seconds: float = 0.0
-    # The machine's created_at. A machine deleted and created again under the same id
-    # runs the same epochs, tasks and attempts as the one before; this tells them apart.
-    incarnation: str = ""
-
-    @property
-    def run_key(self) -> str:
-        """Names the attempt: ``<machine>:<epoch>:<task>:<attempt>``."""
-        return f"{self.machine_id}:{self.epoch}:{self.task}:{self.attempt}"
-
-    @property
-    def start_key(self) -> str:
-        """Stable per attempt of one incarnation of the machine: repeated starts of one
-        attempt are recognised by it (CodeBuild's idempotency token, the local
-        executor's run table), and an attempt of a machine created again under the same
-        id is not mistaken for one of its predecessor's."""
-        return f"{self.run_key}@{self.incarnation}" if self.incarnation else self.run_key
 
 
 class Executor(Protocol):

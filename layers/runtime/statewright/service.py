@@ -54,9 +54,11 @@ from statewright.model import (
     Machine,
     Metadata,
     TaskFinishedDetail,
+    TaskInvocation,
     now_iso,
+    validate_machine_id,
 )
-from statewright.ports import Bus, Executor, Store, TaskInvocation, Write
+from statewright.ports import Bus, Executor, IdempotencyRecord, Store, Write
 from statewright.spec.models import Spec
 
 __all__ = ["MetricsSink", "Outcome", "RecoveryReport", "Service"]
@@ -126,7 +128,7 @@ class Service:
     # ---- queries ------------------------------------------------------------------------
 
     def get_machine(self, machine_id: str) -> Machine:
-        engine.validate_machine_id(machine_id)
+        validate_machine_id(machine_id)
         machine = self.store.get(machine_id)
         if machine is None:
             raise MachineNotFound(f"machine {machine_id} does not exist")
@@ -149,6 +151,15 @@ class Service:
         _check_limit(limit)
         self.get_machine(machine_id)  # a deleted machine has no history to show
         return self.store.history(machine_id, limit=limit, next_token=next_token)
+
+    # ---- idempotency records (the API's Idempotency-Key) -----------------------------
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        return self.store.get_idempotency(key)
+
+    def put_idempotency(self, record: IdempotencyRecord) -> bool:
+        """Store the record unless an unexpired one exists; False when it did."""
+        return self.store.put_idempotency(record)
 
     # ---- commands ---------------------------------------------------------------------
 
@@ -176,7 +187,7 @@ class Service:
 
     def retry(self, machine_id: str) -> Machine:
         """Re-run the failed tasks of the current state (NothingToRetry if none)."""
-        engine.validate_machine_id(machine_id)
+        validate_machine_id(machine_id)
         return self._apply(machine_id, Retry()).machine
 
     def handle_bus_event(self, source: str, detail_type: str, detail: Mapping[str, Any]) -> Outcome:
@@ -264,7 +275,7 @@ class Service:
         spec: str | None,
         source: str,
     ) -> Machine:
-        engine.validate_machine_id(machine_id)
+        validate_machine_id(machine_id)
         inp = ExternalEvent(event=event, metadata=metadata, source=source)
         if spec is None:
             return self._apply(machine_id, inp).machine
@@ -452,7 +463,7 @@ class Service:
             epoch = detail.get("epoch")
             if not isinstance(epoch, int) or isinstance(epoch, bool):
                 raise InvalidRequest(f"{event} needs an integer epoch")
-            engine.validate_machine_id(machine_id)
+            validate_machine_id(machine_id)
             return self._apply(machine_id, InternalEvent(event, epoch)).decision.outcome
         self._send_event(machine_id, event, detail.get("metadata"), spec, f"bus:{source}")
         return Outcome.APPLIED
@@ -463,7 +474,7 @@ class Service:
                 f"Task Finished from source {source!r} refused: only {EVENT_SOURCE} sends it"
             )
         parsed = TaskFinishedDetail.model_validate(dict(detail))
-        engine.validate_machine_id(parsed.machine_id)
+        validate_machine_id(parsed.machine_id)
         return self._apply(parsed.machine_id, TaskFinished(parsed)).decision.outcome
 
     # ---- internals: misc --------------------------------------------------------------

@@ -27,7 +27,7 @@ from statewright.aws import settings as settings_module
 from statewright.aws import wiring
 from statewright.aws.codebuild_executor import CodeBuildExecutor
 from statewright.aws.lambda_executor import LambdaExecutor
-from statewright.ports import TaskInvocation
+from statewright.model import TaskInvocation
 
 from tests.integration.aws.tables import create_table
 

@@ -20,8 +20,7 @@ from statewright.aws.eventbridge_bus import EventBridgeBus, PublishError
 from statewright.aws.lambda_executor import LambdaExecutor
 from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.builtin import LocalSource, S3Source
-from statewright.model import BusEvent
-from statewright.ports import TaskInvocation
+from statewright.model import BusEvent, TaskInvocation
 from statewright.spec.models import TaskSpec
 
 from tests.integration.aws.conftest import REGION

@@ -10,7 +10,7 @@ import pytest
 from statewright.aws import reconciler
 from statewright.aws.lambda_executor import LambdaExecutor
 from statewright.errors import StartDeferred
-from statewright.ports import TaskInvocation
+from statewright.model import TaskInvocation
 
 from tests.integration.aws.conftest import Deployment, lambda_context
 

@@ -14,8 +14,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from statewright.aws.task_runner import MAX_REPORT_BYTES, TaskRunner
-from statewright.model import BusEvent
-from statewright.ports import TaskInvocation
+from statewright.model import BusEvent, TaskInvocation
 from statewright.spec.models import TaskSpec
 
 

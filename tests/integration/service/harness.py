@@ -11,8 +11,8 @@ from typing import Any
 from statewright.catalog import SpecCatalog
 from statewright.engine import add_seconds
 from statewright.local.sqlite_store import SqliteStore
-from statewright.model import BusEvent, Machine
-from statewright.ports import Bus, Executor, TaskInvocation
+from statewright.model import BusEvent, Machine, TaskInvocation
+from statewright.ports import Bus, Executor
 from statewright.service import Outcome, Service
 from statewright.spec.models import Spec
 

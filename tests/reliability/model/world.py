@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from statewright.model import EVENT_SOURCE, BusEvent, Machine
-from statewright.ports import Store, TaskInvocation
+from statewright.model import EVENT_SOURCE, BusEvent, Machine, TaskInvocation
+from statewright.ports import Store
 
 
 class SimulatedCrash(BaseException):

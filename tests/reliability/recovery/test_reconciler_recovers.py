@@ -38,8 +38,7 @@ from statewright.aws.observability import METRICS
 from statewright.aws.reconciler import PENDING_GRACE_SECONDS
 from statewright.engine import add_seconds
 from statewright.errors import StartDeferred
-from statewright.model import BusEvent, now_iso
-from statewright.ports import TaskInvocation
+from statewright.model import BusEvent, TaskInvocation, now_iso
 
 from tests.integration.aws.conftest import Deployment, eventbridge, lambda_context
 from tests.reliability.figures import record, scaled

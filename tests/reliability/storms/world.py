@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from statewright.model import EVENT_SOURCE, BusEvent
-from statewright.ports import TaskInvocation
+from statewright.model import EVENT_SOURCE, BusEvent, TaskInvocation
 from statewright.spec.models import Spec
 
 SPEC = Spec.model_validate(

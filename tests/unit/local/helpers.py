@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from statewright.model import BusEvent
-from statewright.ports import TaskInvocation
+from statewright.model import BusEvent, TaskInvocation
 from statewright.spec.models import TaskSpec
 
 REPO = Path(__file__).resolve().parents[3]

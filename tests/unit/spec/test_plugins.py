@@ -4,6 +4,7 @@ validated by the plugin's own model, under the plugin's own rule id."""
 from __future__ import annotations
 
 import pytest
+import statewright.executors.registry as registry_module
 import statewright.spec.lint as lint_module
 import statewright.spec.schema as schema_module
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +32,7 @@ def with_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     plugins = {**registry(), PLUGIN.name: PLUGIN}
     monkeypatch.setattr(lint_module, "registry", lambda: plugins)
     monkeypatch.setattr(schema_module, "registry", lambda: plugins)
+    monkeypatch.setattr(registry_module, "registry", lambda: plugins)
 
 
 def test_a_plugin_executor_is_accepted(with_plugin: None) -> None:
@@ -42,6 +44,18 @@ def test_a_plugin_executor_is_accepted(with_plugin: None) -> None:
     assert result.findings == []
     assert result.spec is not None
     assert result.spec.tasks["db-setup"].executor == "stepfunction"
+
+
+def test_a_plugin_task_without_timeout_gets_the_plugin_default(with_plugin: None) -> None:
+    text = edit(
+        "    executor: lambda\n    config:\n      name: db-setup\n",
+        "    executor: stepfunction\n    config:\n      arn: arn:aws:states:eu-west-1:1:x\n",
+    )
+    spec = lint(text).spec
+    assert spec is not None
+    assert spec.tasks["db-setup"].timeout == 600
+    # Resolved, not written: the normalized spec (and so its digest) stays as written.
+    assert "timeout_seconds" not in spec.document()["tasks"]["db-setup"]
 
 
 def test_a_plugin_config_error_carries_the_plugin_rule(with_plugin: None) -> None:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_codebuild.type_defs import EnvironmentVariableTypeDef
 
     from statewright.executors.builtin import LocalSource, S3Source, TerraformConfig
-    from statewright.ports import TaskInvocation
+    from statewright.model import TaskInvocation
 
 # Per-build variables (the buildspec and the dispatcher read these names).
 MACHINE_ID = "STATEWRIGHT_MACHINE_ID"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from statewright.errors import ConfigurationError, StartDeferred
-from statewright.ports import TaskInvocation
+from statewright.model import TaskInvocation
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

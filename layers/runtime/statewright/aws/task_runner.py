@@ -22,8 +22,8 @@ from botocore.exceptions import ClientError
 from statewright.aws.eventbridge_bus import EventBridgeBus
 from statewright.aws.settings import TaskRunnerSettings, load_task_runner_settings
 from statewright.executors.builtin import LambdaConfig
-from statewright.model import BusEvent, TaskFinishedDetail
-from statewright.ports import Bus, TaskInvocation
+from statewright.model import BusEvent, TaskFinishedDetail, TaskInvocation
+from statewright.ports import Bus
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

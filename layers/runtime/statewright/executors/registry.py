@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import BaseModel
 
 ENTRY_POINT_GROUP = "statewright.executors"
+# The timeout of a task whose executor is not registered (the linter refuses such a
+# spec; a spec stored by an older deployment may still name one).
+DEFAULT_TIMEOUT_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -42,3 +45,9 @@ def registry() -> dict[str, ExecutorPlugin]:
         if isinstance(plugin, ExecutorPlugin):
             plugins.setdefault(plugin.name, plugin)
     return plugins
+
+
+def default_timeout_seconds(executor: str) -> int:
+    """The timeout of a task of ``executor`` that sets none."""
+    plugin = registry().get(executor)
+    return plugin.default_timeout_seconds if plugin else DEFAULT_TIMEOUT_SECONDS

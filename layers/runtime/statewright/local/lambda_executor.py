@@ -17,7 +17,8 @@ from typing import Any
 
 from statewright.executors.builtin import LambdaConfig
 from statewright.local.runs import OUTPUT_LIMIT_BYTES, LocalExecutor, Run, TaskFailed
-from statewright.ports import Bus, TaskInvocation
+from statewright.model import TaskInvocation
+from statewright.ports import Bus
 
 
 def function_event(invocation: TaskInvocation, config: LambdaConfig) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from statewright.model import TIMEOUT, BusEvent, TaskFinishedDetail
-from statewright.ports import Bus, TaskInvocation
+from statewright.model import TIMEOUT, BusEvent, TaskFinishedDetail, TaskInvocation
+from statewright.ports import Bus
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from typing import Any
 
 from statewright.executors.builtin import LocalSource, S3Source, TerraformConfig
 from statewright.local.runs import OUTPUT_LIMIT_BYTES, LocalExecutor, Run, TaskFailed
-from statewright.ports import Bus, TaskInvocation
+from statewright.model import TaskInvocation
+from statewright.ports import Bus
 
 OVERRIDE_FILE = "statewright_override.tf.json"
 VARIABLES_FILE = "statewright.auto.tfvars.json"

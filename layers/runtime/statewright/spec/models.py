@@ -10,8 +10,9 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from statewright.executors.registry import default_timeout_seconds
 from statewright.spec.rules import (
     MAX_ATTEMPTS,
     MAX_BACKOFF_SECONDS,
@@ -48,10 +49,26 @@ class TaskSpec(BaseModel):
     retry: RetryPolicy | None = None
     timeout_seconds: int | None = Field(default=None, ge=MIN_TIMEOUT_SECONDS)
     description: str | None = None
+    # Resolved when the spec is built, so the engine never consults the executor registry
+    # while it decides; not part of the normalized document (nor of its digest).
+    _timeout: int = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _resolve_timeout(self) -> TaskSpec:
+        if self.timeout_seconds is not None:
+            self._timeout = self.timeout_seconds
+        else:
+            self._timeout = default_timeout_seconds(self.executor)
+        return self
 
     @property
     def attempts(self) -> int:
         return self.retry.attempts if self.retry else 1
+
+    @property
+    def timeout(self) -> int:
+        """``timeout_seconds``, else the executor's default."""
+        return self._timeout
 
 
 class Action(BaseModel):
