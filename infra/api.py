@@ -4,6 +4,7 @@ own refusals answer in the API's error shape ``{"error": {"code", "message"}}``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import aws_cdk as cdk
@@ -12,7 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.function import log_retention, removal_policy
+from infra.function import log_group, log_retention
 from infra.nag import acknowledge
 from infra.settings import EnvironmentSettings
 
@@ -55,24 +56,74 @@ ROUTES = (
     Route("POST", "/machines/{id}/retry", headers=IDEMPOTENCY),
 )
 
-# API Gateway's own refusals, re-worded into the API's error shape.
-# $context.error.messageString is already a quoted JSON string; the validation detail is
-# escaped the way AWS documents for JSON (escapeJavaScript, then un-escape single quotes).
-_VALIDATION_DETAIL = (
-    '"$util.escapeJavaScript($context.error.validationErrorString).replaceAll("\\\\\'","\'")"'
+# API Gateway's own refusals, re-worded into the API's error shape. A gateway response's
+# template is not VTL: API Gateway only substitutes $context.* and $stageVariables.*
+# values, as they are, into the text ($util... stays literal), and
+# $context.error.messageString is the message between double quotes without any escaping.
+# A message holding a quote or a line break (an invalid signature's message has both)
+# would not be JSON, so the messages are fixed text; only $context.requestId (letters,
+# digits and '-') and $context.error.responseType (an upper-case name) are substituted.
+REQUEST_ID = "$context.requestId"
+_BODY_SHAPES = (
+    'POST /machines takes a JSON object with "spec", '
+    'POST /machines/{id}/events a JSON object with "event"'
 )
-_MESSAGE = "$context.error.messageString"
-_GATEWAY_ERRORS = {
-    apigw.ResponseType.BAD_REQUEST_BODY: ("invalid_request", _VALIDATION_DETAIL),
-    apigw.ResponseType.BAD_REQUEST_PARAMETERS: ("invalid_request", _VALIDATION_DETAIL),
-    apigw.ResponseType.REQUEST_TOO_LARGE: ("payload_too_large", _MESSAGE),
-    apigw.ResponseType.THROTTLED: ("throttled", _MESSAGE),
-    apigw.ResponseType.ACCESS_DENIED: ("forbidden", _MESSAGE),
-    apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN: ("unauthenticated", _MESSAGE),
-    apigw.ResponseType.INVALID_SIGNATURE: ("unauthenticated", _MESSAGE),
-    apigw.ResponseType.EXPIRED_TOKEN: ("unauthenticated", _MESSAGE),
-    apigw.ResponseType.DEFAULT_4_XX: ("request_refused", _MESSAGE),
-    apigw.ResponseType.DEFAULT_5_XX: ("unavailable", _MESSAGE),
+GATEWAY_ERRORS: dict[str, tuple[str, str]] = {
+    "BAD_REQUEST_BODY": (
+        "invalid_request",
+        f"the request body does not match this route: {_BODY_SHAPES}",
+    ),
+    "BAD_REQUEST_PARAMETERS": (
+        "invalid_request",
+        "a path parameter of this route is missing or empty",
+    ),
+    "REQUEST_TOO_LARGE": (
+        "payload_too_large",
+        "the request is larger than API Gateway accepts (10 MB)",
+    ),
+    "THROTTLED": (
+        "throttled",
+        "too many requests for this stage's rate limit; retry with backoff",
+    ),
+    "ACCESS_DENIED": (
+        "forbidden",
+        "the signing identity is not allowed execute-api:Invoke on this route",
+    ),
+    "MISSING_AUTHENTICATION_TOKEN": (
+        "unauthenticated",
+        "the request is not signed: sign it with AWS Signature Version 4 "
+        "(the statewright CLI does for an execute-api endpoint)",
+    ),
+    "INVALID_SIGNATURE": (
+        "unauthenticated",
+        "the request's SigV4 signature does not match: check the credentials, the "
+        "region and the signed headers",
+    ),
+    "EXPIRED_TOKEN": (
+        "unauthenticated",
+        "the request's credentials or signature have expired: refresh them and sign again",
+    ),
+    "DEFAULT_4XX": (
+        "request_refused",
+        "API Gateway refused the request ($context.error.responseType)",
+    ),
+    "DEFAULT_5XX": (
+        "unavailable",
+        "API Gateway could not process the request ($context.error.responseType); retry later",
+    ),
+}
+
+
+def gateway_error_template(code: str, message: str) -> str:
+    """The JSON body of one gateway response, with the request id to quote to an
+    operator (it is in the access log)."""
+    return json.dumps({"error": {"code": code, "message": f"{message} (request {REQUEST_ID})"}})
+
+
+_LOG_LEVELS = {
+    "off": apigw.MethodLoggingLevel.OFF,
+    "errors": apigw.MethodLoggingLevel.ERROR,
+    "info": apigw.MethodLoggingLevel.INFO,
 }
 
 
@@ -87,12 +138,7 @@ class ControlPlaneApi(Construct):
         dispatcher: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=log_retention(settings),
-            removal_policy=removal_policy(settings),
-        )
+        self.access_logs = log_group(self, "AccessLogs", settings)
         throttling = settings.api_throttling
         self.api = apigw.RestApi(
             self,
@@ -100,10 +146,13 @@ class ControlPlaneApi(Construct):
             rest_api_name=f"statewright-{env_name}",
             description=f"Statewright {env_name} control plane (SigV4-signed requests only)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            # Execution logs need the account's API Gateway CloudWatch role; it stays when
-            # the stack goes, since other APIs in the account may rely on it.
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
+            # AWS::ApiGateway::Account is one per account and region: two stacks that
+            # both set it overwrite each other's role, so it is opt-in (cdk.json). The
+            # role stays when the stack goes, since other APIs may rely on it.
+            cloud_watch_role=settings.api_gateway_account_role,
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN
+            if settings.api_gateway_account_role
+            else None,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
@@ -118,10 +167,10 @@ class ControlPlaneApi(Construct):
                     status=True,
                     user=True,
                 ),
-                # Errors and request summaries, never bodies: metadata may be sensitive.
-                logging_level=apigw.MethodLoggingLevel.INFO,
+                # Never bodies (data trace): metadata may be sensitive.
+                logging_level=_LOG_LEVELS[settings.api_execution_logs],
                 data_trace_enabled=False,
-                metrics_enabled=True,
+                metrics_enabled=settings.api_detailed_metrics,
                 tracing_enabled=True,
                 throttling_rate_limit=throttling.rate_limit,
                 throttling_burst_limit=throttling.burst_limit,
@@ -176,14 +225,14 @@ class ControlPlaneApi(Construct):
         fallbacks["/{proxy+}"] = self.api.root.add_resource("{proxy+}")
         for _, fallback in sorted(fallbacks.items()):
             fallback.add_method("ANY", integration, authorization_type=apigw.AuthorizationType.IAM)
-        for response_type, (code, message) in _GATEWAY_ERRORS.items():
+        for response_type, (code, message) in GATEWAY_ERRORS.items():
             self.api.add_gateway_response(
-                f"{response_type.response_type}Response",
-                type=response_type,
-                templates={
-                    "application/json": f'{{"error": {{"code": "{code}", "message": {message}}}}}'
-                },
+                f"{response_type}Response",
+                type=apigw.ResponseType.of(response_type),
+                templates={"application/json": gateway_error_template(code, message)},
             )
+        if settings.api_execution_logs != "off":
+            self._retain_execution_logs(settings)
         # RestApi adds an unnamed endpoint output of its own; the stack's is ApiEndpoint.
         self.api.node.try_remove_child("Endpoint")
         self.endpoint = cdk.CfnOutput(
@@ -205,10 +254,35 @@ class ControlPlaneApi(Construct):
             "The API's callers are AWS principals (CLIs, pipelines, roles) authorized by IAM "
             "SigV4, as docs/security.md specifies; there is no Cognito user pool by design.",
         )
-        acknowledge(
-            self.api,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "API Gateway's account-wide CloudWatch role needs exactly this AWS-maintained "
-            "service policy to write execution logs.",
+        if settings.api_gateway_account_role:
+            acknowledge(
+                self.api,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "API Gateway's account-wide CloudWatch role needs exactly this AWS-maintained "
+                "service policy to write execution logs.",
+            )
+        if settings.api_execution_logs == "off":
+            acknowledge(
+                self.api,
+                "AwsSolutions-APIG6",
+                "Execution logs need the account-wide API Gateway CloudWatch role, which one "
+                "environment must not take over from another; they are opt-in in cdk.json "
+                "(api_execution_logs). Every request is still in the JSON access log.",
+            )
+
+    def _retain_execution_logs(self, settings: EnvironmentSettings) -> None:
+        """API Gateway writes execution logs to API-Gateway-Execution-Logs_<api id>/<stage>
+        and, left alone, creates that group itself with no retention. Created here first
+        (the stage waits for it), it expires like every other log of the control plane;
+        the API's id is new with every create, so a retained group never collides."""
+        group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
+            retention=log_retention(settings),
+            removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+            if settings.retain
+            else cdk.RemovalPolicy.DESTROY,
         )
+        self.api.deployment_stage.node.add_dependency(group)

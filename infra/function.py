@@ -36,6 +36,21 @@ def removal_policy(settings: EnvironmentSettings) -> cdk.RemovalPolicy:
     return cdk.RemovalPolicy.RETAIN if settings.retain else cdk.RemovalPolicy.DESTROY
 
 
+def log_group(scope: Construct, construct_id: str, settings: EnvironmentSettings) -> logs.LogGroup:
+    """A log group of the control plane. Unnamed (CloudFormation names it after the
+    stack), so a retained group never blocks the next create of the stack with "already
+    exists"; and with ``retain``, kept on delete but not when the stack's own create
+    fails and rolls back (RetainExceptOnCreate), so a failed first deploy leaves none."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        retention=log_retention(settings),
+        removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+        if settings.retain
+        else cdk.RemovalPolicy.DESTROY,
+    )
+
+
 class StatewrightFunction(Construct):
     def __init__(
         self,
@@ -58,13 +73,8 @@ class StatewrightFunction(Construct):
         self.function_name = function_name(env_name, name)
         bundler = FunctionBundler(source, extras)
         bundler.check()
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{self.function_name}",
-            retention=log_retention(settings),
-            removal_policy=removal_policy(settings),
-        )
+        # The function logs here (its LoggingConfig), not to /aws/lambda/<name>.
+        self.log_group = log_group(self, "Logs", settings)
         self.role = iam.Role(
             self,
             "Role",

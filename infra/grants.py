@@ -11,17 +11,18 @@ from infra.table import StateTable
 from infra.task_runner import TaskRunner
 from infra.terraform_runner import TerraformRunner
 
+# What statewright/aws/dynamodb_store.py calls: items and history on the table, listings
+# (Query, or Scan when no spec is named) on the by_spec index, which is read-only.
 TABLE_ACTIONS = [
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
-    "dynamodb:Scan",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
 ]
+INDEX_ACTIONS = ["dynamodb:Query", "dynamodb:Scan"]
 
 
 def grant_service_access(
@@ -36,7 +37,14 @@ def grant_service_access(
         iam.PolicyStatement(
             sid="MachinesTable",
             actions=TABLE_ACTIONS,
-            resources=[table.table.table_arn, table.index_arn],
+            resources=[table.table.table_arn],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ListMachinesIndex",
+            actions=INDEX_ACTIONS,
+            resources=[table.index_arn],
         )
     )
     bus.grant_put(role)

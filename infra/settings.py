@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONTEXT_KEY = "statewright:environments"
 ENV_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
@@ -43,8 +43,20 @@ class TerraformSettings(_Strict):
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
     # SHA-256 of terraform_<version>_linux_amd64.zip from releases.hashicorp.com.
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    timeout_minutes: Annotated[int, Field(ge=5, le=480)] = 60
     compute_type: Literal["SMALL", "MEDIUM", "LARGE"] = "SMALL"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_project_timeout(cls, data: Any) -> Any:
+        # Every build is started with its task's own timeout (timeoutInMinutesOverride),
+        # so a project-wide timeout would never apply: refuse it rather than ignore it.
+        if isinstance(data, Mapping) and "timeout_minutes" in data:
+            raise ValueError(
+                "timeout_minutes is not a setting: each Terraform build runs for its "
+                "task's timeout_seconds (default 3600) plus its retry backoff; set "
+                "timeout_seconds on the task in the spec instead"
+            )
+        return data
 
 
 class PolicyStatement(_Strict):
@@ -73,6 +85,10 @@ class ApiThrottling(_Strict):
     burst_limit: Annotated[int, Field(gt=0, le=5000)]
 
 
+# An S3 bucket name as S3 accepts it (3-63 characters, lower case, digits, '.', '-').
+BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+
 class EnvironmentSettings(_Strict):
     """What differs between two deployments of the control plane."""
 
@@ -93,6 +109,20 @@ class EnvironmentSettings(_Strict):
     history_retention_days: Annotated[int, Field(ge=1, le=3650)]
     reconcile_every_minutes: Annotated[int, Field(ge=1, le=60)] = 5
     alarm_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    # Buckets holding Terraform modules that specs name as `s3` sources: the Terraform
+    # runner may read them (and nothing else of them).
+    terraform_module_buckets: list[Annotated[str, Field(pattern=BUCKET_NAME)]] = Field(
+        default_factory=list
+    )
+    # API Gateway's per-method metrics (7 metrics for each of ~19 methods, billed as
+    # custom metrics); the API-wide ones (count, 4xx, 5xx, latency) are always there.
+    api_detailed_metrics: bool = False
+    # API Gateway execution logs. Anything but "off" needs the account's API Gateway
+    # CloudWatch role (see api_gateway_account_role).
+    api_execution_logs: Literal["off", "errors", "info"] = "off"
+    # Create AWS::ApiGateway::Account and its CloudWatch role. There is one per account
+    # and region: set it in at most one environment of an account and region.
+    api_gateway_account_role: bool = False
 
     @field_validator("log_retention_days")
     @classmethod

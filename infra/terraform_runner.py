@@ -10,13 +10,12 @@ import aws_cdk as cdk
 import yaml
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra.bus import ControlBus
-from infra.function import log_retention, removal_policy
+from infra.function import log_group, removal_policy
 from infra.nag import acknowledge, finding_resource
 from infra.paths import MissingSourceError, SourcePaths
 from infra.settings import EnvironmentSettings
@@ -90,22 +89,28 @@ class TerraformRunner(Construct):
         )
         self.specs_asset = s3_assets.Asset(self, "SpecsAsset", path=str(paths.specs))
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/codebuild/statewright-{env_name}-terraform",
-            retention=log_retention(settings),
-            removal_policy=policy,
+        self.log_group = log_group(self, "Logs", settings)
+        self.project_name = f"statewright-{env_name}-terraform"
+        stack = cdk.Stack.of(self)
+        # Built from the name, not the project's attribute: the project needs the role.
+        project_arn = stack.format_arn(
+            service="codebuild", resource="project", resource_name=self.project_name
         )
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            # Only this project of this account may assume it (confused-deputy guard).
+            assumed_by=iam.ServicePrincipal(
+                "codebuild.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": project_arn},
+                },
+            ),
             description=f"Statewright {env_name} Terraform runner (CodeBuild)",
         )
         self._grant_runner(bus, settings)
 
-        self.project_name = f"statewright-{env_name}-terraform"
         self.project = codebuild.Project(
             self,
             "Project",
@@ -128,7 +133,7 @@ class TerraformRunner(Construct):
                     "STATEWRIGHT_SPECS_ASSET": self.specs_asset.s3_object_url,
                 }.items()
             },
-            timeout=cdk.Duration.minutes(settings.terraform.timeout_minutes),
+            # No project timeout: every build is started with its task's own timeout.
             logging=codebuild.LoggingOptions(
                 cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)
             ),
@@ -177,6 +182,7 @@ class TerraformRunner(Construct):
             )
         )
         bus.grant_put(role)
+        self._grant_module_buckets(settings.terraform_module_buckets)
         for index, arn in enumerate(settings.terraform_managed_policy_arns):
             role.add_managed_policy(
                 iam.ManagedPolicy.from_managed_policy_arn(self, f"ConfiguredManaged{index}", arn)
@@ -208,6 +214,32 @@ class TerraformRunner(Construct):
             "machine at run time; the grant is limited to this environment's prefix of "
             "its own state bucket.",
         )
+
+    def _grant_module_buckets(self, buckets: list[str]) -> None:
+        """Read access to the buckets that specs' `s3` Terraform sources name: a source
+        is a key or a prefix, so the runner lists the bucket and reads its objects."""
+        if not buckets:
+            return
+        partition = cdk.Aws.PARTITION
+        bucket_arns = [f"arn:{partition}:s3:::{bucket}" for bucket in buckets]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListModuleBuckets", actions=["s3:ListBucket"], resources=bucket_arns
+            )
+        )
+        object_arns = [f"{arn}/*" for arn in bucket_arns]
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadModuleBuckets", actions=["s3:GetObject"], resources=object_arns
+            )
+        )
+        for arn in object_arns:
+            acknowledge(
+                self.role,
+                f"AwsSolutions-IAM5[Resource::{finding_resource(self, arn)}]",
+                "Named by the operator in cdk.json (terraform_module_buckets): specs' s3 "
+                "Terraform sources are keys or prefixes of this bucket, read-only.",
+            )
 
     @property
     def state_objects_arn(self) -> str:

@@ -1,5 +1,6 @@
 """The REST API: the routes of docs/api.md#routes, each IAM-authorized, validated and proxied to the
-dispatcher; JSON access logs, throttling from cdk.json, errors in the API's shape."""
+dispatcher; JSON access logs, throttling from cdk.json, errors in the API's shape (as API
+Gateway really renders its gateway responses), no account-wide singletons."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import re
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synthesized
+from tests.infra.gateway_responses import UnknownVariableError, context_for, render
 
 EXPECTED_ROUTES = {
     ("GET", "/openapi.json"),
@@ -114,8 +117,9 @@ def test_stage_logs_access_as_json_and_throttles_per_environment(synth: Synthesi
                 {
                     "DataTraceEnabled": False,
                     "HttpMethod": "*",
-                    "LoggingLevel": "INFO",
-                    "MetricsEnabled": True,
+                    # Execution logs and per-method metrics are opt-in (cdk.json).
+                    "LoggingLevel": "OFF",
+                    "MetricsEnabled": False,
                     "ResourcePath": "/*",
                     "ThrottlingBurstLimit": throttling.burst_limit,
                     "ThrottlingRateLimit": throttling.rate_limit,
@@ -128,28 +132,64 @@ def test_stage_logs_access_as_json_and_throttles_per_environment(synth: Synthesi
     assert {"caller", "user", "status", "httpMethod", "resourcePath"} <= set(access_format)
 
 
-def test_gateway_refusals_answer_in_the_apis_error_shape(synth: Synthesized) -> None:
-    samples = {
-        "$context.error.messageString": json.dumps("Missing Authentication Token"),
-        '"$util.escapeJavaScript($context.error.validationErrorString)'
-        '.replaceAll("\\\\\'","\'")"': json.dumps(
-            '[object has missing required properties (["spec"])]'
-        ),
-    }
+# What API Gateway's own messages can hold: an invalid signature's message spans lines
+# and quotes the canonical request; a validation error quotes the missing property.
+HOSTILE_MESSAGES = (
+    'object has missing required properties (["spec"])',
+    "The request signature we calculated does not match the signature you provided.\n\n"
+    "The Canonical String for this request should have been\n'POST\n/v1/machines'",
+    'back\\slash and a "quote" \\" and a tab\t',
+)
+
+
+@pytest.mark.parametrize("message", HOSTILE_MESSAGES, ids=("validation", "signature", "escapes"))
+def test_gateway_refusals_render_as_json_in_the_apis_error_shape(
+    synth: Synthesized, message: str
+) -> None:
     codes = {}
     for response in synth.of_type("AWS::ApiGateway::GatewayResponse").values():
         props = response["Properties"]
-        body = props["ResponseTemplates"]["application/json"]
-        for placeholder, sample in samples.items():
-            body = body.replace(placeholder, sample)
-        parsed = json.loads(body)
+        rendered = render(props["ResponseTemplates"]["application/json"], context_for(message))
+        parsed = json.loads(rendered)
         assert set(parsed) == {"error"} and set(parsed["error"]) == {"code", "message"}
+        assert isinstance(parsed["error"]["message"], str) and parsed["error"]["message"]
         codes[props["ResponseType"]] = parsed["error"]["code"]
     assert codes["BAD_REQUEST_BODY"] == codes["BAD_REQUEST_PARAMETERS"] == "invalid_request"
     assert codes["REQUEST_TOO_LARGE"] == "payload_too_large"
-    assert {"ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(
-        codes
+    assert codes["MISSING_AUTHENTICATION_TOKEN"] == codes["INVALID_SIGNATURE"] == "unauthenticated"
+    assert codes["ACCESS_DENIED"] == "forbidden"
+    assert {"THROTTLED", "EXPIRED_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(codes)
+
+
+def test_gateway_refusals_name_the_request_for_the_access_log(synth: Synthesized) -> None:
+    context = context_for("whatever")
+    for response in synth.of_type("AWS::ApiGateway::GatewayResponse").values():
+        body = json.loads(
+            render(response["Properties"]["ResponseTemplates"]["application/json"], context)
+        )
+        assert context["requestId"] in body["error"]["message"]
+
+
+def test_the_renderer_substitutes_variables_only_as_api_gateway_does() -> None:
+    context = context_for('a "quoted" word')
+    template = (
+        '{"m": $context.error.messageString, "v": "$util.escapeJavaScript($context.error.message)"}'
     )
+    assert render(template, context) == (
+        '{"m": "a "quoted" word", "v": "$util.escapeJavaScript(a "quoted" word)"}'
+    )
+    assert render("id $context.requestId.", context) == f"id {context['requestId']}."
+    assert render("$stageVariables.colour", context, {"colour": "blue"}) == "blue"
+    with pytest.raises(UnknownVariableError):
+        render("$context.identity.sourceIp", context)
+
+
+def test_no_account_wide_api_gateway_settings_by_default(synth: Synthesized) -> None:
+    # AWS::ApiGateway::Account is one per account and region: a second environment in the
+    # same account would overwrite the first one's role.
+    assert synth.settings.api_gateway_account_role is False
+    assert not synth.of_type("AWS::ApiGateway::Account")
+    assert not [k for k in synth.of_type("AWS::IAM::Role") if "CloudWatchRole" in k]
 
 
 def test_one_invoke_permission_for_the_api(synth: Synthesized) -> None:

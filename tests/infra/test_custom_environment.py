@@ -22,7 +22,6 @@ STAGING = {
     "terraform": {
         "version": "1.11.4",
         "sha256": "1ce994251c00281d6845f0f268637ba50c0005657eb3cf096b92f753b42ef4dc",
-        "timeout_minutes": 30,
         "compute_type": "LARGE",
     },
     "terraform_managed_policy_arns": ["arn:aws:iam::aws:policy/AmazonSQSFullAccess"],
@@ -33,8 +32,12 @@ STAGING = {
             "Resource": ["arn:aws:dynamodb:eu-west-1:111122223333:table/acme-*"],
         }
     ],
+    "terraform_module_buckets": ["acme-terraform-modules"],
     "log_retention_days": 90,
     "api_throttling": {"rate_limit": 7, "burst_limit": 9},
+    "api_detailed_metrics": True,
+    "api_execution_logs": "errors",
+    "api_gateway_account_role": True,
     "removal_policy": "retain",
     "history_retention_days": 12,
     "reconcile_every_minutes": 2,
@@ -72,10 +75,7 @@ def test_settings_reach_the_template(staging: tuple[dict[str, Any], Path]) -> No
     )
     template.has_resource_properties(
         "AWS::CodeBuild::Project",
-        {
-            "TimeoutInMinutes": 30,
-            "Environment": assertions.Match.object_like({"ComputeType": "BUILD_GENERAL1_LARGE"}),
-        },
+        {"Environment": assertions.Match.object_like({"ComputeType": "BUILD_GENERAL1_LARGE"})},
     )
     template.has_resource_properties(
         "AWS::IAM::Role",
@@ -159,3 +159,60 @@ def test_operator_policies_are_acknowledged_with_reasons(
         "AwsSolutions::AwsSolutions-IAM5[Action::dynamodb:Describe*]",
         "AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:dynamodb:eu-west-1:111122223333:table/acme-*]",
     } <= acknowledged
+
+
+def test_opt_in_api_gateway_logs_metrics_and_account_role(
+    staging: tuple[dict[str, Any], Path],
+) -> None:
+    raw, _ = staging
+    template = assertions.Template.from_json(raw)
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": [
+                assertions.Match.object_like({"LoggingLevel": "ERROR", "MetricsEnabled": True})
+            ]
+        },
+    )
+    # The account-wide setting, only where asked for, with its role kept on delete.
+    (account,) = template.find_resources("AWS::ApiGateway::Account").values()
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    assert raw["Resources"][role_id]["DeletionPolicy"] == "Retain"
+    # Execution logs go to API-Gateway-Execution-Logs_<api id>/<stage>; the stack creates
+    # that group first, so it expires like the others instead of growing forever.
+    api_id = next(iter(template.find_resources("AWS::ApiGateway::RestApi")))
+    groups = template.find_resources(
+        "AWS::Logs::LogGroup",
+        {
+            "Properties": {
+                "LogGroupName": {
+                    "Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api_id}, "/v1"]]
+                }
+            }
+        },
+    )
+    ((group_id, group),) = groups.items()
+    assert group["Properties"]["RetentionInDays"] == 90
+    assert group["DeletionPolicy"] == "RetainExceptOnCreate"
+    (stage,) = template.find_resources("AWS::ApiGateway::Stage").values()
+    assert group_id in stage["DependsOn"]
+
+
+def test_module_buckets_are_readable_by_the_terraform_runner(
+    staging: tuple[dict[str, Any], Path],
+) -> None:
+    raw, _ = staging
+    statements = [
+        statement
+        for resource in raw["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    by_sid = {s.get("Sid"): s for s in statements}
+    bucket = ["arn:", {"Ref": "AWS::Partition"}, ":s3:::acme-terraform-modules"]
+    assert by_sid["ListModuleBuckets"]["Action"] == "s3:ListBucket"
+    assert by_sid["ListModuleBuckets"]["Resource"] == {"Fn::Join": ["", bucket]}
+    assert by_sid["ReadModuleBuckets"]["Action"] == "s3:GetObject"
+    assert by_sid["ReadModuleBuckets"]["Resource"] == {
+        "Fn::Join": ["", [*bucket[:2], ":s3:::acme-terraform-modules/*"]]
+    }

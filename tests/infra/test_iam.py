@@ -4,8 +4,10 @@ on the configured prefix, every role scoped to its own resources."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from infra.paths import REPO_ROOT
 from tests.infra.conftest import Synthesized
 
 # Actions that have no resource-level permissions in IAM.
@@ -105,10 +107,11 @@ def test_service_roles_reach_only_their_own_resources(synth: Synthesized) -> Non
     for role in ("DispatchDispatcherRole", "ReconcileReconcilerRole"):
         statements = _role_statements(synth, role)
         (table,) = [s for s in statements if s.get("Sid") == "MachinesTable"]
-        assert table["Resource"] == [
-            {"Fn::GetAtt": [table_id, "Arn"]},
-            {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/by_spec"]]},
-        ]
+        assert table["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+        (index,) = [s for s in statements if s.get("Sid") == "ListMachinesIndex"]
+        assert index["Resource"] == {
+            "Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/by_spec"]]
+        }
         assert "dynamodb:DeleteTable" not in _actions(statements)
         (put,) = _statements_with(statements, "events:PutEvents")
         assert put["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
@@ -174,3 +177,81 @@ def test_bus_policy_lets_only_the_control_plane_send_internal_events(synth: Synt
     }
     assert len(role_ids) == 4
     assert sorted(t["Fn::GetAtt"][0] for t in trusted) == sorted(role_ids)
+
+
+# What statewright/aws/dynamodb_store.py calls, by where it calls it.
+TABLE_CALLS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+}
+INDEX_CALLS = {"dynamodb:Query", "dynamodb:Scan"}
+
+
+def test_service_roles_get_exactly_the_table_calls_the_store_makes(synth: Synthesized) -> None:
+    for role in ("DispatchDispatcherRole", "ReconcileReconcilerRole"):
+        by_sid = {s.get("Sid"): s for s in _role_statements(synth, role)}
+        assert set(_listify(by_sid["MachinesTable"]["Action"])) == TABLE_CALLS
+        # The index is read-only and the store lists through it alone; no Scan of the
+        # table, no ConditionCheckItem (the store uses no transactions).
+        assert set(_listify(by_sid["ListMachinesIndex"]["Action"])) == INDEX_CALLS
+        dynamodb = {a for a in _actions(list(by_sid.values())) if a.startswith("dynamodb:")}
+        assert dynamodb == TABLE_CALLS | INDEX_CALLS
+
+
+def test_store_makes_no_table_call_beyond_the_grant() -> None:
+    # The grant above is only least privilege if the store really needs nothing else.
+    source = (REPO_ROOT / "layers/runtime/statewright/aws/dynamodb_store.py").read_text()
+    calls = set(
+        re.findall(
+            r"\.(get_item|batch_get_item|query|scan|put_item|update_item|"
+            r"delete_item|batch_write_item|transact_\w+|condition_check\w*)\(",
+            source,
+        )
+    )
+    assert calls <= {
+        "get_item",
+        "batch_get_item",
+        "query",
+        "scan",
+        "put_item",
+        "update_item",
+        "delete_item",
+        "batch_write_item",
+    }, calls
+    # Every scan is of the index.
+    for match in re.finditer(r"def _list_page\(.*?return self\._client\.scan", source, re.S):
+        assert '"IndexName": LIST_INDEX' in match.group(0)
+    assert source.count(".scan(") == 1
+
+
+def test_codebuild_may_assume_the_runner_role_only_for_this_project(synth: Synthesized) -> None:
+    _, role = synth.one("AWS::IAM::Role", "TerraformRole")
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "codebuild.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":codebuild:",
+                        {"Ref": "AWS::Region"},
+                        ":",
+                        {"Ref": "AWS::AccountId"},
+                        f":project/statewright-{synth.env}-terraform",
+                    ],
+                ]
+            }
+        },
+    }
+    _, project = synth.one("AWS::CodeBuild::Project")
+    assert project["Properties"]["Name"] == f"statewright-{synth.env}-terraform"

@@ -62,3 +62,58 @@ def test_dashboard_shows_the_control_plane(synth: Synthesized) -> None:
     for needle in ("AWS/Lambda", "AWS/ApiGateway", "AWS/SQS", "AWS/DynamoDB", "AWS/CodeBuild"):
         assert needle in body, needle
     assert "SEARCH(" in body and "Statewright" in body
+
+
+def test_cloudwatch_may_publish_to_the_alarm_topic_for_this_account_only(
+    synth: Synthesized,
+) -> None:
+    # The topic has a policy of its own (TLS only), which replaces SNS's default one:
+    # unless it allows CloudWatch, no alarm reaches a subscriber.
+    topic_id, _ = synth.one("AWS::SNS::Topic")
+    _, policy = synth.one("AWS::SNS::TopicPolicy")
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    allowed = [s for s in statements if s["Effect"] == "Allow"]
+    assert allowed == [
+        {
+            "Sid": "CloudWatchAlarmsOfThisAccount",
+            "Effect": "Allow",
+            "Action": "sns:Publish",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Resource": {"Ref": topic_id},
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                "ArnLike": {
+                    "aws:SourceArn": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                "arn:",
+                                {"Ref": "AWS::Partition"},
+                                ":cloudwatch:",
+                                {"Ref": "AWS::Region"},
+                                ":",
+                                {"Ref": "AWS::AccountId"},
+                                ":alarm:*",
+                            ],
+                        ]
+                    }
+                },
+            },
+        }
+    ]
+    # Publishing without TLS stays refused to everyone.
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+    # The topic's key lets CloudWatch encrypt for this account's alarms only.
+    _, key = synth.one("AWS::KMS::Key")
+    (for_cloudwatch,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert for_cloudwatch["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }

@@ -88,6 +88,27 @@ def test_terraform_pin_is_the_published_release_checksum() -> None:
             "dev",
             r"terraform.version: .*terraform.sha256",
         ),
+        (
+            # Builds run for their task's timeout (StartBuild overrides the project's), so
+            # a project timeout would be silently ignored: refused, with the way to do it.
+            _with(
+                "dev",
+                terraform={**_environments()["dev"]["terraform"], "timeout_minutes": 60},
+            ),
+            "dev",
+            r"terraform: .*timeout_minutes is not a setting: each Terraform build runs for "
+            r"its task's timeout_seconds",
+        ),
+        (
+            _with("dev", terraform_module_buckets=["Modules_Bucket"]),
+            "dev",
+            r"terraform_module_buckets\.0: String should match pattern",
+        ),
+        (
+            _with("dev", api_execution_logs="verbose"),
+            "dev",
+            r"api_execution_logs: Input should be 'off', 'errors' or 'info'",
+        ),
     ],
 )
 def test_bad_settings_are_refused_with_a_message(environments: Any, env: str, message: str) -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -49,6 +50,42 @@ def test_outputs_name_the_endpoint_and_the_resources(synth: Synthesized) -> None
     endpoint = json.dumps(outputs["ApiEndpoint"]["Value"])
     assert api_id in endpoint and ".execute-api." in endpoint
     assert outputs["BusName"]["Value"] == f"statewright-{synth.env}"
+
+
+# The property that fixes a resource's physical name, for the types CloudFormation may keep.
+NAME_PROPERTIES = {
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::KMS::Alias": "AliasName",
+}
+KEPT = {"Retain", "RetainExceptOnCreate", "Snapshot"}
+
+
+def kept_with_a_fixed_name(template: dict[str, Any]) -> list[str]:
+    """Resources CloudFormation keeps on delete (or replacement) whose name is a constant:
+    the next create of the stack would fail on them with "already exists". A name built
+    from another resource of the stack (an API's id) is new with every create."""
+    found = []
+    for logical_id, resource in template["Resources"].items():
+        kept = {resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")} & KEPT
+        name = resource.get("Properties", {}).get(NAME_PROPERTIES.get(resource["Type"], ""))
+        if kept and isinstance(name, str):
+            found.append(f"{logical_id} ({name})")
+    return found
+
+
+def test_a_redeploy_after_a_delete_or_a_failed_create_finds_no_leftover_names(
+    synth: Synthesized,
+) -> None:
+    assert kept_with_a_fixed_name(synth.raw) == []
+    # And a create that fails and rolls back leaves no log group behind at all.
+    for logical_id, group in synth.of_type("AWS::Logs::LogGroup").items():
+        expected = "RetainExceptOnCreate" if synth.settings.retain else "Delete"
+        assert group["DeletionPolicy"] == expected, logical_id
 
 
 def test_cfn_lint_is_clean(synth: Synthesized) -> None:
