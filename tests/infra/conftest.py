@@ -62,6 +62,13 @@ class Synthesized:
         return found[0]
 
 
+def own_arn(service: str, resource: str) -> dict[str, Any]:
+    """How the template spells an ARN of this stack's account and region, e.g.
+    ``own_arn("cloudwatch", "alarm:*")``."""
+    parts = ["arn:", {"Ref": "AWS::Partition"}, f":{service}:", {"Ref": "AWS::Region"}]
+    return {"Fn::Join": ["", [*parts, ":", {"Ref": "AWS::AccountId"}, f":{resource}"]]}
+
+
 def synthesize(env: str, outdir: Path) -> Synthesized:
     app = build_app(env, outdir=str(outdir))
     app.synth()

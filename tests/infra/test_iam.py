@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from infra.paths import REPO_ROOT
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import Synthesized, own_arn
 
 # Actions that have no resource-level permissions in IAM.
 RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
@@ -237,20 +237,7 @@ def test_codebuild_may_assume_the_runner_role_only_for_this_project(synth: Synth
     assert trust["Condition"] == {
         "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
         "ArnLike": {
-            "aws:SourceArn": {
-                "Fn::Join": [
-                    "",
-                    [
-                        "arn:",
-                        {"Ref": "AWS::Partition"},
-                        ":codebuild:",
-                        {"Ref": "AWS::Region"},
-                        ":",
-                        {"Ref": "AWS::AccountId"},
-                        f":project/statewright-{synth.env}-terraform",
-                    ],
-                ]
-            }
+            "aws:SourceArn": own_arn("codebuild", f"project/statewright-{synth.env}-terraform")
         },
     }
     _, project = synth.one("AWS::CodeBuild::Project")

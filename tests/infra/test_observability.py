@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import Synthesized, own_arn
 
 
 def _alarms(synth: Synthesized) -> list[dict[str, Any]]:
@@ -83,22 +83,7 @@ def test_cloudwatch_may_publish_to_the_alarm_topic_for_this_account_only(
             "Resource": {"Ref": topic_id},
             "Condition": {
                 "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
-                "ArnLike": {
-                    "aws:SourceArn": {
-                        "Fn::Join": [
-                            "",
-                            [
-                                "arn:",
-                                {"Ref": "AWS::Partition"},
-                                ":cloudwatch:",
-                                {"Ref": "AWS::Region"},
-                                ":",
-                                {"Ref": "AWS::AccountId"},
-                                ":alarm:*",
-                            ],
-                        ]
-                    }
-                },
+                "ArnLike": {"aws:SourceArn": own_arn("cloudwatch", "alarm:*")},
             },
         }
     ]
