@@ -1,8 +1,11 @@
 """A small client of the HTTP API for the CLI: stdlib urllib, with SigV4 signing (botocore)
-when the endpoint is an API Gateway host (``execute-api`` in the hostname)."""
+when the endpoint is an API Gateway host (``execute-api`` in the hostname) over https —
+a signature is never sent in the clear. Answers are bounded in size; what they hold is
+the caller's to print safely (statewright.printable)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -12,6 +15,8 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
+# Larger than any answer of the API (a page is at most 5 MiB of JSON).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 class ApiError(Exception):
@@ -43,6 +48,14 @@ class ApiClient:
         self.timeout = timeout
         self._hostname = parts.hostname
         self.signed = "execute-api" in parts.hostname.split(".")
+        if self.signed and parts.scheme != "https":
+            raise ApiError(
+                0,
+                "invalid_endpoint",
+                f"endpoint {endpoint!r} is API Gateway over plain http: requests to it are "
+                "signed with your AWS credentials, which is only done over https; use "
+                f"https://{parts.netloc}{parts.path}",
+            )
 
     def request(
         self,
@@ -67,9 +80,9 @@ class ApiClient:
         req = urllib.request.Request(url, data=data, method=method, headers=all_headers)  # noqa: S310
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only, checked above
-                return _decode(resp.read())
+                return _decode(self._read(resp))
         except urllib.error.HTTPError as exc:
-            raise _api_error(exc.code, exc.read()) from None
+            raise _api_error(exc.code, self._read(exc)) from None
         except urllib.error.URLError as exc:
             hint = "" if self.signed else "; is `statewright serve` running there?"
             raise ApiError(
@@ -79,6 +92,21 @@ class ApiClient:
             raise ApiError(
                 0, "timeout", f"{self.endpoint} did not answer in {self.timeout}s"
             ) from None
+        except (http.client.HTTPException, OSError) as exc:
+            # A broken answer: a bad status line, a connection dropped mid-answer...
+            raise ApiError(
+                0, "bad_answer", f"{self.endpoint} sent no valid HTTP answer ({exc!r})"
+            ) from None
+
+    def _read(self, answer: Any) -> bytes:
+        data: bytes = answer.read(MAX_ANSWER_BYTES + 1)
+        if len(data) > MAX_ANSWER_BYTES:
+            raise ApiError(
+                0,
+                "answer_too_large",
+                f"{self.endpoint} sent an answer over {MAX_ANSWER_BYTES // (1024 * 1024)} MiB",
+            )
+        return data
 
     def _sign(
         self, method: str, url: str, data: bytes | None, headers: dict[str, str]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from statewright.cli.api_client import DEFAULT_ENDPOINT, ApiClient, ApiError, segment
+from statewright.printable import printable
 
 machines_app = typer.Typer(
     name="machines",
@@ -26,7 +28,8 @@ Endpoint = Annotated[
     typer.Option(
         "--endpoint",
         envvar="STATEWRIGHT_ENDPOINT",
-        help="API URL: statewright serve, or a deployed API Gateway stage URL (SigV4-signed).",
+        help="API URL: statewright serve, or a deployed API Gateway stage URL (https; "
+        "requests to it are SigV4-signed).",
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
@@ -50,8 +53,12 @@ TimeoutOpt = Annotated[
     float, typer.Option(min=0, help="Stop watching after this many seconds, exit 2 (0: never).")
 ]
 
-_out = Console()
-_err = Console(stderr=True)
+# Every value printed comes from a server, which may be hostile: no string is ever read
+# as Rich markup (or emoji codes), and each passes through printable() (control
+# characters escaped) on its way into a Text.
+_out = Console(markup=False, emoji=False, highlight=False)
+_err = Console(stderr=True, markup=False, emoji=False, highlight=False)
+HISTORY_PAGE = 100
 
 
 def register(app: typer.Typer) -> None:
@@ -61,17 +68,40 @@ def register(app: typer.Typer) -> None:
 # ---- helpers --------------------------------------------------------------------------
 
 
+def _text(value: Any, style: str = "") -> Text:
+    """A value from the server as inert text: control characters escaped, no markup."""
+    return Text(printable("" if value is None else value), style=style)
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
-    _err.print(Text("error: ", style="bold red") + Text(message))
+    _err.print(Text("error: ", style="bold red") + _text(message))
     raise typer.Exit(code)
+
+
+def _fail_api(exc: ApiError) -> NoReturn:
+    _fail(exc.message + (f" [{exc.code}]" if exc.status else ""))
+
+
+def _client(endpoint: str) -> ApiClient:
+    try:
+        return ApiClient(endpoint)
+    except ApiError as exc:
+        _fail_api(exc)
 
 
 def _call(endpoint: str, method: str, path: str, body: Any = None, **kw: Any) -> Any:
     try:
-        return ApiClient(endpoint).request(method, path, body, **kw)
+        return _client(endpoint).request(method, path, body, **kw)
     except ApiError as exc:
-        suffix = f" [{exc.code}]" if exc.status else ""
-        _fail(exc.message + suffix)
+        _fail_api(exc)
+
+
+def _call_object(endpoint: str, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+    """The answer, which must be a JSON object (a machine, a page)."""
+    answer = _call(endpoint, method, path, body, **kw)
+    if not isinstance(answer, dict):
+        _fail(f"{endpoint} answered {method} {path} with something other than a JSON object")
+    return answer
 
 
 def parse_metadata(items: list[str] | None) -> dict[str, Any] | None:
@@ -101,6 +131,7 @@ def _print_json(data: Any) -> None:
 
 
 def _show(machine: dict[str, Any], as_json: bool) -> None:
+    """A machine as JSON (json.dumps escapes every control character), or a summary."""
     if as_json:
         _print_json(machine)
     else:
@@ -127,42 +158,51 @@ def _task_table(machine: dict[str, Any]) -> Table:
     # The detail (output or error) takes what is left of the line; `get --json` has it all.
     table.add_column("detail", no_wrap=True, overflow="ellipsis", ratio=1)
     styles = {"succeeded": "green", "failed": "red", "running": "yellow", "pending": "cyan"}
-    for name, task in machine.get("tasks", {}).items():
+    for name, task in _tasks(machine).items():
         detail = task.get("error") or ""
         if not detail and task.get("output") is not None:
             detail = _output_text(task["output"])
+        status = str(task.get("status"))
         table.add_row(
-            name,
-            str(task.get("state", "")),
-            str(task.get("executor", "")),
-            Text(str(task.get("status")), style=styles.get(str(task.get("status")), "")),
-            str(task.get("attempt", "")),
-            detail,
+            _text(name),
+            _text(task.get("state")),
+            _text(task.get("executor")),
+            _text(status, styles.get(status, "")),
+            _text(task.get("attempt")),
+            _text(detail),
         )
     return table
+
+
+def _tasks(machine: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The machine's task records (those that are objects: the server may be wrong)."""
+    tasks = machine.get("tasks")
+    if not isinstance(tasks, dict):
+        return {}
+    return {str(k): v for k, v in tasks.items() if isinstance(v, dict)}
 
 
 def _summary(machine: dict[str, Any]) -> Group:
     status = str(machine.get("status"))
     style = {"waiting": "green", "failed": "red"}.get(status, "yellow")
     head = Text.assemble(
-        (str(machine.get("id")), "bold"),
-        f"  spec {machine.get('spec')}  state ",
-        (str(machine.get("state")), "bold"),
+        _text(machine.get("id"), "bold"),
+        _text(f"  spec {machine.get('spec')}  state "),
+        _text(machine.get("state"), "bold"),
         "  ",
-        (status, style),
-        f"  epoch {machine.get('epoch')}",
+        _text(status, style),
+        _text(f"  epoch {machine.get('epoch')}"),
     )
     parts: list[Any] = [head]
     if machine.get("metadata"):
-        parts.append(Text("metadata " + json.dumps(machine["metadata"], separators=(",", ":"))))
-    if machine.get("tasks"):
+        parts.append(_text("metadata " + json.dumps(machine["metadata"], separators=(",", ":"))))
+    if _tasks(machine):
         parts.append(_task_table(machine))
     return Group(*parts)
 
 
 def _history_line(entry: dict[str, Any]) -> Text:
-    kind = entry.get("kind", "")
+    kind = str(entry.get("kind", ""))
     at = str(entry.get("at", ""))[11:23]
     if kind == "transition":
         what = f"{entry.get('from_state')} -> {entry.get('to_state')} on {entry.get('event')}"
@@ -180,7 +220,9 @@ def _history_line(entry: dict[str, Any]) -> Text:
         what = f"created in {entry.get('to_state') or entry.get('state')}"
     else:
         what = kind
-    return Text.assemble((f"{at} ", "dim"), (f"[epoch {entry.get('epoch')}] ", "dim"), what)
+    return Text.assemble(
+        _text(f"{at} ", "dim"), _text(f"[epoch {entry.get('epoch')}] ", "dim"), _text(what)
+    )
 
 
 def _pages(
@@ -188,13 +230,18 @@ def _pages(
 ) -> Iterator[Any]:
     token = query.get("next_token")
     while True:
-        page = _call(endpoint, "GET", path, query={**query, "next_token": token})
-        yield from page.get(key, [])
+        page = _call_object(endpoint, "GET", path, query={**query, "next_token": token})
+        yield from _objects(page.get(key))
         token = page.get("next_token")
         if not all_pages or not token:
             if token and not all_pages:
-                _err.print(f"more: --next-token {token}", style="dim")
+                _err.print(_text(f"more: --next-token {token}", "dim"))
             return
+
+
+def _objects(items: Any) -> list[dict[str, Any]]:
+    """The JSON objects of a page's list (the server may send anything else)."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 # ---- commands -------------------------------------------------------------------------
@@ -219,7 +266,7 @@ def create(
     meta = parse_metadata(metadata)
     if meta is not None:
         body["metadata"] = meta
-    machine = _call(endpoint, "POST", "/machines", body, headers=_headers(idempotency_key))
+    machine = _call_object(endpoint, "POST", "/machines", body, headers=_headers(idempotency_key))
     _show(machine, as_json)
 
 
@@ -231,7 +278,7 @@ def get(
     as_json: AsJson = False,
 ) -> None:
     """Show a machine: state, status, tasks and metadata."""
-    machine = _call(endpoint, "GET", f"/machines/{segment(machine_id)}")
+    machine = _call_object(endpoint, "GET", f"/machines/{segment(machine_id)}")
     _show(machine, as_json)
 
 
@@ -256,7 +303,8 @@ def list_(
     for column in ("id", "spec", "state", "status", "epoch", "updated"):
         table.add_column(column)
     for m in machines:
-        table.add_row(m["id"], m["spec"], m["state"], m["status"], str(m["epoch"]), m["updated_at"])
+        fields = ("id", "spec", "state", "status", "epoch", "updated_at")
+        table.add_row(*(_text(m.get(field)) for field in fields))
     _out.print(table if machines else Text("no machines", style="dim"))
 
 
@@ -286,7 +334,7 @@ def send(
         body["metadata"] = meta
     if spec is not None:
         body["spec"] = spec
-    machine = _call(
+    machine = _call_object(
         endpoint,
         "POST",
         f"/machines/{segment(machine_id)}/events",
@@ -299,12 +347,12 @@ def send(
     # Watching from this answer on: a machine deleted before the first poll (a quick
     # teardown) is reported as deleted, not as unknown.
     _follow(
-        ApiClient(endpoint),
+        _client(endpoint),
         machine_id,
         interval=interval,
         timeout=timeout,
         last=machine,
-        since_epoch=machine["epoch"] - 1,
+        since_epoch=_int(machine.get("epoch")) - 1,
     )
 
 
@@ -338,7 +386,7 @@ def retry(
     as_json: AsJson = False,
 ) -> None:
     """Re-run the failed tasks of the machine's current state."""
-    machine = _call(
+    machine = _call_object(
         endpoint,
         "POST",
         f"/machines/{segment(machine_id)}/retry",
@@ -356,7 +404,91 @@ def watch(
     endpoint: Endpoint = DEFAULT_ENDPOINT,
 ) -> None:
     """Follow a machine live until it waits (exit 0), fails (exit 1) or is deleted (exit 0)."""
-    _follow(ApiClient(endpoint), machine_id, interval=interval, timeout=timeout)
+    _follow(_client(endpoint), machine_id, interval=interval, timeout=timeout)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass
+class _HistoryCursor:
+    """Reads a machine's history from where it left off. The API's page tokens are
+    opaque and there is none after the last page, so the cursor keeps the token of the
+    page holding the newest entry seen and re-reads only that page (at most
+    HISTORY_PAGE entries) on each poll, never the whole history."""
+
+    client: ApiClient
+    path: str
+    token: str | None = None
+    seen: int = 0  # the newest seq printed
+
+    def new_entries(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            query = {"limit": HISTORY_PAGE, "next_token": self.token}
+            page = self.client.request("GET", f"{self.path}/history", query=query)
+            if not isinstance(page, dict):
+                raise ApiError(0, "invalid_answer", "the history page is not a JSON object")
+            for entry in _objects(page.get("entries")):
+                if _int(entry.get("seq")) > self.seen:
+                    self.seen = _int(entry.get("seq"))
+                    found.append(entry)
+            token = page.get("next_token")
+            if not isinstance(token, str) or not token:
+                return found
+            self.token = token
+
+
+def _fetch_or_none(fetch: Callable[[], Any]) -> Any:
+    """``fetch()``'s answer; None when the machine is not found; any other API error
+    ends the watch."""
+    try:
+        return fetch()
+    except ApiError as exc:
+        if exc.code == "machine_not_found":
+            return None
+        _fail_api(exc)
+
+
+def _report_deleted(machine_id: str, last: dict[str, Any] | None) -> None:
+    if last is None:
+        _fail(
+            f"machine {machine_id} does not exist (never created, or already deleted) "
+            "[machine_not_found]"
+        )
+    _out.print(
+        Text.assemble(
+            _text(f"{machine_id} ", "bold"),
+            ("deleted", "green"),
+            _text(f" (its last state was {last.get('state')})"),
+        )
+    )
+
+
+def _settled(
+    machine: dict[str, Any], machine_id: str, deadline: float | None, timeout: float
+) -> bool:
+    """True when the watch is over and went well (the machine waits); exits 1 when the
+    machine failed and 2 past the deadline; False to keep watching."""
+    status, state = machine.get("status"), machine.get("state")
+    if status == "waiting":
+        return True
+    if status == "failed":
+        epoch = machine.get("epoch")
+        errors = [
+            f"{name}: {task.get('error')}"
+            for name, task in _tasks(machine).items()
+            if task.get("status") == "failed" and task.get("epoch") == epoch
+        ]
+        _fail(
+            f"{machine_id} failed in {state}: "
+            + "; ".join(errors)
+            + f"  (fix it, then: statewright machines retry {machine_id})"
+        )
+    if deadline is not None and time.monotonic() >= deadline:
+        _fail(f"{machine_id} is still {status} in {state} after {timeout}s", code=2)
+    return False
 
 
 def _follow(
@@ -368,77 +500,29 @@ def _follow(
     last: dict[str, Any] | None = None,
     since_epoch: int = 0,
 ) -> None:
-    """The watch loop. ``last``: the machine as the caller last saw it (so a 404 on the
-    first poll means it was deleted since); history before ``since_epoch`` is skipped."""
+    """The watch loop: each poll prints the history entries not seen yet (from
+    ``since_epoch`` on) and the machine's summary, until it settles. ``last``: the
+    machine as the caller last saw it (so a 404 on the first poll means it was deleted
+    since)."""
     from rich.live import Live
 
     path = f"/machines/{segment(machine_id)}"
-    seen = 0
+    history = _HistoryCursor(client, path)
     deadline = time.monotonic() + timeout if timeout else None
-
-    def fetch(fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except ApiError as exc:
-            if exc.code == "machine_not_found":
-                return None
-            _fail(exc.message + (f" [{exc.code}]" if exc.status else ""))
-
     with Live(Text("waiting for the first answer...", style="dim"), console=_out) as live:
         while True:
-            machine = fetch(lambda: client.request("GET", path))
+            machine = _fetch_or_none(lambda: client.request("GET", path))
             if machine is None:
                 live.update(Text(""))
-                if last is None:
-                    _fail(
-                        f"machine {machine_id} does not exist (never created, or already "
-                        "deleted) [machine_not_found]"
-                    )
-                _out.print(
-                    Text.assemble(
-                        (f"{machine_id} ", "bold"),
-                        ("deleted", "green"),
-                        f" (its last state was {last['state']})",
-                    )
-                )
+                _report_deleted(machine_id, last)
                 return
-            entries = fetch(lambda: _all_entries(client, path)) or []
-            for entry in entries:
-                if entry.get("seq", 0) > seen:
-                    seen = entry["seq"]
-                    if entry.get("epoch", 0) >= since_epoch:
-                        live.console.print(_history_line(entry))
+            if not isinstance(machine, dict):
+                _fail(f"{client.endpoint} answered GET {path} with something other than a machine")
+            for entry in _fetch_or_none(history.new_entries) or []:
+                if _int(entry.get("epoch")) >= since_epoch:
+                    live.console.print(_history_line(entry))
             live.update(_summary(machine))
             last = machine
-            if machine["status"] == "waiting":
+            if _settled(machine, machine_id, deadline, timeout):
                 return
-            if machine["status"] == "failed":
-                errors = [
-                    f"{name}: {t.get('error')}"
-                    for name, t in machine["tasks"].items()
-                    if t.get("status") == "failed" and t.get("epoch") == machine["epoch"]
-                ]
-                _fail(
-                    f"{machine_id} failed in {machine['state']}: "
-                    + "; ".join(errors)
-                    + f"  (fix it, then: statewright machines retry {machine_id})"
-                )
-            if deadline is not None and time.monotonic() >= deadline:
-                _fail(
-                    f"{machine_id} is still {machine['status']} in {machine['state']} after "
-                    f"{timeout}s",
-                    code=2,
-                )
             time.sleep(interval)
-
-
-def _all_entries(client: ApiClient, path: str) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        query = {"limit": 1000, "next_token": token}
-        page = client.request("GET", f"{path}/history", query=query)
-        entries.extend(page.get("entries", []))
-        token = page.get("next_token")
-        if not token:
-            return entries
