@@ -110,6 +110,9 @@ class TaskOut(BaseModel):
     output: Any = None
     state: str
     epoch: int
+    waiting_for: list[str] | None = Field(
+        default=None, description="on a pending task: the tasks of its state it still needs"
+    )
 
 
 class MachineOut(BaseModel):
@@ -129,6 +132,9 @@ class MachineOut(BaseModel):
     metadata: dict[str, MetadataValue]
     created_at: str
     updated_at: str
+    halted: str | None = Field(
+        default=None, description="why the engine stopped the machine (an endless NEXT loop)"
+    )
 
 
 class MachineList(BaseModel):

@@ -25,6 +25,7 @@ from statewright.errors import (
 )
 from statewright.model import (
     EVENT_SOURCE,
+    REFERENCE_ERROR,
     START_FAILED,
     SYSTEM_EVENTS,
     TIMEOUT,
@@ -40,12 +41,15 @@ from statewright.model import (
     validate_metadata,
 )
 from statewright.spec.models import Action, Spec
-from statewright.spec.rules import INIT_STATE
+from statewright.spec.rules import INIT_STATE, MAX_IDLE_NEXT_TRANSITIONS
 
 # Keys of Machine.published: "NEXT"/"FAILED" hold the epoch whose event was published;
 # "applied:NEXT"/"applied:FAILED" the epoch whose event was applied (a no-op handler
 # leaves the epoch unchanged, so a repeated delivery must still be recognised).
 APPLIED_PREFIX = "applied:"
+# Failures the same attempt would repeat: no retry (a reference that did not resolve
+# resolves no better a second later).
+NOT_RETRIED = frozenset({REFERENCE_ERROR})
 
 
 class Outcome(StrEnum):
@@ -92,7 +96,8 @@ class TaskFinished:
 @dataclass(frozen=True)
 class StartReport:
     """What an executor said when asked to start one attempt: its run id, or why the
-    attempt could not start (``error``; the attempt then fails like a task failure)."""
+    attempt could not start (``error``, and ``error_type`` when it has a name; the
+    attempt then fails like a task failure)."""
 
     task: str
     epoch: int
@@ -287,8 +292,51 @@ class _Step:
             not_before=add_seconds(self.now, delay),
         )
         m.tasks[name] = record
+        m.idle_next = 0  # a task runs: the machine is making progress
         self.changed = True
         self.effects.append(StartTask(self.invocation(name, record, delay)))
+
+    def start_state_tasks(self) -> None:
+        """On entering the current state: start the tasks that need nothing in it, and
+        record the others as pending, waiting for what they need."""
+        m = self.machine
+        for name in self.spec.states[m.state].tasks:
+            needs = self.spec.needs_in_state(m.state, name)
+            if not needs:
+                self.schedule(name, 1, 0.0)
+                continue
+            m.tasks[name] = TaskRecord(
+                executor=self.spec.tasks[name].executor,
+                status="pending",
+                attempt=1,
+                state=m.state,
+                epoch=m.epoch,
+                waiting_for=needs,
+            )
+            self.changed = True
+
+    def release_waiting(self) -> None:
+        """Start each waiting task of the current state whose needs have all succeeded;
+        narrow ``waiting_for`` of the others."""
+        m = self.machine
+        for name in self.spec.states[m.state].tasks:
+            record = m.tasks.get(name)
+            if record is None or record.epoch != m.epoch or not record.waiting_for:
+                continue
+            waiting = [
+                n
+                for n in self.spec.needs_in_state(m.state, name)
+                if not (
+                    (need := m.tasks.get(n)) is not None
+                    and need.epoch == m.epoch
+                    and need.status == "succeeded"
+                )
+            ]
+            if not waiting:
+                self.schedule(name, record.attempt, 0.0)
+            elif waiting != record.waiting_for:
+                record.waiting_for = waiting
+                self.changed = True
 
     def restart(self, name: str, record: TaskRecord, delay: float) -> None:
         """Ask again for an attempt already recorded (no write: starts are idempotent
@@ -305,7 +353,8 @@ class _Step:
         error_type: str | None = None,
     ) -> None:
         """Record the end of the current attempt of ``name``; on failure retry per the
-        task's policy or fail the machine."""
+        task's policy (unless the failure would only repeat) or fail the machine; on
+        success start the tasks that were waiting for it."""
         m = self.machine
         record = m.tasks[name]
         record.status = "succeeded" if status == "succeeded" else "failed"
@@ -327,10 +376,12 @@ class _Step:
         )
         if record.status == "failed":
             task_spec = self.spec.tasks[name]
-            if record.attempt < task_spec.attempts:
+            if record.attempt < task_spec.attempts and error_type not in NOT_RETRIED:
                 nxt = record.attempt + 1
                 delay = task_spec.retry.delay_before(nxt) if task_spec.retry else 0.0
                 self.schedule(name, nxt, delay)
+        else:
+            self.release_waiting()
         self.settle()
 
     def cancel_current_tasks(self) -> None:
@@ -342,6 +393,7 @@ class _Step:
             record.status = "cancelled"
             record.finished_at = self.now
             record.not_before = None
+            record.waiting_for = None
             self.record("task_cancelled", task=name, attempt=record.attempt, status="cancelled")
             if record.run_id:
                 self.effects.append(
@@ -364,8 +416,7 @@ class _Step:
             "Machine State Changed",
             {"machine_id": m.id, "spec": m.spec, "from": source, "to": target, "epoch": m.epoch},
         )
-        for name in self.spec.states[target].tasks:
-            self.schedule(name, 1, 0.0)
+        self.start_state_tasks()
         self.settle()
 
     def settle(self) -> None:
@@ -373,7 +424,9 @@ class _Step:
         call for: deletion of a satisfied terminal state, NEXT, FAILED."""
         m = self.machine
         state = self.spec.states[m.state]
-        if any(
+        if m.halted is not None:
+            self.set_status("failed")
+        elif any(
             (record := m.tasks.get(name)) is not None
             and record.epoch == m.epoch
             and record.status == "failed"
@@ -387,6 +440,9 @@ class _Step:
             if state.terminal:
                 self.delete()
             elif "NEXT" in state.on and m.published.get(APPLIED_PREFIX + "NEXT") != m.epoch:
+                if m.idle_next >= MAX_IDLE_NEXT_TRANSITIONS:
+                    self.halt()
+                    return
                 # Satisfied, with NEXT in flight: the transition is not over yet.
                 self.set_status("running")
                 if m.published.get("NEXT") != m.epoch:
@@ -395,6 +451,18 @@ class _Step:
                 self.set_status("waiting")
         else:
             self.set_status("running")
+
+    def halt(self) -> None:
+        """Stop an endless NEXT loop: no NEXT is published; the machine fails and waits
+        for an external event, which still works."""
+        m = self.machine
+        m.halted = (
+            f"NEXT moved the machine {m.idle_next} times in a row with no task run and no "
+            f"external event, last into state {m.state}: its states without tasks hand NEXT "
+            "around a cycle (lint rule next-cycle); send an event to move it on"
+        )
+        self.record("halted", error=m.halted)
+        self.set_status("failed")
 
     def set_status(self, status: MachineStatus) -> None:
         if self.machine.status != status:
@@ -443,8 +511,7 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
         "Machine State Changed",
         {"machine_id": machine.id, "spec": spec.name, "from": None, "to": INIT_STATE, "epoch": 1},
     )
-    for name in spec.states[INIT_STATE].tasks:
-        step.schedule(name, 1, 0.0)
+    step.start_state_tasks()
     step.settle()
     return step.decision()
 
@@ -488,6 +555,8 @@ def _external(step: _Step, inp: ExternalEvent) -> Decision:
             + (", ".join(accepted) if accepted else "no event")
         )
     m.metadata.update(metadata)
+    m.idle_next = 0
+    m.halted = None
     step.record("event", event=event, source=inp.source)
     step.run_actions(actions, event)
     return step.decision()
@@ -520,6 +589,8 @@ def _internal(step: _Step, inp: InternalEvent) -> Decision:
     if inp.event == "FAILED" and m.status != "failed":
         return Decision(Outcome.STALE, reason="no task of the current state has failed")
     m.published[APPLIED_PREFIX + inp.event] = m.epoch
+    if inp.event == "NEXT" and not spec.states[m.state].tasks:
+        m.idle_next += 1
     step.record("event", event=inp.event, source=EVENT_SOURCE)
     step.run_actions(actions, inp.event)
     return step.decision()
@@ -622,9 +693,10 @@ def _retry(step: _Step) -> Decision:
 def _reconcile(step: _Step, inp: Reconcile) -> Decision:
     m, spec = step.machine, step.spec
     now = parse_time(step.now)
+    step.release_waiting()
     for name in spec.states[m.state].tasks:
         record = m.tasks.get(name)
-        if record is None or record.epoch != m.epoch:
+        if record is None or record.epoch != m.epoch or record.waiting_for:
             continue
         if record.status == "running":
             timeout = spec.tasks[name].timeout
@@ -660,6 +732,7 @@ def _reconcile(step: _Step, inp: Reconcile) -> Decision:
             wanted = event in state.on and m.published.get(APPLIED_PREFIX + event) != m.epoch
             if event == "NEXT":
                 wanted = wanted and not state.terminal and is_satisfied(m, spec)
+                wanted = wanted and m.halted is None
             else:
                 wanted = wanted and m.status == "failed"
             if wanted and event not in published_now:

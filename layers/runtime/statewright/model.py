@@ -62,6 +62,9 @@ class TaskRecord(BaseModel):
     output: Any = None
     state: str
     epoch: int
+    # Tasks of the state this pending task still waits for (its `needs`); None once it
+    # may start.
+    waiting_for: list[str] | None = None
     # Internal: executor handle (CodeBuild build id, local run id) used to cancel and to
     # match CodeBuild's own events; never shown in the API.
     run_id: str | None = None
@@ -90,15 +93,20 @@ class Machine(BaseModel):
     metadata: Metadata = Field(default_factory=dict)
     created_at: str = Field(default_factory=now_iso)
     updated_at: str = Field(default_factory=now_iso)
+    # Why the engine stopped the machine (an endless NEXT loop), or None.
+    halted: str | None = None
     # Internal: the epoch whose NEXT/FAILED has been published, so a satisfied state
     # publishes once per epoch (the reconciler re-publishes when it was lost).
     published: dict[str, int] = Field(default_factory=dict)
     # Internal: history entries written so far (sequence of the next one is this + 1).
     history_seq: int = 0
+    # Internal: NEXT transitions in a row with no task run and no external event between
+    # them; the engine halts the machine when it reaches MAX_IDLE_NEXT_TRANSITIONS.
+    idle_next: int = 0
 
     def public(self) -> dict[str, Any]:
         """The Machine JSON of docs/api.md#machine-json."""
-        data = self.model_dump(exclude={"published", "history_seq", "tasks"})
+        data = self.model_dump(exclude={"published", "history_seq", "idle_next", "tasks"})
         data["tasks"] = {name: rec.public() for name, rec in self.tasks.items()}
         return data
 
@@ -108,7 +116,8 @@ class Machine(BaseModel):
 
 class HistoryEntry(BaseModel):
     """One line of GET /machines/{id}/history. ``kind`` is one of: event (an accepted
-    event), transition, task_started, task_finished, task_cancelled, created, deleted."""
+    event), transition, task_started, task_finished, task_cancelled, created, deleted,
+    halted (the engine stopped an endless NEXT loop; ``error`` says why)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from statewright import engine
+from statewright.attempt_config import UnresolvedReference, resolve_invocation
 from statewright.catalog import SpecCatalog
 from statewright.engine import (
     CancelTask,
@@ -48,6 +49,7 @@ from statewright.errors import (
 )
 from statewright.model import (
     EVENT_SOURCE,
+    REFERENCE_ERROR,
     SYSTEM_EVENTS,
     BusEvent,
     HistoryEntry,
@@ -406,6 +408,12 @@ class Service:
                 error=f"no {inv.task_spec.executor!r} executor is configured in this control "
                 f"plane; available: {available}",
             )
+        try:
+            inv = resolve_invocation(inv)
+        except UnresolvedReference as exc:
+            # Resolved at start, in every mode; the same attempt would fail the same way,
+            # so the engine does not retry it.
+            return report(error=str(exc), error_type=REFERENCE_ERROR)
         try:
             run_id = executor.start(inv)
         except StartDeferred as exc:

@@ -39,6 +39,7 @@ MACHINE_FIELDS = {
     "metadata",
     "created_at",
     "updated_at",
+    "halted",
 }
 TASK_FIELDS = {
     "executor",
@@ -51,6 +52,7 @@ TASK_FIELDS = {
     "output",
     "state",
     "epoch",
+    "waiting_for",
 }
 
 

@@ -150,7 +150,9 @@ class Run:
 
     def start(self, *tasks: str) -> Decision:
         current = self.machine.current_tasks()
-        names = tasks or tuple(n for n, r in current.items() if r.status == "pending")
+        names = tasks or tuple(
+            n for n, r in current.items() if r.status == "pending" and not r.waiting_for
+        )
         reports = tuple(
             StartReport(
                 n,

@@ -77,8 +77,6 @@ REFERENCE_FORMS: Final = (
     "${{ machine.spec }}",
     "${{ machine.state }}",
 )
-# The error type of an attempt whose references do not resolve when it starts.
-REFERENCE_ERROR: Final = "ReferenceError"
 
 # ---- rule ids -------------------------------------------------------------------------
 
