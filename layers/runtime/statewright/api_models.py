@@ -108,6 +108,10 @@ class TaskOut(BaseModel):
         "Timeout, StartFailed, ReferenceError, DriftDetected",
     )
     output: Any = None
+    redacted_outputs: list[str] = Field(
+        default_factory=list,
+        description="outputs withheld from output: Terraform outputs marked sensitive, by name",
+    )
     state: str
     epoch: int
     waiting_for: list[str] | None = Field(

@@ -276,6 +276,7 @@ class _Step:
             base_dir=self.spec.base_dir,
             timeout_seconds=task_spec.timeout,
             delay_seconds=max(0.0, delay),
+            not_before=record.not_before,
             incarnation=m.created_at,
         )
 
@@ -351,6 +352,7 @@ class _Step:
         output: Any = None,
         error: str | None = None,
         error_type: str | None = None,
+        redacted_outputs: list[str] | None = None,
     ) -> None:
         """Record the end of the current attempt of ``name``; on failure retry per the
         task's policy (unless the failure would only repeat) or fail the machine; on
@@ -362,6 +364,7 @@ class _Step:
         if record.started_at is None:
             record.started_at = self.now
         record.output = output
+        record.redacted_outputs = list(redacted_outputs or [])
         failed = record.status == "failed"
         record.error = (error or "the task failed") if failed else None
         record.error_type = error_type if failed else None
@@ -625,6 +628,7 @@ def _task_finished(step: _Step, detail: TaskFinishedDetail) -> Decision:
         output=detail.output,
         error=detail.error,
         error_type=detail.error_type,
+        redacted_outputs=detail.redacted_outputs,
     )
     return step.decision()
 

@@ -30,6 +30,17 @@ MACHINE_ID_PATTERN = rules.MACHINE_ID_PATTERN
 BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 EVENT_SOURCE = "statewright"
 _MACHINE_ID = re.compile(MACHINE_ID_PATTERN)
+# Terraform variables the control plane sets itself: ``stack_id`` (the machine id) and
+# any name starting ``statewright_`` (kept for the control plane). No metadata key and
+# no task variable may take one of these names (docs/runtime.md, "Metadata").
+STACK_ID_VARIABLE = "stack_id"
+RESERVED_VARIABLE_PREFIX = "statewright_"
+
+
+def is_reserved_variable(name: str) -> bool:
+    """Whether ``name`` is a Terraform variable only the control plane may set."""
+    return name == STACK_ID_VARIABLE or name.startswith(RESERVED_VARIABLE_PREFIX)
+
 
 # ``error_type`` of a task failure the control plane itself decided (a Lambda function's
 # failure carries the function's own error type instead).
@@ -60,6 +71,9 @@ class TaskRecord(BaseModel):
     # plane's own (``OutputTooLarge``, ``Timeout``, ``StartFailed``...); None on success.
     error_type: str | None = None
     output: Any = None
+    # Names of outputs withheld from ``output`` (Terraform outputs marked sensitive):
+    # their values are never stored, published or returned.
+    redacted_outputs: list[str] = Field(default_factory=list)
     state: str
     epoch: int
     # Tasks of the state this pending task still waits for (its `needs`); None once it
@@ -161,6 +175,14 @@ def validate_metadata(metadata: Any) -> Metadata:
     for key, value in metadata.items():
         if not isinstance(key, str):
             raise InvalidMetadata(f"metadata keys must be strings, got {key!r}")
+        if is_reserved_variable(key):
+            # Metadata becomes Terraform variables; these the control plane sets itself
+            # (a machine naming another machine's resources through stack_id, say).
+            raise InvalidMetadata(
+                f"metadata key {key!r} is reserved: Statewright sets the Terraform variable "
+                "stack_id (the machine id) and keeps every name starting with statewright_ "
+                "for itself; rename the key"
+            )
         for text, where in ((key, "a metadata key"), (value, f"metadata.{key!r}")):
             if isinstance(text, str) and BAD_TEXT.search(text):
                 # The API screens HTTP bodies for these; bus events come here directly.
@@ -206,6 +228,9 @@ class TaskInvocation(BaseModel):
     base_dir: str | None = None
     timeout_seconds: int
     delay_seconds: float = 0.0
+    # When the attempt may begin (the task record's not_before): unlike delay_seconds,
+    # the same for every start of one attempt.
+    not_before: str | None = None
     # The machine's created_at. A machine deleted and created again under the same id
     # runs the same epochs, tasks and attempts as the one before; this tells them apart.
     incarnation: str = ""
@@ -252,6 +277,8 @@ class TaskFinishedDetail(BaseModel):
     output: Any = None
     error: str | None = None
     error_type: str | None = None
+    # Outputs withheld from ``output`` (sensitive Terraform outputs), by name.
+    redacted_outputs: list[str] = Field(default_factory=list)
 
 
 class MachineStateChangedDetail(BaseModel):

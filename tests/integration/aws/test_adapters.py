@@ -11,19 +11,19 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from statewright.aws.codebuild_executor import (
-    CodeBuildExecutor,
-    idempotency_token,
-    source_digest,
-)
+from statewright import engine
+from statewright.aws.codebuild_executor import CodeBuildExecutor
 from statewright.aws.eventbridge_bus import EventBridgeBus, PublishError
 from statewright.aws.lambda_executor import LambdaExecutor
 from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.builtin import LocalSource, S3Source
-from statewright.model import BusEvent, TaskInvocation
+from statewright.executors.terraform_run import source_digest
+from statewright.model import BusEvent, TaskFinishedDetail, TaskInvocation
 from statewright.spec.models import TaskSpec
 
+from tests.integration.aws.codebuild_tokens import CodeBuildTokenRule
 from tests.integration.aws.conftest import REGION
+from tests.unit.engine.helpers import make_spec
 
 
 def recorder(client: Any, operation: str) -> list[dict[str, Any]]:
@@ -195,7 +195,6 @@ def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any)
         "STATEWRIGHT_OUTPUTS_KEY": f"dev/pr-1/{digest}.outputs.json",
         "STATEWRIGHT_VARIABLES": env["STATEWRIGHT_VARIABLES"],
         "STATEWRIGHT_BUS": "statewright-dev",
-        "STATEWRIGHT_DELAY_SECONDS": "0",
     }
     # stack_id, then metadata, then the task's variables: later wins. One JSON value.
     assert json.loads(env["STATEWRIGHT_VARIABLES"]) == {
@@ -209,13 +208,100 @@ def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any)
 def test_the_idempotency_token_is_one_per_attempt(codebuild: Any) -> None:
     calls = recorder(codebuild, "StartBuild")
     executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
-    executor.start(invocation(APPLY))
-    executor.start(invocation(APPLY))  # the same attempt started again (a redelivery)
+    first = executor.start(invocation(APPLY))
+    again = executor.start(invocation(APPLY))  # the same attempt started again (a redelivery)
     executor.start(invocation(APPLY, attempt=2))
     executor.start(invocation(APPLY, epoch=4))
     tokens = [c["idempotencyToken"] for c in calls]
-    assert tokens[0] == tokens[1] == idempotency_token("pr-1:3:infra:1")
-    assert len(set(tokens)) == 3
+    assert tokens[0] == tokens[1] and len(set(tokens)) == 3
+    assert len(tokens[0]) == 32
+    # A machine created again under the same id gets builds of its own.
+    executor.start(invocation(APPLY).model_copy(update={"incarnation": "2026-01-01T00:00:00Z"}))
+    assert calls[-1]["idempotencyToken"] not in tokens
+    assert first and again
+
+
+RETRIED = make_spec(
+    "retried",
+    {
+        "events": ["GO"],
+        "states": {
+            "INIT": {"on": {"GO": [{"action": "advance", "state": "UP"}]}},
+            "UP": {"terminal": True, "tasks": ["infra"]},
+        },
+        "tasks": {"infra": {**APPLY, "retry": {"attempts": 3, "backoff_seconds": 90}}},
+    },
+)
+
+
+def _starts(decision: engine.Decision) -> list[TaskInvocation]:
+    return [e.invocation for e in decision.effects if isinstance(e, engine.StartTask)]
+
+
+def test_a_restart_within_five_minutes_gets_the_build_already_started(codebuild: Any) -> None:
+    """Issue: the reconciler restarts a pending attempt (its start was recorded nowhere)
+    with another delay than the first start; CodeBuild answered the reused token with
+    a parameter mismatch, which failed the task for good."""
+    now = [0.0]
+    rule = CodeBuildTokenRule(clock=lambda: now[0])
+    rule.install(codebuild)
+    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    t0 = "2026-03-01T12:00:00.000Z"
+    machine = engine.create(RETRIED, engine.Create("pr-1"), t0).machine
+    assert machine is not None
+    went = engine.decide(machine, RETRIED, engine.ExternalEvent("GO"), t0)
+    assert went.machine is not None
+    failed = engine.decide(
+        went.machine.model_copy(update={"version": 2}),
+        RETRIED,
+        engine.TaskFinished(
+            TaskFinishedDetail(
+                machine_id="pr-1", epoch=2, task="infra", attempt=1, status="failed", error="x"
+            )
+        ),
+        t0,
+    )
+    [second] = _starts(failed)
+    assert second.attempt == 2 and second.delay_seconds == 90
+    build = executor.start(second)  # the follow-up write that records it is lost
+
+    # Four minutes later (past the backoff and the reconciler's grace period), the
+    # reconciler finds attempt 2 still pending and starts it again, now without delay.
+    assert failed.machine is not None
+    later = "2026-03-01T12:04:00.000Z"
+    now[0] = 240.0
+    reconciled = engine.decide(
+        failed.machine, RETRIED, engine.Reconcile(pending_grace_seconds=120), later
+    )
+    [restart] = _starts(reconciled)
+    assert restart.attempt == 2 and restart.delay_seconds == 0
+    assert executor.start(restart) == build
+    assert rule.mismatches == 0
+    assert len(codebuild.list_builds()["ids"]) == 1
+
+
+def test_a_start_with_other_parameters_gets_a_build_not_a_mismatch(codebuild: Any) -> None:
+    rule = CodeBuildTokenRule(clock=lambda: 0.0)
+    rule.install(codebuild)
+    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    first = executor.start(invocation(APPLY))
+    other = invocation(APPLY).model_copy(update={"metadata": {"owner": "bo"}})
+    assert executor.start(other) != first  # parameters changed: a build of its own
+    assert rule.mismatches == 0
+
+
+def test_the_token_rule_emulation_refuses_a_mismatch_like_aws(codebuild: Any) -> None:
+    rule = CodeBuildTokenRule(clock=lambda: 0.0)
+    rule.install(codebuild)
+    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    parameters = executor.parameters(invocation(APPLY))
+    first = codebuild.start_build(idempotencyToken="t", **parameters)["build"]["id"]
+    assert codebuild.start_build(idempotencyToken="t", **parameters)["build"]["id"] == first
+    with pytest.raises(codebuild.exceptions.InvalidInputException):
+        codebuild.start_build(
+            idempotencyToken="t", **{**parameters, "timeoutInMinutesOverride": 99}
+        )
+    assert rule.mismatches == 1
 
 
 def test_apply_and_destroy_of_one_source_share_a_state_and_other_sources_do_not() -> None:
@@ -230,13 +316,17 @@ def test_timeouts_stay_within_codebuilds_bounds(codebuild: Any) -> None:
     executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
     short = invocation(APPLY).model_copy(update={"timeout_seconds": 30})
     long = invocation(APPLY).model_copy(update={"timeout_seconds": 10**6})
-    delayed = invocation(APPLY).model_copy(update={"timeout_seconds": 600, "delay_seconds": 90.5})
+    retried = invocation({**APPLY, "retry": {"attempts": 3, "backoff_seconds": 45.5}}, attempt=3)
+    delayed = retried.model_copy(
+        update={"timeout_seconds": 600, "not_before": "2026-03-01T12:01:31.000Z"}
+    )
     for inv in (short, long, delayed):
         executor.start(inv)
+    # 600 s plus the backoff of attempt 3 (91 s): 12 minutes.
     assert [c["timeoutInMinutesOverride"] for c in calls] == [5, 2160, 12]
     assert {v["name"]: v["value"] for v in calls[2]["environmentVariablesOverride"]}[
-        "STATEWRIGHT_DELAY_SECONDS"
-    ] == "91"
+        "STATEWRIGHT_NOT_BEFORE"
+    ] == "2026-03-01T12:01:31.000Z"
 
 
 def test_cancel_stops_the_build_and_a_finished_or_unknown_one_is_fine(codebuild: Any) -> None:

@@ -11,12 +11,14 @@ import stat
 import subprocess
 import sys
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from statewright.aws import codebuild_executor as cb
+from statewright.executors.terraform_run import terraform_outputs
 
 BUILDSPEC = Path(__file__).resolve().parents[3] / "infra" / "buildspec" / "terraform.yml"
 # Values that come from users (spec authors or callers): never on a command line.
@@ -70,8 +72,11 @@ def test_terraform_runs_without_prompts_with_a_lock_timeout_and_stores_outputs()
             rf"{action} -auto-approve -input=false -no-color -lock-timeout=\"\$TF_LOCK_TIMEOUT\"",
             build,
         )
-    assert 'output -json > "$SW_STATE_DIR/outputs.json"' in build
-    assert build.index("output -json") < build.index("store-outputs")
+    # The helper runs `terraform output -json` itself: sensitive values never reach a
+    # file or the build's log.
+    assert "output -json" not in build
+    assert build.index("apply -auto-approve") < build.index("store-outputs")
+    assert '"output", "-json"' in helper_source(load())
 
 
 def test_no_user_value_is_on_a_command_line() -> None:
@@ -241,16 +246,42 @@ def test_a_missing_source_fails_the_build_with_its_name(helper: dict[str, Any]) 
     assert done.returncode != 0
 
 
-def test_store_outputs_then_report_a_success_with_the_outputs(helper: dict[str, Any]) -> None:
-    state = Path(helper["env"]["SW_STATE_DIR"])
-    state.mkdir(parents=True)
-    outputs = {"url": {"sensitive": False, "type": "string", "value": "https://pr-1"}}
-    (state / "outputs.json").write_text(json.dumps(outputs))
-    assert run(helper, "store-outputs").returncode == 0
+SECRET = "hunter2-b7f1c0de"
+TERRAFORM = Path(sys.executable).parent / "terraform"
+
+
+def applied_module(root: Path) -> Path:
+    """A module applied with the real Terraform (local state), one output sensitive."""
+    work = root / "applied"
+    work.mkdir()
+    (work / "main.tf").write_text(
+        'output "url" { value = "https://pr-1" }\n'
+        f'output "password" {{\n  value = "{SECRET}"\n  sensitive = true\n}}\n'
+    )
+    for args in (["init", "-input=false", "-no-color"], ["apply", "-auto-approve", "-no-color"]):
+        subprocess.run(
+            [str(TERRAFORM), f"-chdir={work}", *args],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"},
+            timeout=120,
+        )
+    return work
+
+
+@pytest.mark.terraform
+def test_outputs_are_stored_and_reported_without_sensitive_values(helper: dict[str, Any]) -> None:
+    work = applied_module(helper["root"])
+    Path(helper["env"]["SW_STATE_DIR"]).mkdir(parents=True)  # as prepare left it
+    path = f"{helper['env']['PATH']}{os.pathsep}{TERRAFORM.parent}"
+    stored_done = run(helper, "store-outputs", SW_WORK=str(work), PATH=path)
+    assert stored_done.returncode == 0, stored_done.stderr
+    expected = {"outputs": {"url": "https://pr-1"}, "redacted_outputs": ["password"]}
     stored = helper["root"] / "s3" / "state-bucket" / "dev/pr-1/abc.outputs.json"
-    assert json.loads(stored.read_text()) == outputs
+    assert json.loads(stored.read_text()) == expected
     done = run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="1")
     assert done.returncode == 0, done.stderr
+    state = Path(helper["env"]["SW_STATE_DIR"])
     [entry] = json.loads((state / "report.json").read_text())
     assert entry["Source"] == "statewright" and entry["DetailType"] == "Task Finished"
     assert entry["EventBusName"] == "statewright-dev"
@@ -260,8 +291,61 @@ def test_store_outputs_then_report_a_success_with_the_outputs(helper: dict[str, 
         "task": "infra",
         "attempt": 1,
         "status": "succeeded",
-        "output": outputs,
+        "output": {"url": "https://pr-1"},
+        "redacted_outputs": ["password"],
     }
+    # The secret is in Terraform's state (the module's business), and nowhere else:
+    # not in what was stored or sent, not in a file the helper wrote, not in its output.
+    for file in [*state.rglob("*"), *(helper["root"] / "s3").rglob("*")]:
+        assert not file.is_file() or SECRET not in file.read_text(errors="replace"), file
+    for done_run in (stored_done, done):
+        assert SECRET not in done_run.stdout + done_run.stderr
+
+
+FAKE_TERRAFORM = """#!{python}
+import os, sys
+sys.stdout.write(os.environ["FAKE_OUTPUTS"])
+"""
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {},
+        {"a": {"sensitive": False, "type": "number", "value": 1}},
+        {
+            "url": {"sensitive": False, "type": "string", "value": "https://x"},
+            "ids": {"sensitive": False, "type": ["list", "string"], "value": ["a", "b"]},
+            "password": {"sensitive": True, "type": "string", "value": "p"},
+            "odd": {"type": "string", "value": "no sensitive flag"},
+        },
+    ],
+)
+def test_the_build_redacts_as_the_control_plane_does(
+    helper: dict[str, Any], raw: dict[str, Any]
+) -> None:
+    terraform = helper["root"] / "bin" / "terraform"
+    terraform.write_text(FAKE_TERRAFORM.replace("{python}", sys.executable))
+    terraform.chmod(terraform.stat().st_mode | stat.S_IEXEC)
+    Path(helper["env"]["SW_STATE_DIR"]).mkdir(parents=True)
+    done = run(helper, "store-outputs", FAKE_OUTPUTS=json.dumps(raw))
+    assert done.returncode == 0, done.stderr
+    stored = helper["root"] / "s3" / "state-bucket" / "dev/pr-1/abc.outputs.json"
+    expected = terraform_outputs(raw)
+    assert json.loads(stored.read_text()) == {
+        "outputs": expected.values,
+        "redacted_outputs": expected.redacted,
+    }
+
+
+def test_outputs_in_another_shape_fail_the_build(helper: dict[str, Any]) -> None:
+    terraform = helper["root"] / "bin" / "terraform"
+    terraform.write_text(FAKE_TERRAFORM.replace("{python}", sys.executable))
+    terraform.chmod(terraform.stat().st_mode | stat.S_IEXEC)
+    Path(helper["env"]["SW_STATE_DIR"]).mkdir(parents=True)
+    done = run(helper, "store-outputs", FAKE_OUTPUTS=json.dumps({"a": {"type": "string"}}))
+    assert done.returncode != 0 and "'a' has no value" in done.stderr
+    assert not (helper["root"] / "s3" / "state-bucket").exists()
 
 
 def test_a_failed_build_reports_a_failure(helper: dict[str, Any]) -> None:
@@ -277,6 +361,17 @@ def test_outputs_too_big_for_an_event_are_left_to_the_build_state_change(
 ) -> None:
     state = Path(helper["env"]["SW_STATE_DIR"])
     state.mkdir(parents=True)
-    (state / "outputs.json").write_text(json.dumps({"blob": {"value": "x" * 300_000}}))
+    (state / "result.json").write_text(
+        json.dumps({"outputs": {"blob": "x" * 300_000}, "redacted_outputs": []})
+    )
     assert run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="1").returncode == 0
     assert not (state / "report.json").exists()
+
+
+def test_the_build_waits_until_the_attempt_may_begin(helper: dict[str, Any]) -> None:
+    past = run(helper, "wait", STATEWRIGHT_NOT_BEFORE="2026-01-01T00:00:00.000Z")
+    assert past.returncode == 0, past.stderr
+    soon = datetime.now(UTC) + timedelta(seconds=1.5)
+    at = soon.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert run(helper, "wait", STATEWRIGHT_NOT_BEFORE=at).returncode == 0
+    assert datetime.now(UTC) >= soon  # it slept until then (a lower bound, not a timing)

@@ -99,6 +99,7 @@ def test_the_function_gets_the_documented_event_and_its_result_is_the_output(lam
         "output": {"url": "https://pr-1"},
         "error": None,
         "error_type": None,
+        "redacted_outputs": [],
     }
 
 

@@ -33,7 +33,8 @@ tasks:
     executor: terraform
     config: {action: destroy, source: {type: local, location: modules/net}}
 """
-OUTPUTS = {"vpc_id": {"sensitive": False, "type": "string", "value": "vpc-123"}}
+# What the buildspec stores beside the state (sensitive outputs already left out).
+STORED = {"outputs": {"vpc_id": "vpc-123"}, "redacted_outputs": ["db_password"]}
 
 
 @pytest.fixture
@@ -46,9 +47,9 @@ def env_spec(deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return deployment
 
 
-def store_outputs(key: str) -> None:
+def store_outputs(key: str, stored: object = STORED) -> None:
     boto3.client("s3", region_name=REGION).put_object(
-        Bucket=STATE_BUCKET, Key=key, Body=json.dumps(OUTPUTS).encode()
+        Bucket=STATE_BUCKET, Key=key, Body=json.dumps(stored).encode()
     )
 
 
@@ -74,16 +75,46 @@ def test_a_build_state_change_completes_the_apply_with_the_stored_outputs(
     store_outputs(variables["STATEWRIGHT_OUTPUTS_KEY"])
     assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"
     # The buildspec's own report is now a duplicate.
-    assert dep.deliver(build.report("succeeded", OUTPUTS)) == "duplicate"
+    assert dep.deliver(build.report("succeeded", STORED["outputs"])) == "duplicate"
     for event in dep.dispatched(dep.published()):
         dep.deliver(event)  # NEXT
     _, machine = dep.get("e-1")
     assert machine["state"] == "RUN"
-    assert machine["tasks"]["network"]["output"] == OUTPUTS
+    assert machine["tasks"]["network"]["output"] == {"vpc_id": "vpc-123"}
+    assert machine["tasks"]["network"]["redacted_outputs"] == ["db_password"]
     # DESTROY uses the same source, so the same state key.
     dep.api("POST", "/machines/e-1/events", {"event": "DESTROY"})
     assert dep.builds[1].variables["STATEWRIGHT_STATE_KEY"] == variables["STATEWRIGHT_STATE_KEY"]
     assert dep.builds[1].variables["STATEWRIGHT_ACTION"] == "destroy"
+
+
+def test_outputs_stored_in_terraforms_own_shape_are_not_kept(env_spec: Deployment) -> None:
+    """A build of an older buildspec stored `terraform output -json` as it is, sensitive
+    values included: none of it reaches the machine."""
+    dep = env_spec
+    dep.api("POST", "/machines", {"spec": "env", "id": "e-5"})
+    dep.api("POST", "/machines/e-5/events", {"event": "LAUNCH"})
+    [build] = dep.builds
+    raw = {"db_password": {"sensitive": True, "type": "string", "value": "hunter2"}}
+    store_outputs(build.variables["STATEWRIGHT_OUTPUTS_KEY"], raw)
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"
+    _, machine = dep.get("e-5")
+    record = machine["tasks"]["network"]
+    assert record["status"] == "succeeded" and record["output"] is None
+    assert "hunter2" not in json.dumps(machine)
+
+
+def test_the_builds_report_carries_the_redacted_names(env_spec: Deployment) -> None:
+    dep = env_spec
+    dep.api("POST", "/machines", {"spec": "env", "id": "e-6"})
+    dep.api("POST", "/machines/e-6/events", {"event": "LAUNCH"})
+    [build] = dep.builds
+    report = build.report("succeeded", {"vpc_id": "vpc-1"})
+    report["detail"]["redacted_outputs"] = ["db_password"]
+    assert dep.deliver(report) == "applied"
+    record = dep.get("e-6")[1]["tasks"]["network"]
+    assert record["output"] == {"vpc_id": "vpc-1"}
+    assert record["redacted_outputs"] == ["db_password"]
 
 
 def test_leaving_a_state_stops_its_running_build(env_spec: Deployment) -> None:

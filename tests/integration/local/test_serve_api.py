@@ -55,8 +55,8 @@ def test_demo_launch_provisions_and_destroy_tears_down(server: Server) -> None:
     assert running["metadata"] == {"owner": "lee"}
     infra = running["tasks"]["infrastructure"]
     assert infra["executor"] == "terraform" and infra["status"] == "succeeded"
-    assert infra["output"]["instances"]["value"] == [f"preview-{mid}-0", f"preview-{mid}-1"]
-    assert infra["output"]["owner"] == {"sensitive": False, "type": "string", "value": "lee"}
+    assert infra["output"]["instances"] == [f"preview-{mid}-0", f"preview-{mid}-1"]
+    assert infra["output"]["owner"] == "lee"
     allocate = running["tasks"]["allocate"]
     assert allocate["output"]["url"] == f"https://{mid}.preview.example.test"
     state_files = list((server.data_dir / "terraform" / mid).glob("*/terraform.tfstate"))

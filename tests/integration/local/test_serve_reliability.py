@@ -117,7 +117,7 @@ def test_twenty_machines_launched_at_once_all_complete(tmp_path: Path) -> None:
         for mid in ids:
             machine = server.wait_for(mid, in_state("RUN"), 120)
             assert machine is not None
-            assert machine["tasks"]["infrastructure"]["output"]["owner"]["value"] == mid
+            assert machine["tasks"]["infrastructure"]["output"]["owner"] == mid
         listed = server.request("GET", "/machines?spec=demo&state=RUN&limit=1000").body
         assert set(ids) <= {m["id"] for m in listed["machines"]}
         with ThreadPoolExecutor(max_workers=20) as pool:

@@ -299,6 +299,21 @@ def test_a_result_that_arrives_before_the_start_is_recorded_still_counts(h: Harn
         ("statewright", "Machine Event", {"machine_id": "b", "event": "NEXT"}),
         ("statewright", "Machine Event", {"machine_id": "b", "event": "NEXT", "epoch": "1"}),
         ("my.app", "Machine Event", {"machine_id": "b", "event": "LAUNCH", "metadata": {"x": [1]}}),
+        (
+            "my.app",
+            "Machine Event",
+            {"machine_id": "b", "event": "LAUNCH", "metadata": {"stack_id": "other"}},
+        ),
+        (
+            "my.app",
+            "Machine Event",
+            {
+                "machine_id": "new",
+                "event": "LAUNCH",
+                "spec": "preview-env",
+                "metadata": {"statewright_state_key": "x"},
+            },
+        ),
         ("my.app", "Machine Event", {"machine_id": "../b", "event": "LAUNCH"}),
         ("my.app", "Machine Event", {"event": "LAUNCH"}),
         ("my.app", "Machine Event", {"machine_id": "new", "event": "LAUNCH", "spec": "nope"}),

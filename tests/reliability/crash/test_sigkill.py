@@ -283,7 +283,7 @@ def _check_machines(server: Server, launched: list[str], destroyed: set[str]) ->
         assert machine["tasks"]["note"]["status"] == "succeeded"
         infrastructure = machine["tasks"]["infrastructure"]
         assert infrastructure["status"] == "succeeded"
-        assert infrastructure["output"]["owner"]["value"] == mid
+        assert infrastructure["output"]["owner"] == mid
         history = server.request("GET", f"/machines/{mid}/history?limit=1000").body["entries"]
         events = [e["event"] for e in history if e["kind"] == "event"]
         assert events == ["LAUNCH", "NEXT"], (mid, history)

@@ -40,7 +40,7 @@ def test_injection_payloads_reach_lambda_and_terraform_as_data(
     assert echoed["metadata"] == metadata
     assert echoed["args"] == {"arg": p["subst"]}
 
-    outputs = {name: out["value"] for name, out in tasks["infrastructure"]["output"].items()}
+    outputs = tasks["infrastructure"]["output"]
     assert outputs["stack_id"] == mid
     for name, value in p.items():
         assert outputs[f"m_{name}"] == value, name

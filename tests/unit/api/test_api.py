@@ -50,6 +50,7 @@ TASK_FIELDS = {
     "error",
     "error_type",
     "output",
+    "redacted_outputs",
     "state",
     "epoch",
     "waiting_for",
@@ -246,6 +247,31 @@ def test_events_refusals_in_the_documented_order(plane: LocalControlPlane) -> No
     error_of(send({"evnt": "LAUNCH"}), 400, "invalid_request")
 
 
+@pytest.mark.parametrize("key", ["stack_id", "statewright_state_key", "statewright_"])
+def test_metadata_may_not_take_a_reserved_terraform_variable(
+    plane: LocalControlPlane, key: str
+) -> None:
+    mid = new_id()
+    message = error_of(
+        plane.request("POST", "/machines", {"spec": "jobs", "id": mid, "metadata": {key: "x"}}),
+        400,
+        "invalid_metadata",
+    )
+    assert repr(key) in message and "reserved" in message and "rename" in message
+    error_of(plane.request("GET", f"/machines/{mid}"), 404, "machine_not_found")
+    plane.request("POST", "/machines", {"spec": "jobs", "id": mid, "metadata": {"Stack_ID": 1}})
+    error_of(
+        plane.request(
+            "POST", f"/machines/{mid}/events", {"event": "LAUNCH", "metadata": {key: "x"}}
+        ),
+        400,
+        "invalid_metadata",
+    )
+    machine = plane.request("GET", f"/machines/{mid}").body
+    # Terraform's names are case-sensitive: Stack_ID is not stack_id.
+    assert machine["metadata"] == {"Stack_ID": 1} and machine["version"] == 1
+
+
 def test_event_not_accepted_says_what_is_accepted(plane: LocalControlPlane) -> None:
     mid = new_id()
     plane.request("POST", "/machines", {"spec": "demo", "id": mid})
@@ -276,12 +302,9 @@ def test_demo_lifecycle_launch_run_destroy(plane: LocalControlPlane) -> None:
     assert tasks["allocate"]["status"] == "succeeded"
     assert tasks["allocate"]["output"]["owner"] == "ana"
     assert tasks["allocate"]["state"] == "PROVISION" and tasks["allocate"]["epoch"] == 2
-    assert tasks["infrastructure"]["output"]["name"] == {
-        "sensitive": False,
-        "type": "string",
-        "value": f"preview-{mid}",
-    }
-    assert tasks["infrastructure"]["output"]["owner"]["value"] == "ana"
+    assert tasks["infrastructure"]["output"]["name"] == f"preview-{mid}"
+    assert tasks["infrastructure"]["output"]["owner"] == "ana"
+    assert tasks["infrastructure"]["redacted_outputs"] == []
 
     response = plane.request("POST", f"/machines/{mid}/events", {"event": "DESTROY"})
     assert response.status == 202

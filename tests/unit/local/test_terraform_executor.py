@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 from statewright.executors.builtin import LocalSource
-from statewright.local.terraform_executor import (
-    LocalTerraformExecutor,
-    source_digest,
-)
+from statewright.executors.terraform_run import source_digest
+from statewright.local.terraform_executor import LocalTerraformExecutor
 
 from tests.unit.local.helpers import EXAMPLES, RecordingBus, invocation, wait_gone
 
@@ -58,7 +56,7 @@ def run(executor: LocalTerraformExecutor, bus: RecordingBus, inv) -> dict:
     return bus.wait_for(before + 1, timeout=120)[-1].detail
 
 
-def test_apply_records_outputs_in_terraform_output_json_form(
+def test_apply_records_outputs_as_name_and_value(
     executor: LocalTerraformExecutor, bus: RecordingBus, data_dir: Path
 ) -> None:
     inv = invocation(
@@ -67,15 +65,12 @@ def test_apply_records_outputs_in_terraform_output_json_form(
     detail = run(executor, bus, inv)
     assert detail["status"] == "succeeded", detail
     assert detail["output"] == {
-        "name": {"sensitive": False, "type": "string", "value": "preview-pr-7"},
-        "owner": {"sensitive": False, "type": "string", "value": "ana"},
-        "replicas": {"sensitive": False, "type": "number", "value": 2},
-        "instances": {
-            "sensitive": False,
-            "type": ["tuple", ["string", "string"]],
-            "value": ["preview-pr-7-0", "preview-pr-7-1"],
-        },
+        "name": "preview-pr-7",
+        "owner": "ana",
+        "replicas": 2,
+        "instances": ["preview-pr-7-0", "preview-pr-7-1"],
     }
+    assert detail["redacted_outputs"] == []
     source_dir = (
         data_dir
         / "terraform"
@@ -89,7 +84,7 @@ def test_apply_records_outputs_in_terraform_output_json_form(
     assert sorted(p.name for p in MODULE.iterdir()) == ["main.tf"]
 
 
-def test_variables_stack_id_then_metadata_then_task_variables(
+def test_variables_metadata_then_task_variables_then_stack_id(
     executor: LocalTerraformExecutor, bus: RecordingBus, tmp_path: Path
 ) -> None:
     module = tmp_path / "vars"
@@ -107,16 +102,53 @@ def test_variables_stack_id_then_metadata_then_task_variables(
     )
     inv = invocation(
         "terraform",
-        tf_config("apply", module, size=3, stack_id="overridden-by-task"),
+        tf_config("apply", module, size=3),
         machine_id="m9",
-        # metadata that would break a shell or an HCL file; it only ever reaches JSON
-        metadata={"owner": "x", "size": 1, "quote": "$(touch /tmp/pwned) \"'; `id`"},
+        # metadata that would break a shell or an HCL file; it only ever reaches JSON. A
+        # stack_id in metadata (stored before such keys were refused) never wins.
+        metadata={
+            "owner": "x",
+            "size": 1,
+            "quote": "$(touch /tmp/pwned) \"'; `id`",
+            "stack_id": "other-machine",
+        },
     )
     detail = run(executor, bus, inv)
     assert detail["status"] == "succeeded", detail
-    assert detail["output"]["all"]["value"] == (
-        "overridden-by-task/x/3/$(touch /tmp/pwned) \"'; `id`"
+    assert detail["output"]["all"] == "m9/x/3/$(touch /tmp/pwned) \"'; `id`"
+
+
+SECRET = "hunter2-b7f1c0de"
+
+
+def test_sensitive_outputs_are_left_out_and_named(
+    executor: LocalTerraformExecutor, bus: RecordingBus, tmp_path: Path
+) -> None:
+    module = tmp_path / "secret"
+    module.mkdir()
+    (module / "main.tf").write_text(
+        textwrap.dedent(
+            f"""
+            output "url" {{ value = "https://db.example" }}
+            output "password" {{
+              value     = "{SECRET}"
+              sensitive = true
+            }}
+            output "token" {{
+              value     = {{ inner = "{SECRET}" }}
+              sensitive = true
+            }}
+            """
+        )
     )
+    detail = run(executor, bus, invocation("terraform", tf_config("apply", module)))
+    assert detail["status"] == "succeeded", detail
+    assert detail["output"] == {"url": "https://db.example"}
+    assert detail["redacted_outputs"] == ["password", "token"]
+    # Not in what was published, nor in the run's log.
+    assert SECRET not in json.dumps([e.detail for e in bus.events])
+    logs = list((tmp_path / "logs").rglob("*.log"))
+    assert logs and all(SECRET not in log.read_text() for log in logs)
 
 
 def test_undeclared_variables_do_not_fail_the_apply(

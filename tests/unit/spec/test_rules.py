@@ -311,6 +311,17 @@ ERRORS: dict[str, Case] = {
             "      action: destroy\n      variables: {desired_capacity: 0, tags: {team: a}}\n",
         ),
     ),
+    "terraform-config/reserved-variable": Case(
+        "terraform-config",
+        edit(
+            "      action: destroy\n",
+            "      action: destroy\n      variables: {stack_id: other, size: 1} #!\n",
+        ),
+        edit(
+            "      action: destroy\n",
+            "      action: destroy\n      variables: {stack: other, Statewright_x: 1}\n",
+        ),
+    ),
     "terraform-config/unknown-key": Case(
         "terraform-config",
         edit("      action: destroy\n", "      action: destroy\n      workspace: x #!\n"),

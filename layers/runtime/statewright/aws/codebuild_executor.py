@@ -15,18 +15,20 @@ import hashlib
 import json
 import math
 import posixpath
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from statewright.errors import ConfigurationError, StartDeferred
+from statewright.executors.terraform_run import state_name, terraform_variables
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
     from mypy_boto3_codebuild.type_defs import EnvironmentVariableTypeDef
 
-    from statewright.executors.builtin import LocalSource, S3Source, TerraformConfig
+    from statewright.executors.builtin import LocalSource
     from statewright.model import TaskInvocation
 
 # Per-build variables (the buildspec and the dispatcher read these names).
@@ -43,7 +45,7 @@ STATE_KEY = "STATEWRIGHT_STATE_KEY"
 OUTPUTS_KEY = "STATEWRIGHT_OUTPUTS_KEY"
 VARIABLES = "STATEWRIGHT_VARIABLES"
 BUS = "STATEWRIGHT_BUS"
-DELAY_SECONDS = "STATEWRIGHT_DELAY_SECONDS"
+NOT_BEFORE = "STATEWRIGHT_NOT_BEFORE"
 # Set on the CodeBuild project by the CDK app (not per build).
 STATE_BUCKET = "STATEWRIGHT_STATE_BUCKET"
 SPECS_ASSET = "STATEWRIGHT_SPECS_ASSET"
@@ -53,21 +55,21 @@ _MIN_TIMEOUT_MINUTES = 5
 _MAX_TIMEOUT_MINUTES = 2160
 
 
-def source_digest(source: S3Source | LocalSource) -> str:
-    """Names a source's state: apply and a later destroy of one source share it."""
-    canonical = json.dumps(source.model_dump(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+def idempotency_token(start_key: str, parameters: Mapping[str, Any]) -> str:
+    """One per attempt AND per set of StartBuild parameters. CodeBuild answers a token
+    reused within 5 minutes with other parameters by a parameter-mismatch error, so the
+    token covers them: a start repeated with the same parameters gets the build already
+    started, and one with other parameters (which the executor avoids: see
+    :meth:`CodeBuildExecutor.parameters`) a build of its own, never an error."""
+    canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{start_key}\n{canonical}".encode()).hexdigest()[:32]
 
 
-def idempotency_token(run_key: str) -> str:
-    """Equal for every start of one attempt, so CodeBuild starts it once."""
-    return hashlib.sha256(run_key.encode()).hexdigest()[:32]
-
-
-def terraform_variables(invocation: TaskInvocation, config: TerraformConfig) -> dict[str, Any]:
-    """``stack_id``, then the metadata, then the task's variables, later winning
-    (docs/architecture.md#task-executors)."""
-    return {"stack_id": invocation.machine_id, **invocation.metadata, **config.variables}
+def _wait_before(invocation: TaskInvocation) -> float:
+    """The retry backoff of this attempt, per the task's retry policy: the same for every
+    start of the attempt (unlike the delay left at the time of one start)."""
+    retry = invocation.task_spec.retry
+    return retry.delay_before(invocation.attempt) if retry else 0.0
 
 
 class CodeBuildExecutor:
@@ -109,7 +111,7 @@ class CodeBuildExecutor:
 
         config = TerraformConfig.model_validate(invocation.task_spec.config)
         source = config.source
-        stem = f"{self.env_name}/{invocation.machine_id}/{source_digest(source)}"
+        stem = f"{self.env_name}/{state_name(invocation.machine_id, source)}"
         values = {
             MACHINE_ID: invocation.machine_id,
             EPOCH: str(invocation.epoch),
@@ -123,8 +125,10 @@ class CodeBuildExecutor:
                 terraform_variables(invocation, config), separators=(",", ":"), sort_keys=True
             ),
             BUS: self.bus_name,
-            DELAY_SECONDS: str(math.ceil(invocation.delay_seconds)),
         }
+        if invocation.not_before is not None:
+            # The time, not the delay left: every start of the attempt says the same.
+            values[NOT_BEFORE] = invocation.not_before
         if isinstance(source, S3Source):
             values[SOURCE_BUCKET] = source.bucket
             values[SOURCE_KEY] = source.key
@@ -132,17 +136,27 @@ class CodeBuildExecutor:
             values[SOURCE_LOCATION] = self._local_location(invocation, source)
         return [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
 
-    def start(self, invocation: TaskInvocation) -> str:
-        # The build's own timeout also covers the retry backoff it sleeps first.
-        seconds = invocation.timeout_seconds + math.ceil(invocation.delay_seconds)
+    def parameters(self, invocation: TaskInvocation) -> dict[str, Any]:
+        """StartBuild's parameters for one attempt (the idempotency token aside). They
+        depend only on the attempt, never on when it is started: a restart by the
+        reconciler minutes later sends the very same request, so CodeBuild hands back
+        the build it already started instead of a parameter-mismatch error."""
+        # The build's own timeout also covers the retry backoff it may sleep first.
+        seconds = invocation.timeout_seconds + math.ceil(_wait_before(invocation))
         minutes = min(max(math.ceil(seconds / 60), _MIN_TIMEOUT_MINUTES), _MAX_TIMEOUT_MINUTES)
+        return {
+            "projectName": self.project_name,
+            "environmentVariablesOverride": self.environment(invocation),
+            "timeoutInMinutesOverride": minutes,
+        }
+
+    def start(self, invocation: TaskInvocation) -> str:
+        parameters = self.parameters(invocation)
         client = self._client
         try:
             response = client.start_build(
-                projectName=self.project_name,
-                idempotencyToken=idempotency_token(invocation.start_key),
-                environmentVariablesOverride=self.environment(invocation),
-                timeoutInMinutesOverride=minutes,
+                idempotencyToken=idempotency_token(invocation.start_key, parameters),
+                **parameters,
             )
         except (
             client.exceptions.ResourceNotFoundException,

@@ -17,10 +17,11 @@ dropped: raising would only make EventBridge retry what can never succeed."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from statewright.aws import codebuild_executor as cb
 from statewright.aws.observability import METRICS, logger, run
@@ -129,7 +130,12 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
         "attempt": number,
     }
     if status == BUILD_SUCCEEDED:
-        report.update(status="succeeded", output=_stored_outputs(rt, env, build_id))
+        stored = _stored_outputs(rt, env, build_id)
+        report.update(
+            status="succeeded",
+            output=stored.outputs if stored else None,
+            redacted_outputs=stored.redacted_outputs if stored else [],
+        )
     else:
         report.update(
             status="failed",
@@ -169,8 +175,18 @@ def _attempt_of(
     return task, epoch, number
 
 
-def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> Any:
-    """The ``terraform output -json`` the build stored beside its state.
+class StoredOutputs(BaseModel):
+    """What the buildspec stores beside the state: the task output (``{name: value}``,
+    sensitive outputs already left out inside the build) and the names left out."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    outputs: dict[str, Any]
+    redacted_outputs: list[str]
+
+
+def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> StoredOutputs | None:
+    """The outputs the build stored beside its state.
 
     A SUCCEEDED build applied (or destroyed) successfully whatever happens here, so an
     unreadable outputs object leaves the task succeeded without outputs, and says so."""
@@ -193,9 +209,16 @@ def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> Any:
         )
         return None
     try:
-        return json.loads(body)
-    except ValueError:
-        logger.warning("the outputs of build %s at s3://%s/%s are not JSON", build_id, bucket, key)
+        return StoredOutputs.model_validate_json(body)
+    except ValidationError:
+        # Not what this buildspec stores (a build of an older one stored Terraform's
+        # own shape, which may hold sensitive values): nothing of it is kept.
+        logger.warning(
+            "the outputs of build %s at s3://%s/%s are not the buildspec's; ignored",
+            build_id,
+            bucket,
+            key,
+        )
         return None
 
 

@@ -63,7 +63,11 @@ def run(fn: Callable[[Any, Any], Any], event: Any, context: Any, *, function: st
     _setup_logging()
     logger.append_keys(function=function, request_id=getattr(context, "aws_request_id", None))
     tracer = _tracer()
-    call = tracer.capture_lambda_handler(fn) if tracer is not None else fn
+    # capture_response=False: Powertools would otherwise put every handler's answer
+    # (machines with their metadata and task outputs) into X-Ray as trace metadata.
+    call = fn
+    if tracer is not None:
+        call = tracer.capture_lambda_handler(fn, capture_response=False)
     try:
         return call(event, context)
     finally:

@@ -1,10 +1,11 @@
 """The task runner: one attempt of one ``lambda`` task (the payload is the
 TaskInvocation the LambdaExecutor queued).
 
-It invokes the user's function synchronously with the event of docs/architecture.md#task-executors
-and reports ``Task Finished`` to the bus: the function's JSON result as the output, or its error
-type and message. If the runner itself dies, Lambda's on-failure destination puts the failed
-invocation on the bus and the dispatcher fails the attempt."""
+It invokes the user's function synchronously with the event of
+statewright.executors.function_event (the same as locally) and reports
+``Task Finished`` to the bus: the function's JSON result as the output, or its error
+type and message. If the runner itself dies, Lambda's on-failure destination puts the
+failed invocation on the bus and the dispatcher fails the attempt."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from botocore.exceptions import ClientError
 from statewright.aws.eventbridge_bus import EventBridgeBus
 from statewright.aws.settings import TaskRunnerSettings, load_task_runner_settings
 from statewright.executors.builtin import LambdaConfig
+from statewright.executors.function_event import function_event
 from statewright.model import BusEvent, TaskFinishedDetail, TaskInvocation
 from statewright.ports import Bus
 
@@ -37,21 +39,6 @@ REPORT_MARGIN_SECONDS = 10
 # behind the engine's back (its retry policy decides about second attempts). The read
 # timeout outlasts Lambda's 15-minute maximum.
 _INVOKE_CONFIG = Config(retries={"total_max_attempts": 1}, read_timeout=960, connect_timeout=5)
-
-
-def task_event(invocation: TaskInvocation, config: LambdaConfig) -> dict[str, Any]:
-    """What the user's function receives (docs/architecture.md#task-executors)."""
-    return {
-        "machine_id": invocation.machine_id,
-        "spec": invocation.spec,
-        "state": invocation.state,
-        "task": invocation.task,
-        "epoch": invocation.epoch,
-        "attempt": invocation.attempt,
-        "metadata": invocation.metadata,
-        "outputs": invocation.outputs,
-        "args": config.args or {},
-    }
 
 
 @dataclass
@@ -84,7 +71,7 @@ class TaskRunner:
             response = self.lambda_client.invoke(
                 FunctionName=config.name,
                 InvocationType="RequestResponse",
-                Payload=json.dumps(task_event(invocation, config)).encode(),
+                Payload=json.dumps(function_event(invocation, config)).encode(),
             )
         except ClientError as exc:
             # Not invoked at all: missing function, denied, throttled.

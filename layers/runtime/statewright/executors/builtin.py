@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from statewright.executors.registry import ExecutorPlugin
+from statewright.model import is_reserved_variable
 
 # AWS Lambda's FunctionName pattern: a name, a partial ARN or a full ARN, with an
 # optional version or alias qualifier.
@@ -65,6 +66,18 @@ class TerraformConfig(BaseModel):
     action: Literal["apply", "destroy"]
     source: Annotated[S3Source | LocalSource, Field(discriminator="type")]
     variables: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("variables")
+    @classmethod
+    def _no_reserved_names(cls, variables: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        reserved = sorted(name for name in variables if is_reserved_variable(name))
+        if reserved:
+            raise ValueError(
+                f"variable {', '.join(reserved)} is reserved: Statewright sets stack_id (the "
+                "machine id) itself and keeps every name starting with statewright_; "
+                "rename it"
+            )
+        return variables
 
 
 LAMBDA = ExecutorPlugin(

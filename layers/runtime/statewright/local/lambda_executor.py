@@ -2,10 +2,9 @@
 ``DIR/N.py``, whose ``handler(event, context)`` runs in a subprocess
 (statewright.local.task_process) with the task's timeout.
 
-The function gets ``{"machine_id", "spec", "state", "task", "epoch", "attempt",
-"metadata", "outputs", "args"}``; its JSON return value is the task output; an exception
-fails the task with ``ErrorType: message`` (what AWS Lambda reports as errorType and
-errorMessage)."""
+The function gets the event of statewright.executors.function_event, as in AWS; its
+JSON return value is the task output; an exception fails the task with ``ErrorType:
+message`` (what AWS Lambda reports as errorType and errorMessage)."""
 
 from __future__ import annotations
 
@@ -16,24 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from statewright.executors.builtin import LambdaConfig
+from statewright.executors.function_event import function_event
 from statewright.local.runs import OUTPUT_LIMIT_BYTES, LocalExecutor, Run, TaskFailed
-from statewright.model import TaskInvocation
 from statewright.ports import Bus
-
-
-def function_event(invocation: TaskInvocation, config: LambdaConfig) -> dict[str, Any]:
-    """The event a task function receives (the same in AWS and locally)."""
-    return {
-        "machine_id": invocation.machine_id,
-        "spec": invocation.spec,
-        "state": invocation.state,
-        "task": invocation.task,
-        "epoch": invocation.epoch,
-        "attempt": invocation.attempt,
-        "metadata": invocation.metadata,
-        "outputs": invocation.outputs,
-        "args": config.args or {},
-    }
 
 
 class LocalLambdaExecutor(LocalExecutor):

@@ -44,6 +44,16 @@ class TaskFailed(Exception):
         self.error_type = error_type
 
 
+@dataclass(frozen=True)
+class TaskOutput:
+    """What :meth:`LocalExecutor.execute` returns when part of the output is withheld:
+    the output, and the names of the outputs left out of it (sensitive Terraform
+    outputs). Any other return value is the output as it is."""
+
+    value: Any
+    redacted_outputs: list[str]
+
+
 @dataclass
 class ProcessResult:
     returncode: int
@@ -143,7 +153,8 @@ class LocalExecutor(ABC):
 
     @abstractmethod
     def execute(self, run: Run) -> Any:
-        """Run the attempt and return its output; raise TaskFailed (or RunAborted)."""
+        """Run the attempt and return its output (or a TaskOutput); raise TaskFailed (or
+        RunAborted)."""
 
     def run_process(
         self,
@@ -288,5 +299,12 @@ class LocalExecutor(ABC):
             logger.exception("%s crashed", run.run_id)
             return TaskFinishedDetail(
                 **base, status="failed", error=f"statewright executor error: {exc!r}"
+            )
+        if isinstance(output, TaskOutput):
+            return TaskFinishedDetail(
+                **base,
+                status="succeeded",
+                output=output.value,
+                redacted_outputs=output.redacted_outputs,
             )
         return TaskFinishedDetail(**base, status="succeeded", output=output)

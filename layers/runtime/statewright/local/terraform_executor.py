@@ -15,17 +15,18 @@ Decisions:
   ``..`` is allowed (specs are written by the platform team and deployed with the
   control plane; no API caller can name a location). A location may be a folder (the
   module, copied without ``.terraform`` and state files) or one ``.tf`` file.
-- Every variable is written — ``stack_id``, then metadata, then the task's
-  ``variables``, later winning — whether or not the module declares it: Terraform warns
-  about an undeclared value in a tfvars file and goes on (checked with 1.0), and the AWS
-  buildspec writes the same file the same way.
+- Every variable is written — the metadata, then the task's ``variables``, later
+  winning, then ``stack_id`` (statewright.executors.terraform_run) — whether or not the
+  module declares it: Terraform warns about an undeclared value in a tfvars file and goes
+  on (checked with 1.0), and the AWS buildspec writes the same file the same way.
+- The output is ``{name: value}``; outputs marked sensitive are left out and named in
+  the task record's ``redacted_outputs``.
 - An ``s3`` source fails the task: local mode has no AWS credentials to fetch it.
 - Nothing passes through a shell; values only ever reach Terraform inside a JSON file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from statewright.executors.builtin import LocalSource, S3Source, TerraformConfig
-from statewright.local.runs import OUTPUT_LIMIT_BYTES, LocalExecutor, Run, TaskFailed
+from statewright.executors.terraform_run import (
+    OutputsNotUnderstood,
+    state_name,
+    terraform_outputs,
+    terraform_variables,
+)
+from statewright.local.runs import OUTPUT_LIMIT_BYTES, LocalExecutor, Run, TaskFailed, TaskOutput
 from statewright.model import TaskInvocation
 from statewright.ports import Bus
 
@@ -50,18 +57,6 @@ KILL_GRACE_SECONDS = 10.0
 _COPY_IGNORE = shutil.ignore_patterns(
     ".terraform", "terraform.tfstate", "terraform.tfstate.*", ".terraform.tfstate.lock.info"
 )
-
-
-def source_digest(source: S3Source | LocalSource) -> str:
-    """A short, stable digest of the source config as the spec writes it (so moving the
-    specs folder keeps each machine's state)."""
-    canonical = json.dumps(source.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def terraform_variables(invocation: TaskInvocation, config: TerraformConfig) -> dict[str, Any]:
-    """``stack_id``, then the metadata, then the task's variables: later wins."""
-    return {"stack_id": invocation.machine_id, **invocation.metadata, **config.variables}
 
 
 def find_binary(configured: str | None) -> str:
@@ -117,7 +112,7 @@ class LocalTerraformExecutor(LocalExecutor):
 
     def source_dir(self, machine_id: str, source: S3Source | LocalSource) -> Path:
         """Where the machine's state for this source lives."""
-        return self._root / machine_id / source_digest(source)
+        return self._root / state_name(machine_id, source)
 
     def module_path(self, invocation: TaskInvocation, source: LocalSource) -> Path:
         location = Path(source.location)
@@ -180,7 +175,7 @@ class LocalTerraformExecutor(LocalExecutor):
         # local.task_process --exec), so no Terraform run outlives its server.
         return [self._python, "-m", "statewright.local.task_process", "--exec", binary, *args]
 
-    def _run_terraform(self, run: Run, binary: str, work: Path, action: str) -> Any:
+    def _run_terraform(self, run: Run, binary: str, work: Path, action: str) -> TaskOutput:
         env = {
             **os.environ,
             "STATEWRIGHT_PARENT_PID": str(os.getpid()),
@@ -231,8 +226,12 @@ class LocalTerraformExecutor(LocalExecutor):
                 f"limited to {OUTPUT_LIMIT_BYTES} bytes"
             )
         try:
-            return json.loads(result.stdout)
+            outputs = terraform_outputs(json.loads(result.stdout))
+        except OutputsNotUnderstood as exc:
+            raise TaskFailed(str(exc)) from exc
         except ValueError as exc:
             raise TaskFailed(
                 f"terraform output -json printed something that is not JSON: {exc}"
             ) from exc
+        # Sensitive outputs end here: only their names go on.
+        return TaskOutput(outputs.values, outputs.redacted)
