@@ -43,7 +43,7 @@ run: $(VENV)/.installed ## serve the local control plane with the example specs
 openapi: $(VENV)/.installed ## regenerate docs/openapi.json from the API's routes
 	$(BIN)/python -m statewright.local.openapi docs/openapi.json
 
-lint: install ## ruff and mypy --strict on the package
+lint: install ## ruff, and mypy --strict on the package, infra/, functions/ and app.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
