@@ -695,53 +695,72 @@ def _retry(step: _Step) -> Decision:
 
 
 def _reconcile(step: _Step, inp: Reconcile) -> Decision:
-    m, spec = step.machine, step.spec
+    m = step.machine
     now = parse_time(step.now)
     step.release_waiting()
-    for name in spec.states[m.state].tasks:
+    for name in step.spec.states[m.state].tasks:
         record = m.tasks.get(name)
         if record is None or record.epoch != m.epoch or record.waiting_for:
             continue
         if record.status == "running":
-            timeout = spec.tasks[name].timeout
-            started = parse_time(record.started_at) if record.started_at else now
-            if started + timedelta(seconds=timeout) <= now:
-                if record.run_id:
-                    step.effects.append(
-                        CancelTask(
-                            machine_id=m.id,
-                            task=name,
-                            run_id=record.run_id,
-                            executor=record.executor,
-                        )
-                    )
-                step.finish(
-                    name, "failed", error=f"timed out after {timeout} seconds", error_type=TIMEOUT
-                )
-            elif inp.restart_running:
-                step.restart(name, record, 0.0)
+            _reconcile_running(step, name, record, now, restart=inp.restart_running)
         elif record.status == "pending":
-            due = parse_time(record.not_before) if record.not_before else now
-            wait = (due - now).total_seconds()
-            if inp.restart_running:
-                step.restart(name, record, wait)
-            elif wait + inp.pending_grace_seconds <= 0:
-                step.restart(name, record, 0.0)
+            _reconcile_pending(step, name, record, now, inp)
     if not step.deleted:
-        state = spec.states[m.state]
-        published_now = {
-            e.event.detail.get("event") for e in step.effects if isinstance(e, Publish)
-        }
-        for event in ("NEXT", "FAILED"):
-            wanted = event in state.on and m.published.get(APPLIED_PREFIX + event) != m.epoch
-            if event == "NEXT":
-                wanted = wanted and not state.terminal and is_satisfied(m, spec)
-                wanted = wanted and m.halted is None
-            else:
-                wanted = wanted and m.status == "failed"
-            if wanted and event not in published_now:
-                step.publish_system(event)
+        _republish_system_events(step)
     return step.decision()
+
+
+def _reconcile_running(
+    step: _Step, name: str, record: TaskRecord, now: datetime, *, restart: bool
+) -> None:
+    """A running task past its timeout fails (and its run is stopped); with ``restart``
+    (the runs died with the process) it starts again."""
+    timeout = step.spec.tasks[name].timeout
+    started = parse_time(record.started_at) if record.started_at else now
+    if started + timedelta(seconds=timeout) <= now:
+        if record.run_id:
+            step.effects.append(
+                CancelTask(
+                    machine_id=step.machine.id,
+                    task=name,
+                    run_id=record.run_id,
+                    executor=record.executor,
+                )
+            )
+        step.finish(name, "failed", error=f"timed out after {timeout} seconds", error_type=TIMEOUT)
+    elif restart:
+        step.restart(name, record, 0.0)
+
+
+def _reconcile_pending(
+    step: _Step, name: str, record: TaskRecord, now: datetime, inp: Reconcile
+) -> None:
+    """A pending task whose start was lost starts again once due (past the grace period
+    a start still in flight may need); after a restart, with the rest of its backoff."""
+    due = parse_time(record.not_before) if record.not_before else now
+    wait = (due - now).total_seconds()
+    if inp.restart_running:
+        step.restart(name, record, wait)
+    elif wait + inp.pending_grace_seconds <= 0:
+        step.restart(name, record, 0.0)
+
+
+def _republish_system_events(step: _Step) -> None:
+    """A NEXT (satisfied state) or FAILED (failed task) that was never applied is
+    published again, unless this decision publishes it already."""
+    m, spec = step.machine, step.spec
+    state = spec.states[m.state]
+    published_now = {e.event.detail.get("event") for e in step.effects if isinstance(e, Publish)}
+    for event in ("NEXT", "FAILED"):
+        wanted = event in state.on and m.published.get(APPLIED_PREFIX + event) != m.epoch
+        if event == "NEXT":
+            wanted = wanted and not state.terminal and is_satisfied(m, spec)
+            wanted = wanted and m.halted is None
+        else:
+            wanted = wanted and m.status == "failed"
+        if wanted and event not in published_now:
+            step.publish_system(event)
 
 
 def _working_copy(machine: Machine) -> Machine:
