@@ -7,6 +7,7 @@ one that is wrong, and the mapping's key when a required field is missing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,6 +51,17 @@ def config_problems(
     return []
 
 
+@dataclass(frozen=True)
+class _Located:
+    """Where an error's location points in the YAML and in the executor's schema."""
+
+    node: Node  # the offending value (or the deepest node that exists)
+    key: Node  # its key (where "required" and "not accepted" findings point)
+    field: str  # ``config.source.bucket``
+    container_schema: dict[str, Any]  # the schema of the mapping holding the field
+    sub_schema: dict[str, Any] | None  # the field's own schema, when known
+
+
 def _problem(
     plugin: ExecutorPlugin,
     schema: dict[str, Any],
@@ -59,8 +71,22 @@ def _problem(
 ) -> tuple[Node, str]:
     loc: tuple[Any, ...] = tuple(error["loc"])
     kind: str = error["type"]
-    node: Node = config if config is not None else anchor
-    key: Node = anchor
+    at = _locate(schema, config if config is not None else anchor, anchor, loc)
+    hint = _HINTS.get((plugin.rule, str(loc[-1]) if loc else ""))
+    if kind == "missing":
+        needs = f": {hint}" if hint else ""
+        return at.key, f"`{at.field}` is required by the {plugin.name} executor{needs}"
+    if kind == "extra_forbidden":
+        accepted = sorted(_properties(schema, at.container_schema))
+        unknown = f"`{at.field}` is not a {plugin.name} config key"
+        return at.key, explain(unknown, word=str(loc[-1]), candidates=accepted, accepted=accepted)
+    if kind in {"union_tag_invalid", "union_tag_not_found"}:
+        return _bad_tag(schema, at, error)
+    return at.node, _bad_value(at, kind, error, hint)
+
+
+def _locate(schema: dict[str, Any], node: Node, key: Node, loc: tuple[Any, ...]) -> _Located:
+    """Follow ``loc`` through the YAML (and the schema beside it) as far as it exists."""
     path: list[str] = ["config"]
     container_schema = schema
     sub_schema: dict[str, Any] | None = schema
@@ -80,37 +106,32 @@ def _problem(
         path.append(str(part))
         container_schema = sub_schema or {}
         sub_schema = _property(schema, sub_schema, part) if sub_schema else None
-    field = ".".join(path)
-    value = error.get("input")
-    got = shown(value)
-    hint = _HINTS.get((plugin.rule, str(loc[-1]) if loc else ""))
-    if kind == "missing":
-        return key, f"`{field}` is required by the {plugin.name} executor" + (
-            f": {hint}" if hint else ""
-        )
-    if kind == "extra_forbidden":
-        accepted = sorted(_properties(schema, container_schema))
-        unknown = f"`{field}` is not a {plugin.name} config key"
-        return key, explain(unknown, word=str(loc[-1]), candidates=accepted, accepted=accepted)
-    if kind in {"union_tag_invalid", "union_tag_not_found"}:
-        tags = ", ".join(_tags(schema, sub_schema or {}))
-        tag_field = str(error.get("ctx", {}).get("discriminator", "'type'")).strip("'")
-        target = _child(node, tag_field)
-        where = target[1] if target else key
-        if target is None:
-            return where, f"`{field}` needs `{tag_field}`: one of {tags}"
-        actual = shown(to_python(target[1]))
-        return where, f"`{field}.{tag_field}` must be one of: {tags} (got {actual})"
+    return _Located(node, key, ".".join(path), container_schema, sub_schema)
+
+
+def _bad_tag(schema: dict[str, Any], at: _Located, error: Any) -> tuple[Node, str]:
+    """A tagged union (``source.type``) whose tag is missing or not one of its choices."""
+    tags = ", ".join(_tags(schema, at.sub_schema or {}))
+    tag_field = str(error.get("ctx", {}).get("discriminator", "'type'")).strip("'")
+    target = _child(at.node, tag_field)
+    if target is None:
+        return at.key, f"`{at.field}` needs `{tag_field}`: one of {tags}"
+    actual = shown(to_python(target[1]))
+    return target[1], f"`{at.field}.{tag_field}` must be one of: {tags} (got {actual})"
+
+
+def _bad_value(at: _Located, kind: str, error: Any, hint: str | None) -> str:
+    got = shown(error.get("input"))
     if kind in {"model_type", "dict_type", "model_attributes_type"}:
-        return node, f"`{field}` must be a mapping, not {kind_of(node)}"
+        return f"`{at.field}` must be a mapping, not {kind_of(at.node)}"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return node, f"`{field}` must be {expected} (got {got})"
+        return f"`{at.field}` must be {expected} (got {got})"
     if kind == "string_pattern_mismatch":
         wanted = hint or "a value of the accepted form"
-        return node, f"`{field}` must be {wanted} (got {got})"
+        return f"`{at.field}` must be {wanted} (got {got})"
     message: str = error["msg"]
-    return node, f"`{field}`: {message[:1].lower()}{message[1:]} (got {got})"
+    return f"`{at.field}`: {message[:1].lower()}{message[1:]} (got {got})"
 
 
 def _child(node: Node, part: Any) -> tuple[Node, Node] | None:
