@@ -714,16 +714,27 @@ class _Linter:
         states, events, tasks = self.states, self.events, self.tasks
         if states is None or events is None or tasks is None:
             return
+        self._warn_unhandled_events(states, events)
+        self._warn_unused_tasks(states, tasks)
+        self._warn_dead_states(states)
+
+    def _warn_unhandled_events(self, states: dict[str, _State], events: dict[str, Scalar]) -> None:
         handled = {event for state in states.values() for event in state.handlers or {}}
         for event, node in events.items():
             if event not in handled:
                 self.warn(
                     node, "unhandled-event", f"event `{event}` is declared but no state handles it"
                 )
+
+    def _warn_unused_tasks(self, states: dict[str, _State], tasks: dict[str, _Task]) -> None:
         used = {task.name for state in states.values() for task in state.tasks or []}
         for name, task in tasks.items():
             if name not in used:
                 self.warn(task.key, "unused-task", f"task `{name}` is listed by no state")
+
+    def _warn_dead_states(self, states: dict[str, _State]) -> None:
+        """States INIT cannot reach, and reachable states no terminal state can be
+        reached from (a machine there is never deleted)."""
         edges = {
             name: {
                 action.target.name
@@ -734,16 +745,16 @@ class _Linter:
             for name, state in states.items()
         }
         reachable = _closure([rules.INIT_STATE], edges)
-        for name, state in states.items():
-            if name not in reachable:
-                self.warn(
-                    state.key, "unreachable-state", f"state `{name}` cannot be reached from INIT"
-                )
         reverse: dict[str, set[str]] = {name: set() for name in states}
         for source, targets in edges.items():
             for target in targets:
                 reverse[target].add(source)
         finishing = _closure([name for name, state in states.items() if state.terminal], reverse)
+        for name, state in states.items():
+            if name not in reachable:
+                self.warn(
+                    state.key, "unreachable-state", f"state `{name}` cannot be reached from INIT"
+                )
         for name, state in states.items():
             if name in reachable and name not in finishing:
                 self.warn(
