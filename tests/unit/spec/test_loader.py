@@ -9,7 +9,7 @@ import time
 
 import pytest
 from statewright.spec.lint import lint_text
-from statewright.spec.loader import MAX_BYTES, MAX_DEPTH, Mapping, load, load_bytes, to_python
+from statewright.spec.loader import MAX_BYTES, MAX_DEPTH, MappingNode, load, load_bytes, to_python
 
 from tests.unit.spec.helpers import BASE, edit
 
@@ -73,9 +73,9 @@ def test_on_is_a_key_not_a_boolean() -> None:
 def test_nodes_know_their_line_and_column() -> None:
     loaded = load("a:\n  b: [1, {c: x}]\n")
     root = loaded.root
-    assert isinstance(root, Mapping)
+    assert isinstance(root, MappingNode)
     inner = root.get("a")
-    assert isinstance(inner, Mapping)
+    assert isinstance(inner, MappingNode)
     key, value = inner.pairs[0]
     assert (key.line, key.column) == (2, 3)
     assert (value.line, value.column) == (2, 6)

@@ -24,10 +24,10 @@ from statewright.spec.lint_config import config_problems, strip_extensions
 from statewright.spec.lint_tasks import check_needs, check_next_cycle, check_references
 from statewright.spec.loader import (
     Loaded,
-    Mapping,
+    MappingNode,
     Node,
     Scalar,
-    Sequence,
+    SequenceNode,
     kind_of,
     load,
     load_bytes,
@@ -105,7 +105,7 @@ def _lint(loaded: Loaded, path: str, name: str, base_dir: str | None, strict: bo
     linter = _Linter(path, strict)
     linter.findings.extend(loaded.findings)
     spec: Spec | None = None
-    if isinstance(loaded.root, Mapping):
+    if isinstance(loaded.root, MappingNode):
         linter.walk(loaded.root)
         linter.cross_check()
         linter.warn_about_handlers()
@@ -192,7 +192,7 @@ class _Linter:
             self.warn(key, "extension", f"{what} is a Statewright extension to Machine 1.0")
 
     def keys(
-        self, mapping: Mapping, accepted: tuple[str, ...], where: str
+        self, mapping: MappingNode, accepted: tuple[str, ...], where: str
     ) -> list[tuple[str, Scalar, Node]]:
         """The pairs of ``mapping`` whose keys are accepted; the others are reported
         (``x-`` keys are extensions and skipped)."""
@@ -237,7 +237,7 @@ class _Linter:
 
     # -- the walk
 
-    def walk(self, root: Mapping) -> None:
+    def walk(self, root: MappingNode) -> None:
         seen: dict[str, Node] = {}
         for name, key, value in self.keys(root, TOP_KEYS, "at the top level"):
             seen[name] = value
@@ -275,7 +275,7 @@ class _Linter:
         )
 
     def declared_events(self, node: Node) -> None:
-        if not isinstance(node, Sequence):
+        if not isinstance(node, SequenceNode):
             self.wrong_type(node, "`events`", "a list of event names, e.g. [LAUNCH, DESTROY]")
             return
         self.events = {}
@@ -304,7 +304,7 @@ class _Linter:
                 self.events[name] = scalar
 
     def all_states(self, node: Node) -> None:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, MappingNode):
             self.wrong_type(node, "`states`", "a mapping of state names to states")
             return
         self.states = {}
@@ -321,7 +321,7 @@ class _Linter:
         state = _State(key)
         if isinstance(body, Scalar) and body.value is None:
             return state
-        if not isinstance(body, Mapping):
+        if not isinstance(body, MappingNode):
             self.wrong_type(body, f"state `{key.name}`", "a mapping (terminal, tasks, on)")
             state.terminal = state.tasks = state.handlers = None
             return state
@@ -350,7 +350,7 @@ class _Linter:
     def task_list(self, node: Node, state: str) -> list[Scalar] | None:
         if isinstance(node, Scalar) and node.value is None:
             return []
-        if not isinstance(node, Sequence):
+        if not isinstance(node, SequenceNode):
             hint = f"e.g. `tasks: [{node.name}]`" if isinstance(node, Scalar) else "of task names"
             self.wrong_type(node, f"`tasks` of state `{state}`", f"a list ({hint})")
             return None
@@ -360,7 +360,7 @@ class _Linter:
     def handlers(self, node: Node, state: str) -> dict[str, _Handler] | None:
         if isinstance(node, Scalar) and node.value is None:
             return {}
-        if not isinstance(node, Mapping):
+        if not isinstance(node, MappingNode):
             self.wrong_type(node, f"`on` of state `{state}`", "a mapping of events to actions")
             return None
         handlers: dict[str, _Handler] = {}
@@ -377,7 +377,7 @@ class _Linter:
     def actions(self, node: Node, state: str, event: str) -> list[_Action] | None:
         if isinstance(node, Scalar) and node.value is None:
             return []
-        if not isinstance(node, Sequence):
+        if not isinstance(node, SequenceNode):
             self.wrong_type(
                 node,
                 f"the `{event}` handler of state `{state}`",
@@ -403,7 +403,7 @@ class _Linter:
         return actions
 
     def action(self, node: Node, state: str, event: str) -> _Action | None:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, MappingNode):
             hint = ""
             if isinstance(node, Scalar) and node.name in ACTIONS:
                 hint = f" (write `- action: {node.name}`)"
@@ -472,7 +472,7 @@ class _Linter:
     def all_tasks(self, node: Node) -> None:
         if isinstance(node, Scalar) and node.value is None:
             return
-        if not isinstance(node, Mapping):
+        if not isinstance(node, MappingNode):
             self.wrong_type(node, "`tasks`", "a mapping of task names to tasks")
             self.tasks = None
             return
@@ -487,7 +487,7 @@ class _Linter:
 
     def task(self, key: Scalar, body: Node) -> _Task:
         task = _Task(key)
-        if not isinstance(body, Mapping):
+        if not isinstance(body, MappingNode):
             self.wrong_type(body, f"task `{key.name}`", "a mapping with `executor` and `config`")
             return task
         config: tuple[Scalar, Node] | None = None
@@ -509,7 +509,7 @@ class _Linter:
             accepted = ", ".join(registry())
             self.report(key, "type", f"task `{key.name}` needs `executor` (one of: {accepted})")
         if config is not None:
-            for config_key, _ in config[1].pairs if isinstance(config[1], Mapping) else []:
+            for config_key, _ in config[1].pairs if isinstance(config[1], MappingNode) else []:
                 if config_key.name.startswith("x-"):
                     self.extension(config_key, f"`{config_key.name}` (an x- key)")
         if task.executor is not None:
@@ -542,7 +542,7 @@ class _Linter:
     def needs(self, node: Node, task: str) -> list[Scalar] | None:
         if isinstance(node, Scalar) and node.value is None:
             return []
-        if not isinstance(node, Sequence):
+        if not isinstance(node, SequenceNode):
             hint = f"e.g. `needs: [{node.name}]`" if isinstance(node, Scalar) else "of task names"
             self.wrong_type(node, f"`needs` of task `{task}`", f"a list ({hint})")
             return None
@@ -550,7 +550,7 @@ class _Linter:
         return [n for n in names if n is not None]
 
     def retry(self, node: Node) -> dict[str, Any] | None:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, MappingNode):
             self.wrong_type(node, "`retry`", "a mapping like `{attempts: 3, backoff_seconds: 10}`")
             return None
         retry: dict[str, Any] = {}
@@ -766,7 +766,7 @@ class _Linter:
 
     # -- the normalized spec
 
-    def build(self, root: Mapping, name: str, base_dir: str | None) -> Spec | None:
+    def build(self, root: MappingNode, name: str, base_dir: str | None) -> Spec | None:
         assert self.states is not None and self.events is not None and self.tasks is not None
         document: dict[str, Any] = {
             "name": name,

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from statewright.executors.registry import ExecutorPlugin
-from statewright.spec.loader import Mapping, Node, Sequence, kind_of, to_python
+from statewright.spec.loader import MappingNode, Node, SequenceNode, kind_of, to_python
 from statewright.spec.wording import explain, shown
 
 # Field descriptions a generic pydantic message cannot give.
@@ -135,12 +135,12 @@ def _bad_value(at: _Located, kind: str, error: Any, hint: str | None) -> str:
 
 
 def _child(node: Node, part: Any) -> tuple[Node, Node] | None:
-    if isinstance(node, Mapping):
+    if isinstance(node, MappingNode):
         for k, v in node.pairs:
             if k.value == part and type(k.value) is type(part):
                 return k, v
         return None
-    if isinstance(node, Sequence) and isinstance(part, int) and 0 <= part < len(node.items):
+    if isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.items):
         item = node.items[part]
         return item, item
     return None

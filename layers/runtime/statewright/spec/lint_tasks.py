@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from statewright.executors.registry import registry
-from statewright.spec.loader import Mapping, Node, Scalar, Sequence
+from statewright.spec.loader import MappingNode, Node, Scalar, SequenceNode
 from statewright.spec.references import ReferenceSyntaxError, parse
 from statewright.spec.rules import MAX_IDLE_NEXT_TRANSITIONS
 from statewright.spec.wording import explain
@@ -135,10 +135,10 @@ def _located_strings(node: Node) -> Iterator[Scalar]:
     if isinstance(node, Scalar):
         if isinstance(node.value, str):
             yield node
-    elif isinstance(node, Mapping):
+    elif isinstance(node, MappingNode):
         for _, value in node.pairs:
             yield from _located_strings(value)
-    elif isinstance(node, Sequence):
+    elif isinstance(node, SequenceNode):
         for item in node.items:
             yield from _located_strings(item)
 
@@ -152,7 +152,7 @@ def check_references(linter: _Linter) -> None:
     plugins = registry()
     for name, task in tasks.items():
         plugin = plugins.get(task.executor) if task.executor else None
-        if plugin is None or not isinstance(task.config_node, Mapping):
+        if plugin is None or not isinstance(task.config_node, MappingNode):
             continue
         for field in plugin.reference_fields:
             holder = task.config_node.get(field)

@@ -71,12 +71,12 @@ class Scalar(Node):
 
 
 @dataclass(eq=False)
-class Sequence(Node):
+class SequenceNode(Node):
     items: list[Node] = field(default_factory=list)
 
 
 @dataclass(eq=False)
-class Mapping(Node):
+class MappingNode(Node):
     """Keys are scalars (the composer refuses others). ``pairs`` is the mapping after
     merge keys are applied, explicit keys first."""
 
@@ -104,9 +104,9 @@ class Loaded:
 
 def kind_of(node: Node) -> str:
     """How a message names the type of ``node`` ("a string", "a list"...)."""
-    if isinstance(node, Mapping):
+    if isinstance(node, MappingNode):
         return "a mapping"
-    if isinstance(node, Sequence):
+    if isinstance(node, SequenceNode):
         return "a list"
     assert isinstance(node, Scalar)
     value = node.value
@@ -124,9 +124,9 @@ def kind_of(node: Node) -> str:
 def to_python(node: Node) -> Any:
     """Plain data (dict/list/scalars) for ``node``; safe because the composer already
     refused documents whose expansion is too large."""
-    if isinstance(node, Mapping):
+    if isinstance(node, MappingNode):
         return {k.value: to_python(v) for k, v in node.pairs}
-    if isinstance(node, Sequence):
+    if isinstance(node, SequenceNode):
         return [to_python(item) for item in node.items]
     assert isinstance(node, Scalar)
     return node.value
@@ -227,19 +227,19 @@ class _Composer:
                     line, column, f"nesting deeper than {MAX_DEPTH} levels is not accepted"
                 )
             node: Node = (
-                Sequence(line, column)
+                SequenceNode(line, column)
                 if isinstance(event, yaml.SequenceStartEvent)
-                else Mapping(line, column)
+                else MappingNode(line, column)
             )
             if event.anchor is not None:
                 self.open_anchors.add(event.anchor)
             self.stack.append(_Frame(node, event.anchor))
         elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
             frame = self.stack.pop()
-            if isinstance(frame.node, Mapping):
+            if isinstance(frame.node, MappingNode):
                 self.finish_mapping(frame)
             else:
-                assert isinstance(frame.node, Sequence)
+                assert isinstance(frame.node, SequenceNode)
                 frame.node.size = 1 + sum(item.size for item in frame.node.items)
             if frame.anchor is not None:
                 self.open_anchors.discard(frame.anchor)
@@ -291,7 +291,7 @@ class _Composer:
             self.root = node
             return
         frame = self.stack[-1]
-        if isinstance(frame.node, Sequence):
+        if isinstance(frame.node, SequenceNode):
             frame.node.items.append(node)
             return
         if frame.key is None:
@@ -303,10 +303,10 @@ class _Composer:
 
     def finish_mapping(self, frame: _Frame) -> None:
         mapping = frame.node
-        assert isinstance(mapping, Mapping)
+        assert isinstance(mapping, MappingNode)
         explicit: dict[tuple[str, Any], int] = {}
         pairs: list[tuple[Scalar, Node]] = []
-        sources: list[Mapping] = []
+        sources: list[MappingNode] = []
         merge_seen = False
         for key, value, is_merge in frame.raw:
             if not isinstance(key, Scalar):
@@ -344,12 +344,12 @@ class _Composer:
         mapping.pairs = pairs
         mapping.size = 1 + sum(k.size + v.size for k, v in pairs)
 
-    def merge_sources(self, key: Scalar, value: Node) -> list[Mapping]:
+    def merge_sources(self, key: Scalar, value: Node) -> list[MappingNode]:
         """The mappings a ``<<`` value merges, earlier ones winning (YAML merge rules)."""
-        if isinstance(value, Mapping):
+        if isinstance(value, MappingNode):
             return [value]
-        if isinstance(value, Sequence) and all(isinstance(i, Mapping) for i in value.items):
-            return [i for i in value.items if isinstance(i, Mapping)]
+        if isinstance(value, SequenceNode) and all(isinstance(i, MappingNode) for i in value.items):
+            return [i for i in value.items if isinstance(i, MappingNode)]
         # At the `<<` key: an aliased value's own position is its anchor's.
         self.error(
             key.line,
@@ -430,7 +430,7 @@ def load(text: str, path: str = "<string>") -> Loaded:
     root = composer.root
     if root is None:
         composer.error(1, 1, "the file is empty; a spec is a mapping with version, events, states")
-    elif not isinstance(root, Mapping):
+    elif not isinstance(root, MappingNode):
         composer.error(
             root.line,
             root.column,
