@@ -152,8 +152,8 @@ ERRORS: dict[str, Case] = {
         ),
         edit("events: [LAUNCH, DESTROY]\n", "events: [LAUNCH, DESTROY, MARK_ACCESS]\n"),
     ),
-    "event-name/state": Case(
-        "event-name",
+    "state-name": Case(
+        "state-name",
         edit("  RUN:\n", "  Running: #!\n", edit("state: RUN\n", "state: Running\n")),
         edit("  RUN:\n", "  RUN-2:\n", edit("state: RUN\n", "state: RUN-2\n")),
     ),
@@ -231,8 +231,8 @@ ERRORS: dict[str, Case] = {
     "unknown-task/undefined": Case(
         "unknown-task", edit("    tasks: [db-setup]\n", "    tasks: [db-setup, db-migrate] #!\n")
     ),
-    "unknown-task/listed-twice": Case(
-        "unknown-task",
+    "duplicate-task": Case(
+        "duplicate-task",
         edit("    tasks: [db-setup]\n", "    tasks:\n      - db-setup\n      - db-setup #!\n"),
     ),
     "missing-next": Case(

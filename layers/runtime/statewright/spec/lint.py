@@ -314,7 +314,7 @@ class _Linter:
                 self.extension(key, f"`{name}` (an x- key)")
                 continue
             if not NAME_PATTERN.match(name):
-                self.report(key, "event-name", _bad_name("state", name))
+                self.report(key, "state-name", _bad_name("state", name))
             self.states[name] = self.state(key, body)
 
     def state(self, key: Scalar, body: Node) -> _State:
@@ -641,7 +641,7 @@ class _Linter:
             task = item.name
             if task in listed:
                 self.report(
-                    item, "unknown-task", f"task `{task}` is listed twice in state `{name}`"
+                    item, "duplicate-task", f"task `{task}` is listed twice in state `{name}`"
                 )
                 continue
             listed.add(task)
