@@ -56,6 +56,8 @@ Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
 MAX_BODY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
 OPENAPI_PATH = "/openapi.json"
+# Prefix of GET /specs/{name}; what follows it is the name asked for.
+SPECS_PATH = "/specs/"
 
 # The one mapping from domain error codes to HTTP statuses.
 STATUS_BY_CODE: dict[str, int] = {
@@ -361,8 +363,9 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
         if event.http_method.upper() in allowed:
             # The route exists for this method, but Powertools' router refused the
             # parameter's characters: no spec is named so (404), no machine id is (400).
-            if event.path.startswith("/specs/"):
-                return error_response(SpecNotFound(f"no spec named {event.path[7:]!r}"))
+            if event.path.startswith(SPECS_PATH):
+                name = event.path.removeprefix(SPECS_PATH)
+                return error_response(SpecNotFound(f"no spec named {name!r}"))
             return error_response(
                 InvalidRequest(f"the path {event.path!r} holds characters no machine id can have")
             )

@@ -12,10 +12,16 @@ from statewright.model import is_reserved_variable
 
 # AWS Lambda's FunctionName pattern: a name, a partial ARN or a full ARN, with an
 # optional version or alias qualifier.
-LAMBDA_NAME_PATTERN = (
-    r"^(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
-    r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?$"
+_ARN_PREFIX = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+    r"(\d{12}:)?(function:)?"
 )
+_FUNCTION_NAME = r"[a-zA-Z0-9-_\.]+"
+_QUALIFIER = r"(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+LAMBDA_NAME_PATTERN = f"^{_ARN_PREFIX}({_FUNCTION_NAME}){_QUALIFIER}$"
+# The same pattern with the function name's group named, to read the name back (the
+# JSON Schema keeps the unnamed one: named groups are spelled differently there).
+_LAMBDA_NAME = re.compile(f"^{_ARN_PREFIX}(?P<function>{_FUNCTION_NAME}){_QUALIFIER}$")
 
 
 class LambdaConfig(BaseModel):
@@ -27,9 +33,9 @@ class LambdaConfig(BaseModel):
     @property
     def function_name(self) -> str:
         """The bare function name (what a local ``--functions DIR`` file is called)."""
-        match = re.match(LAMBDA_NAME_PATTERN, self.name)
+        match = _LAMBDA_NAME.match(self.name)
         assert match is not None  # the field's pattern already held
-        return match.group(10)
+        return match.group("function")
 
 
 class S3Source(BaseModel):
