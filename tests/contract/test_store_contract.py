@@ -69,7 +69,8 @@ def rich_machine() -> Machine:
             ),
         },
         metadata={"s": "text ünïcode", "i": 7, "f": 1.5, "b": True, "n": None},
-        published={"NEXT": 2, "applied:NEXT": 2},
+        published={"NEXT": 2},
+        applied={"NEXT": 2},
         history_seq=9,
     )
 

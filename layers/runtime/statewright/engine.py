@@ -43,10 +43,6 @@ from statewright.model import (
 from statewright.spec.models import Action, Spec
 from statewright.spec.rules import INIT_STATE, MAX_IDLE_NEXT_TRANSITIONS
 
-# Keys of Machine.published: "NEXT"/"FAILED" hold the epoch whose event was published;
-# "applied:NEXT"/"applied:FAILED" the epoch whose event was applied (a no-op handler
-# leaves the epoch unchanged, so a repeated delivery must still be recognised).
-APPLIED_PREFIX = "applied:"
 # Failures the same attempt would repeat: no retry (a reference that did not resolve
 # resolves no better a second later).
 NOT_RETRIED = frozenset({REFERENCE_ERROR})
@@ -436,13 +432,13 @@ class _Step:
             for name in state.tasks
         ):
             self.set_status("failed")
-            applied = m.published.get(APPLIED_PREFIX + "FAILED") == m.epoch
+            applied = m.applied.get("FAILED") == m.epoch
             if "FAILED" in state.on and not applied and m.published.get("FAILED") != m.epoch:
                 self.publish_system("FAILED")
         elif is_satisfied(m, self.spec):
             if state.terminal:
                 self.delete()
-            elif "NEXT" in state.on and m.published.get(APPLIED_PREFIX + "NEXT") != m.epoch:
+            elif "NEXT" in state.on and m.applied.get("NEXT") != m.epoch:
                 if m.idle_next >= MAX_IDLE_NEXT_TRANSITIONS:
                     self.halt()
                     return
@@ -570,7 +566,7 @@ def _internal(step: _Step, inp: InternalEvent) -> Decision:
     if inp.event not in SYSTEM_EVENTS:
         raise UnknownEvent(f"{inp.event} is not a system event; those are NEXT and FAILED")
     if inp.epoch != m.epoch:
-        if m.published.get(APPLIED_PREFIX + inp.event) == inp.epoch:
+        if m.applied.get(inp.event) == inp.epoch:
             # The very event that moved the machine on, delivered again.
             return Decision(
                 Outcome.DUPLICATE, reason=f"{inp.event} of epoch {inp.epoch} already applied"
@@ -585,13 +581,13 @@ def _internal(step: _Step, inp: InternalEvent) -> Decision:
             f"{inp.event} is not accepted in state {m.state}; accepted there: "
             + (", ".join(accepted) if accepted else "no event")
         )
-    if m.published.get(APPLIED_PREFIX + inp.event) == m.epoch:
+    if m.applied.get(inp.event) == m.epoch:
         return Decision(Outcome.DUPLICATE, reason=f"{inp.event} of epoch {m.epoch} already applied")
     if inp.event == "NEXT" and not is_satisfied(m, spec):
         return Decision(Outcome.STALE, reason=f"state {m.state} is not satisfied")
     if inp.event == "FAILED" and m.status != "failed":
         return Decision(Outcome.STALE, reason="no task of the current state has failed")
-    m.published[APPLIED_PREFIX + inp.event] = m.epoch
+    m.applied[inp.event] = m.epoch
     if inp.event == "NEXT" and not spec.states[m.state].tasks:
         m.idle_next += 1
     step.record("event", event=inp.event, source=EVENT_SOURCE)
@@ -685,7 +681,7 @@ def _retry(step: _Step) -> Decision:
             "failed tasks of the current state"
         )
     m.published.pop("FAILED", None)
-    m.published.pop(APPLIED_PREFIX + "FAILED", None)
+    m.applied.pop("FAILED", None)
     step.record("retry")
     for name in step.spec.states[m.state].tasks:
         if name in failed:
@@ -753,7 +749,7 @@ def _republish_system_events(step: _Step) -> None:
     state = spec.states[m.state]
     published_now = {e.event.detail.get("event") for e in step.effects if isinstance(e, Publish)}
     for event in ("NEXT", "FAILED"):
-        wanted = event in state.on and m.published.get(APPLIED_PREFIX + event) != m.epoch
+        wanted = event in state.on and m.applied.get(event) != m.epoch
         if event == "NEXT":
             wanted = wanted and not state.terminal and is_satisfied(m, spec)
             wanted = wanted and m.halted is None
@@ -772,6 +768,7 @@ def _working_copy(machine: Machine) -> Machine:
             "tasks": {name: record.model_copy() for name, record in machine.tasks.items()},
             "metadata": dict(machine.metadata),
             "published": dict(machine.published),
+            "applied": dict(machine.applied),
         }
     )
 

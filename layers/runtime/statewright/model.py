@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from statewright.errors import InvalidMetadata, InvalidRequest
 from statewright.spec import rules
@@ -29,6 +29,8 @@ MACHINE_ID_PATTERN = rules.MACHINE_ID_PATTERN
 # no store, log or task should see them (a lone surrogate cannot even be encoded as UTF-8).
 BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 EVENT_SOURCE = "statewright"
+# How machines stored by earlier versions marked applied system events in ``published``.
+_OLD_APPLIED_PREFIX = "applied:"
 _MACHINE_ID = re.compile(MACHINE_ID_PATTERN)
 # Terraform variables the control plane sets itself: ``stack_id`` (the machine id) and
 # any name starting ``statewright_`` (kept for the control plane). No metadata key and
@@ -109,18 +111,42 @@ class Machine(BaseModel):
     updated_at: str = Field(default_factory=now_iso)
     # Why the engine stopped the machine (an endless NEXT loop), or None.
     halted: str | None = None
-    # Internal: the epoch whose NEXT/FAILED has been published, so a satisfied state
-    # publishes once per epoch (the reconciler re-publishes when it was lost).
+    # Internal, by system event: the epoch whose NEXT/FAILED has been published, so a
+    # satisfied state publishes once per epoch (the reconciler re-publishes when it was
+    # lost) ...
     published: dict[str, int] = Field(default_factory=dict)
+    # ... and the epoch whose NEXT/FAILED has been applied (a no-op handler leaves the
+    # epoch unchanged, so a repeated delivery must still be recognised).
+    applied: dict[str, int] = Field(default_factory=dict)
     # Internal: history entries written so far (sequence of the next one is this + 1).
     history_seq: int = 0
     # Internal: NEXT transitions in a row with no task run and no external event between
     # them; the engine halts the machine when it reaches MAX_IDLE_NEXT_TRANSITIONS.
     idle_next: int = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _applied_out_of_published(cls, data: Any) -> Any:
+        """Machines stored before ``applied`` was a field of its own kept it in
+        ``published``, under ``applied:NEXT`` and ``applied:FAILED``."""
+        if not isinstance(data, dict) or not isinstance(data.get("published"), dict):
+            return data
+        published = data["published"]
+        old = {k: v for k, v in published.items() if k.startswith(_OLD_APPLIED_PREFIX)}
+        if not old:
+            return data
+        applied = {k.removeprefix(_OLD_APPLIED_PREFIX): v for k, v in old.items()}
+        return {
+            **data,
+            "published": {k: v for k, v in published.items() if k not in old},
+            "applied": {**applied, **data.get("applied", {})},
+        }
+
     def public(self) -> dict[str, Any]:
         """The Machine JSON of docs/api.md#machine-json."""
-        data = self.model_dump(exclude={"published", "history_seq", "idle_next", "tasks"})
+        data = self.model_dump(
+            exclude={"published", "applied", "history_seq", "idle_next", "tasks"}
+        )
         data["tasks"] = {name: rec.public() for name, rec in self.tasks.items()}
         return data
 
