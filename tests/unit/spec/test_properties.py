@@ -18,6 +18,7 @@ from tests.unit.spec.helpers import BASE
 
 RULES = {
     "yaml-syntax",
+    "task-name",
     "duplicate-key",
     "unsupported-version",
     "unknown-key",

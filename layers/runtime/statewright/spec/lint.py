@@ -51,6 +51,7 @@ from statewright.spec.wording import explain, shown
 __all__ = ["Finding", "LintResult", "lint_file", "lint_text", "spec_name"]
 
 NAME_PATTERN = re.compile(rules.NAME_PATTERN)
+TASK_NAME_PATTERN = re.compile(rules.TASK_NAME_PATTERN)
 _YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n", "Yes", "No", "YES", "NO"})
 
 
@@ -482,6 +483,14 @@ class _Linter:
             if name.startswith("x-"):
                 self.extension(key, f"`{name}` (an x- key)")
                 continue
+            if not TASK_NAME_PATTERN.match(name):
+                self.report(
+                    key,
+                    "task-name",
+                    f"task name {shown(name)} must match {rules.TASK_NAME_PATTERN} (letters, "
+                    "digits, `_` and `-`, at most 64; no `.`, `/` or space, so a name never "
+                    "forms a path), e.g. db-setup",
+                )
             tasks[name] = self.task(key, body)
         self.tasks = tasks
 

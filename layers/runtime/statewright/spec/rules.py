@@ -101,6 +101,7 @@ ERROR_RULES: Final = (
     "multiple-advance",
     "unknown-task",
     "duplicate-task",
+    "task-name",
     "missing-next",
     "executor",
     "needs",

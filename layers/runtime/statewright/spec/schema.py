@@ -21,6 +21,7 @@ from statewright.spec.rules import (
     REFERENCE_FORMS,
     REFERENCE_STRING_PATTERN,
     SYSTEM_EVENTS,
+    TASK_NAME_PATTERN,
 )
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
@@ -98,6 +99,7 @@ def spec_schema() -> dict[str, Any]:
             "tasks": {
                 "description": "Tasks by name, listed by the states that run them.",
                 "type": ["object", "null"],
+                "propertyNames": {"anyOf": [{"pattern": TASK_NAME_PATTERN}, {"pattern": "^x-"}]},
                 "patternProperties": _EXTENSIONS,
                 "additionalProperties": {"$ref": "#/definitions/task"},
             },
