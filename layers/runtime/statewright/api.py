@@ -236,15 +236,27 @@ def _bad_character(value: Any) -> str | None:
 def screen_request(event: Mapping[str, Any]) -> dict[str, Any]:
     """The proxy event with its body decoded to text and declared as JSON, or a domain
     error for what no route should ever see."""
-    screened = dict(event)
+    _check_target(event)
+    raw = event.get("body")
+    if raw is None or raw == "":
+        return dict(event)
+    text = _body_text(_body_bytes(raw, base64_encoded=bool(event.get("isBase64Encoded"))))
+    _check_json(text)
+    return _declared_json(event, text)
+
+
+def _check_target(event: Mapping[str, Any]) -> None:
+    """InvalidRequest for a NUL in the path or the query string."""
     path = str(event.get("path") or "")
     query = event.get("queryStringParameters") or {}
     if "\x00" in path or any("\x00" in str(k) + str(v) for k, v in query.items()):
         raise InvalidRequest("the path or query string contains a NUL character")
-    raw = event.get("body")
-    if raw is None or raw == "":
-        return screened
-    if event.get("isBase64Encoded"):
+
+
+def _body_bytes(raw: Any, *, base64_encoded: bool) -> bytes:
+    """The body's bytes (API Gateway flags a binary body as base64); PayloadTooLarge
+    over MAX_BODY_BYTES."""
+    if base64_encoded:
         try:
             data = base64.b64decode(str(raw), validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -255,12 +267,21 @@ def screen_request(event: Mapping[str, Any]) -> dict[str, Any]:
         raise PayloadTooLarge(
             f"the body is {len(data)} bytes; the limit is {MAX_BODY_BYTES} bytes (256 KiB)"
         )
+    return data
+
+
+def _body_text(data: bytes) -> str:
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequest(
             f"the body is not valid UTF-8 (byte {exc.start}); send JSON encoded as UTF-8"
         ) from exc
+
+
+def _check_json(text: str) -> None:
+    """InvalidRequest unless ``text`` is JSON nested at most MAX_JSON_DEPTH deep whose
+    strings hold no NUL and no lone surrogate."""
     try:
         parsed = json.loads(text)
     except RecursionError as exc:
@@ -277,8 +298,12 @@ def screen_request(event: Mapping[str, Any]) -> dict[str, Any]:
             f"the body contains \\u{ord(bad):04x}, half of a UTF-16 surrogate pair without "
             "its other half: strings must be valid Unicode"
         )
-    # The API speaks JSON only: whatever Content-Type a client sent (curl -d sends a form
-    # type), the body is read as the JSON it was just checked to be.
+
+
+def _declared_json(event: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """The event with ``text`` as its body and Content-Type application/json. The API
+    speaks JSON only: whatever Content-Type a client sent (curl -d sends a form type),
+    the body is read as the JSON it was checked to be."""
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     headers["Content-Type"] = content_types.APPLICATION_JSON
     multi = {
@@ -287,8 +312,13 @@ def screen_request(event: Mapping[str, Any]) -> dict[str, Any]:
         if k.lower() != "content-type"
     }
     multi["Content-Type"] = [content_types.APPLICATION_JSON]
-    screened.update(body=text, isBase64Encoded=False, headers=headers, multiValueHeaders=multi)
-    return screened
+    return {
+        **event,
+        "body": text,
+        "isBase64Encoded": False,
+        "headers": headers,
+        "multiValueHeaders": multi,
+    }
 
 
 def _caller(app: APIGatewayRestResolver) -> str:
