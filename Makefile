@@ -16,7 +16,8 @@ export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install run test test-fast lint format synth diff deploy reliability bench clean openapi
+.PHONY: install run test test-fast lint format synth diff deploy reliability bench clean openapi \
+	chromium console-screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,6 +40,14 @@ run: $(VENV)/.installed ## serve the local control plane with the example specs
 	$(BIN)/statewright serve --host 127.0.0.1 --port $(PORT) \
 		--specs specs --specs examples/specs \
 		--functions examples/functions --data-dir .statewright
+
+chromium: ## Debian's chromium, which the console's browser tests drive (installs as root)
+	@test -x /usr/bin/chromium || { apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+console-screenshot: install ## docs/console.png, taken by the console's own browser test
+	STATEWRIGHT_CONSOLE_SCREENSHOT=docs/console.png $(BIN)/pytest -q -p no:randomly -p no:xdist \
+		tests/integration/console/test_console_serve.py -k launch_from_the_console
 
 openapi: $(VENV)/.installed ## regenerate docs/openapi.json from the API's routes
 	$(BIN)/python -m statewright.local.openapi docs/openapi.json

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from statewright.cli import machines, serve, spec_commands
+from statewright.cli import console, machines, serve, spec_commands
 
 app = typer.Typer(
     name="statewright",
@@ -19,6 +19,7 @@ app = typer.Typer(
 spec_commands.register(app)
 serve.register(app)
 machines.register(app)
+console.register(app)
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -111,41 +110,12 @@ class ApiClient:
     def _sign(
         self, method: str, url: str, data: bytes | None, headers: dict[str, str]
     ) -> dict[str, str]:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.exceptions import BotoCoreError
-        from botocore.session import Session
+        from statewright.cli.sigv4 import Signer, SigningError
 
-        session = Session()
         try:
-            credentials = session.get_credentials()
-        except BotoCoreError as exc:
-            raise ApiError(0, "no_credentials", f"cannot load AWS credentials: {exc}") from None
-        if credentials is None:
-            raise ApiError(
-                0,
-                "no_credentials",
-                "no AWS credentials found to sign the request; configure them as for the AWS "
-                "CLI (AWS_PROFILE, aws sso login, environment variables...)",
-            )
-        region = _region_of(self._hostname) or session.get_config_variable("region")
-        if not region:
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if not region:
-            raise ApiError(0, "no_region", "cannot tell the endpoint's AWS region; set AWS_REGION")
-        request = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
-        return dict(request.headers.items())
-
-
-def _region_of(hostname: str) -> str | None:
-    # <api-id>.execute-api.<region>.amazonaws.com
-    labels = hostname.split(".")
-    if "execute-api" in labels:
-        index = labels.index("execute-api")
-        if index + 1 < len(labels):
-            return labels[index + 1]
-    return None
+            return Signer(self._hostname).sign(method, url, data, headers)
+        except SigningError as exc:
+            raise ApiError(0, exc.code, exc.message) from None
 
 
 def _decode(raw: bytes) -> Any:
