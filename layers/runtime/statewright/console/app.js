@@ -43,18 +43,21 @@ function confirm(question, detail, okLabel = "Confirm", extra = null) {
 }
 
 let tokenPending = null;
-function askToken(message) {
+let tokenDeclined = false; // cancelled: ask again only from the Token button
+function askToken(message, fromButton = false) {
+  if (tokenDeclined && !fromButton) return Promise.resolve(null);
   tokenPending ||= new Promise((resolve) => {
     const dialog = $("token");
     const input = $("token-input");
     input.value = "";
-    dialog.querySelector("p").dataset.reason = message || "";
+    $("token-reason").textContent = message || "";
     dialog.returnValue = "";
     dialog.addEventListener("close", () => {
       tokenPending = null;
       const given = dialog.returnValue === "ok" ? input.value.trim() : "";
       if (given) setToken(given);
-      $("token-button").hidden = !token();
+      tokenDeclined = !given;
+      $("token-button").hidden = !token() && !tokenDeclined;
       resolve(given || null);
     }, { once: true });
     dialog.showModal();
@@ -63,7 +66,7 @@ function askToken(message) {
 }
 onTokenNeeded(askToken);
 $("token-button").hidden = !token();
-$("token-button").addEventListener("click", () => askToken(""));
+$("token-button").addEventListener("click", () => askToken("", true));
 
 // Runs `step` now and then every POLL_MS until the page is left or `step` returns false.
 function live(step) {
