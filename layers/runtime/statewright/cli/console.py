@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
@@ -38,23 +37,20 @@ def console(
     exposed in AWS; the local server takes requests only from its own pages."""
     from urllib.parse import urlsplit
 
+    from statewright.cli.serve import configure_logging
     from statewright.cli.sigv4 import Signer, SigningError
     from statewright.local.console_proxy import Endpoint, EndpointError, console_server
+    from statewright.printable import printable
 
-    level = logging.getLevelName(log_level.upper())
-    if not isinstance(level, int):
-        raise typer.BadParameter("use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level")
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(log_level)
     try:
         target = Endpoint.parse(endpoint)
         signer = Signer(urlsplit(endpoint).hostname or "", region)
     except EndpointError as exc:
-        typer.echo(f"statewright console: --endpoint {exc}", err=True)
+        typer.echo(f"statewright console: --endpoint {printable(exc)}", err=True)
         raise typer.Exit(2) from exc
     except SigningError as exc:
-        typer.echo(f"statewright console: {exc.message}", err=True)
+        typer.echo(f"statewright console: {printable(exc.message)}", err=True)
         raise typer.Exit(2) from exc
     try:
         proxy = console_server(target, signer, port)
@@ -73,7 +69,9 @@ def console(
     thread = threading.Thread(target=proxy.serve_forever, name="statewright-console", daemon=True)
     thread.start()
     typer.echo(
-        f"statewright console for {target.url('')} (signing for {signer.region}); open:", err=True
+        f"statewright console for {printable(target.url(''))} (signing for "
+        f"{printable(signer.region)}); open:",
+        err=True,
     )
     typer.echo(f"{proxy.url}/console/")
     sys.stdout.flush()

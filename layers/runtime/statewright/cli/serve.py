@@ -17,6 +17,16 @@ def register(app: typer.Typer) -> None:
     app.command(name="serve")(serve)
 
 
+def configure_logging(log_level: str) -> None:
+    """Log lines to stderr at ``--log-level``."""
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter("use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
 def serve(
     *,
     host: Annotated[
@@ -63,12 +73,7 @@ def serve(
     from statewright.local.trust import Token, check_bind, load_tokens
     from statewright.printable import printable
 
-    level = logging.getLevelName(log_level.upper())
-    if not isinstance(level, int):
-        raise typer.BadParameter("use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level")
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(log_level)
     try:
         tokens: tuple[Token, ...] = load_tokens(token_file) if token_file is not None else ()
         check_bind(host, tokens)
