@@ -37,3 +37,10 @@ output "replicas" {
 output "instances" {
   value = [for i in range(var.replicas) : "${local.name}-${i}"]
 }
+
+# A secret the environment hands out: Statewright never stores, logs or returns a
+# sensitive output; the task record names it in redacted_outputs instead.
+output "admin_token" {
+  value     = sha256("${var.stack_id}-admin")
+  sensitive = true
+}

@@ -4,6 +4,7 @@ spec page, keyboard use, a phone-sized screen and dark mode."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,7 +121,11 @@ def test_launch_from_the_console_runs_the_demo_then_destroy_removes_it(
     expect(tasks.locator('tr[data-task="allocate"] pre')).to_contain_text(
         '"url": "https://pr-7.preview.example.test"'
     )
-    expect(tasks.locator('tr[data-task="infrastructure"] pre')).to_contain_text("preview-pr-7-0")
+    infrastructure = tasks.locator('tr[data-task="infrastructure"]')
+    expect(infrastructure.locator("pre")).to_contain_text("preview-pr-7-0")
+    # The module's sensitive output is named as withheld, and its value is nowhere.
+    expect(infrastructure.locator(".redacted")).to_have_text("sensitive, not shown: admin_token")
+    assert hashlib.sha256(b"pr-7-admin").hexdigest() not in page.content()
     history = page.locator("table.history")
     expect(history.locator('tr[data-kind="event"]', has_text="event LAUNCH")).to_contain_text("api")
     expect(history).to_contain_text("PROVISION → RUN on NEXT")
@@ -144,7 +149,9 @@ def test_a_failed_task_shows_failed_and_retry_brings_it_back(server: Server, pag
     page.goto(f"{server.url}/console/#/machine/pr-fail")
     row = page.locator('table.tasks tr[data-task="allocate"]')
     expect(row).to_have_attribute("data-status", "failed", timeout=SLOW)
-    expect(row.locator(".error-text")).to_contain_text("asked to fail attempt 2")
+    expect(row.locator(".error-text")).to_have_text(
+        "RuntimeError: asked to fail attempt 2 (metadata fail_attempts)"
+    )
     expect(
         page.locator('svg.diagram g[data-state="PROVISION"] g[data-task="allocate"]')
     ).to_have_attribute("data-status", "failed")

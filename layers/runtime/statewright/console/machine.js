@@ -44,6 +44,13 @@ function outputCell(record) {
   return parts.length ? parts : h("span", { class: "muted" }, "—");
 }
 
+// The error's type in bold, unless the message already starts with it.
+function errorText(record) {
+  const type = record.error_type;
+  const shown = type && !record.error.startsWith(`${type}:`);
+  return [shown ? h("strong", {}, `${type}: `) : null, record.error];
+}
+
 function taskRows(machine) {
   const now = Date.now();
   return Object.entries(machine.tasks).map(([name, t]) => {
@@ -58,7 +65,7 @@ function taskRows(machine) {
       h("td", { "data-label": "Status" }, badge(t.status), notes.length ? h("div", { class: "note" }, notes.join("; ")) : null),
       h("td", { "data-label": "Attempt", class: "num" }, t.attempt),
       h("td", { "data-label": "Finished" }, t.finished_at ? timeCell(t.finished_at, now) : t.started_at ? timeCell(t.started_at, now) : ""),
-      h("td", { "data-label": "Error", class: "error-text" }, t.error ? [t.error_type ? h("strong", {}, `${t.error_type}: `) : null, t.error] : ""),
+      h("td", { "data-label": "Error", class: "error-text" }, t.error ? errorText(t) : ""),
       h("td", { "data-label": "Output" }, outputCell(t)),
     );
   });
