@@ -10,6 +10,7 @@ from infra.app import DEFAULT_ENV, build_app
 from infra.bundling import LayerBuildError
 from infra.paths import MissingSourceError
 from infra.settings import SettingsError
+from infra.specs_check import SpecsError
 from infra.terraform_runner import BuildspecError
 
 
@@ -17,7 +18,7 @@ def main() -> int:
     env_name = cdk.App().node.try_get_context("env") or DEFAULT_ENV
     try:
         app = build_app(str(env_name))
-    except (SettingsError, MissingSourceError, BuildspecError, LayerBuildError) as exc:
+    except (SettingsError, SpecsError, MissingSourceError, BuildspecError, LayerBuildError) as exc:
         print(f"statewright: {exc}", file=sys.stderr)
         return 2
     app.synth()

@@ -11,6 +11,7 @@ import aws_cdk as cdk
 from infra.nag import enable_nag
 from infra.paths import REPO_ROOT, SourcePaths
 from infra.settings import CONTEXT_KEY, SettingsError, load_settings
+from infra.specs_check import check_specs
 from infra.stack import StatewrightStack
 
 DEFAULT_ENV = "dev"
@@ -36,7 +37,9 @@ def build_stack(
 ) -> StatewrightStack:
     """Add the ``statewright-<env_name>`` stack to app, configured from app's context."""
     settings = load_settings(app.node.try_get_context(CONTEXT_KEY), env_name)
-    return StatewrightStack(app, env_name=env_name, settings=settings, paths=paths or SourcePaths())
+    paths = paths or SourcePaths()
+    check_specs(paths.specs)
+    return StatewrightStack(app, env_name=env_name, settings=settings, paths=paths)
 
 
 def build_app(

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,15 @@ class Server:
         specs: Sequence[Path] | None = None,
         args: Sequence[str] = (),
         fd_limit: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """``args``: more options for serve; ``fd_limit``: the process's limit of open
-        file descriptors (RLIMIT_NOFILE), set before it starts."""
+        file descriptors (RLIMIT_NOFILE), set before it starts; ``env``: its environment
+        (default: this process's)."""
         self.root = root
         self.extra_args = list(args)
         self.fd_limit = fd_limit
+        self.env = dict(env) if env is not None else None
         self.data_dir = root / "data"
         self.specs = list(specs or [FIXTURES / "specs", EXAMPLES / "specs"])
         self.functions = functions_folder(root)
@@ -93,6 +96,7 @@ class Server:
             stderr=log,
             text=True,
             cwd=self.root,
+            env=self.env,
             preexec_fn=self._limit_fds if self.fd_limit is not None else None,
         )
         log.close()

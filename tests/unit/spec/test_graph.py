@@ -213,3 +213,17 @@ def test_dot_parses_and_has_every_transition(spec: Spec) -> None:
             f"task {t} ({spec.tasks[t].executor})" for t in state.tasks
         ]
         assert ("peripheries" in nodes[name]) == state.terminal
+
+
+def test_tasks_show_in_the_order_they_start() -> None:
+    from tests.unit.spec.test_task_graph_rules import GRAPH
+
+    result = lint_text(GRAPH, path="graph.yml")
+    assert result.spec is not None
+    text = mermaid(result.spec)
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("PROVISION :")]
+    assert lines == [
+        "PROVISION : task db (lambda)",
+        "PROVISION : task app (terraform) after db",
+        "PROVISION : task smoke (lambda) after app",
+    ]

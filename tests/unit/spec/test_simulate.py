@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from statewright.spec.models import Spec
-from statewright.spec.simulate import MAX_SYSTEM_STEPS, describe, simulate
+from statewright.spec.rules import MAX_IDLE_NEXT_TRANSITIONS
+from statewright.spec.simulate import describe, simulate
 
 from tests.unit.spec.helpers import BASE, edit, lint
 
@@ -78,7 +79,7 @@ def test_a_no_op_event_changes_no_state_and_fires_no_next() -> None:
 
 
 def test_states_without_tasks_fire_next_on_entry_and_a_loop_is_stopped() -> None:
-    # The linter refuses this loop (next-cycle); the simulator still stops on it.
+    # The linter refuses this loop (next-cycle); a spec stored before the rule may not.
     advance = [{"action": "advance", "state": "A"}]
     spec = Spec.model_validate(
         {
@@ -93,8 +94,11 @@ def test_states_without_tasks_fire_next_on_entry_and_a_loop_is_stopped() -> None
         }
     )
     sim = simulate(spec, ["GO"])
-    assert sim.steps[-1].refused == "next_loop"
-    assert len(sim.steps) == MAX_SYSTEM_STEPS + 3
+    # The engine halts the loop, as it would a real machine.
+    assert sim.steps[-1].refused == "halted"
+    assert "NEXT" in sim.steps[-1].message
+    assert len(sim.steps) == MAX_IDLE_NEXT_TRANSITIONS + 3
+    assert sim.status == "failed"
 
 
 def test_describe_reads_like_the_life_of_a_machine() -> None:
@@ -111,3 +115,27 @@ def test_describe_reads_like_the_life_of_a_machine() -> None:
         "  task db-teardown (terraform) succeeds",
         "  terminal state satisfied: the machine is deleted",
     ]
+
+
+def test_tasks_start_in_the_order_their_needs_give_and_references_show_as_written() -> None:
+    from tests.unit.spec.test_task_graph_rules import GRAPH
+
+    spec = spec_of(GRAPH)
+    sim = simulate(spec, ["LAUNCH"])
+    assert sim.steps[1].started == ("db", "app", "smoke")
+    lines = describe(spec, sim)
+    assert "  task app (terraform, after db) succeeds" in lines
+    assert "    config.variables.db_port takes ${{ tasks.db.outputs.endpoint.port }}" in lines
+    assert sim.state == "RUN" and sim.status == "waiting"
+
+
+def test_the_dependents_of_a_failing_task_are_not_started() -> None:
+    from tests.unit.spec.test_task_graph_rules import GRAPH
+
+    spec = spec_of(GRAPH)
+    sim = simulate(spec, ["LAUNCH"], failing=["app"])
+    step = sim.steps[1]
+    assert step.started == ("db", "app") and step.failed == ("app",)
+    assert step.waiting == ("smoke",)
+    assert sim.status == "failed" and sim.state == "PROVISION"
+    assert "  task smoke not started: waits for a failed need" in describe(spec, sim)

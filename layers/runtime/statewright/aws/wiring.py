@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any, cast
 import boto3
 from botocore.config import Config
 
-from statewright.aws.codebuild_executor import CodeBuildExecutor
 from statewright.aws.dynamodb_store import DynamoStore
 from statewright.aws.eventbridge_bus import EventBridgeBus
-from statewright.aws.lambda_executor import LambdaExecutor
 from statewright.catalog import SpecCatalog
-from statewright.ports import Executor, Store
+from statewright.executors.registry import AwsContext, aws_executors, require_implementations
+from statewright.ports import Store
 from statewright.service import MetricsSink, Service
 from statewright.spec.models import Spec
 
@@ -54,6 +53,9 @@ class FolderSpecCatalog(SpecCatalog):
             if self._loaded:
                 return
             loaded = SpecCatalog.from_folders([self.folder])
+            # A spec whose executor has no AWS implementation is refused with the specs
+            # (the CDK app refuses to synthesize it in the first place).
+            require_implementations(loaded.specs(), "aws")
             for spec in loaded.specs():
                 self._by_name[spec.name] = spec
                 self._by_digest.setdefault(spec.digest, spec)
@@ -147,25 +149,31 @@ class Runtime:
 def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | None) -> Runtime:
     session = boto3.session.Session()
     specs_dir = settings.specs_dir(handler_dir)
-    codebuild = _lazy(session, "codebuild")
+    clients: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        if service not in clients:
+            clients[service] = _lazy(session, service)
+        return clients[service]
+
+    codebuild = client("codebuild")
     store = DynamoStore(
-        _lazy(session, "dynamodb"),
+        client("dynamodb"),
         settings.TABLE,
         history_retention_days=settings.HISTORY_RETENTION_DAYS,
     )
-    executors: dict[str, Executor] = {
-        "lambda": LambdaExecutor(_lazy(session, "lambda"), settings.TASK_RUNNER),
-        "terraform": CodeBuildExecutor(
-            codebuild,
-            settings.TERRAFORM_PROJECT,
+    executors = aws_executors(
+        AwsContext(
+            client=client,
             env_name=settings.ENV,
             bus_name=settings.BUS,
+            settings=settings,
             specs_dir=specs_dir,
-        ),
-    }
+        )
+    )
     service = Service(
         store=store,
-        bus=EventBridgeBus(_lazy(session, "events"), settings.BUS),
+        bus=EventBridgeBus(client("events"), settings.BUS),
         executors=executors,
         catalog=FolderSpecCatalog(specs_dir),
         metrics=metrics,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from statewright.executors.registry import ExecutorPlugin
+from statewright.executors.registry import AwsContext, ExecutorPlugin, LocalContext
 from statewright.model import is_reserved_variable
+
+if TYPE_CHECKING:
+    from statewright.ports import Executor
 
 # AWS Lambda's FunctionName pattern: a name, a partial ARN or a full ARN, with an
 # optional version or alias qualifier.
@@ -86,12 +89,55 @@ class TerraformConfig(BaseModel):
         return variables
 
 
+# Each mode's implementation is imported when it is built, so the linter never loads
+# boto3 and a Lambda never loads the subprocess machinery.
+
+
+def _local_lambda(context: LocalContext) -> Executor:
+    from statewright.local.lambda_executor import LocalLambdaExecutor
+
+    return LocalLambdaExecutor(
+        bus=context.bus, functions_dir=context.functions_dir, logs_dir=context.logs_dir
+    )
+
+
+def _aws_lambda(context: AwsContext) -> Executor:
+    from statewright.aws.lambda_executor import LambdaExecutor
+
+    return LambdaExecutor(context.client("lambda"), context.settings.TASK_RUNNER)
+
+
+def _local_terraform(context: LocalContext) -> Executor:
+    from statewright.local.terraform_executor import LocalTerraformExecutor
+
+    return LocalTerraformExecutor(
+        bus=context.bus,
+        data_dir=context.data_dir,
+        terraform_bin=context.terraform_bin,
+        logs_dir=context.logs_dir,
+    )
+
+
+def _aws_terraform(context: AwsContext) -> Executor:
+    from statewright.aws.codebuild_executor import CodeBuildExecutor
+
+    return CodeBuildExecutor(
+        context.client("codebuild"),
+        context.settings.TERRAFORM_PROJECT,
+        env_name=context.env_name,
+        bus_name=context.bus_name,
+        specs_dir=context.specs_dir,
+    )
+
+
 LAMBDA = ExecutorPlugin(
     name="lambda",
     config_model=LambdaConfig,
     default_timeout_seconds=900,
     rule="lambda-config",
     reference_fields=("args",),
+    local=_local_lambda,
+    aws=_aws_lambda,
 )
 TERRAFORM = ExecutorPlugin(
     name="terraform",
@@ -99,4 +145,6 @@ TERRAFORM = ExecutorPlugin(
     default_timeout_seconds=3600,
     rule="terraform-config",
     reference_fields=("variables",),
+    local=_local_terraform,
+    aws=_aws_terraform,
 )

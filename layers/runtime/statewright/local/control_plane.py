@@ -29,13 +29,14 @@ from typing import IO, Any, Self
 from statewright.api import build_api
 from statewright.catalog import SpecCatalog
 from statewright.errors import ConfigurationError
+from statewright.executors.registry import LocalContext, local_executors, require_implementations
 from statewright.local.bus import LocalBus
-from statewright.local.lambda_executor import LocalLambdaExecutor
+from statewright.local.runs import LocalExecutor
 from statewright.local.server import IDLE_TIMEOUT_SECONDS, MAX_CONNECTIONS, ApiServer, proxy_event
 from statewright.local.sqlite_store import SqliteStore
-from statewright.local.terraform_executor import LocalTerraformExecutor
 from statewright.local.trust import Token, TrustPolicy, check_bind
 from statewright.model import BusEvent, Machine
+from statewright.ports import Executor
 from statewright.service import RecoveryReport, Service
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class LocalControlPlane:
         self._server_thread: threading.Thread | None = None
         self._lock_file: IO[str] | None = None
         self._started = False
+        self.executors: dict[str, Executor] = {}
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -87,22 +89,23 @@ class LocalControlPlane:
         if self.functions_dir is not None and not self.functions_dir.is_dir():
             raise ConfigurationError(f"functions folder {self.functions_dir} does not exist")
         catalog = SpecCatalog.from_folders(self.specs_dirs)
+        # A spec whose executor cannot run here is refused now, not when a task starts.
+        require_implementations(catalog.specs(), "local")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
         self.store = SqliteStore(self.data_dir / DATABASE_FILE)
         self.bus = LocalBus(workers=self.bus_workers)
-        logs = self.data_dir / "logs"
-        self.lambda_executor = LocalLambdaExecutor(
-            bus=self.bus, functions_dir=self.functions_dir, logs_dir=logs
-        )
-        self.terraform_executor = LocalTerraformExecutor(
-            bus=self.bus, data_dir=self.data_dir, terraform_bin=self.terraform_bin, logs_dir=logs
+        self.executors = local_executors(
+            LocalContext(
+                bus=self.bus,
+                data_dir=self.data_dir.resolve(),
+                logs_dir=self.data_dir / "logs",
+                functions_dir=self.functions_dir,
+                terraform_bin=self.terraform_bin,
+            )
         )
         self.service = Service(
-            store=self.store,
-            bus=self.bus,
-            executors={"lambda": self.lambda_executor, "terraform": self.terraform_executor},
-            catalog=catalog,
+            store=self.store, bus=self.bus, executors=self.executors, catalog=catalog
         )
         # resolve() below takes one request at a time
         self.api = build_api(self.service, serialized=True)
@@ -124,8 +127,9 @@ class LocalControlPlane:
         if not self._started:
             return
         self._started = False
-        self.lambda_executor.shutdown()
-        self.terraform_executor.shutdown()
+        for executor in self.executors.values():
+            if isinstance(executor, LocalExecutor):
+                executor.shutdown()
         self.bus.stop()
         self.store.close()
         if self._lock_file is not None:
@@ -239,13 +243,29 @@ class LocalControlPlane:
         while time.monotonic() < deadline:
             if (
                 self.bus.wait_idle(max(0.0, deadline - time.monotonic()))
-                and self.lambda_executor.active_runs() == 0
-                and self.terraform_executor.active_runs() == 0
+                and self.active_runs() == 0
                 and self.bus.wait_idle(0)
             ):
                 return True
             time.sleep(0.05)
         return False
+
+    @property
+    def lambda_executor(self) -> LocalExecutor:
+        return self._local("lambda")
+
+    @property
+    def terraform_executor(self) -> LocalExecutor:
+        return self._local("terraform")
+
+    def _local(self, name: str) -> LocalExecutor:
+        executor = self.executors[name]
+        assert isinstance(executor, LocalExecutor)
+        return executor
+
+    def active_runs(self) -> int:
+        """Task runs in flight, over every executor that keeps runs in this process."""
+        return sum(e.active_runs() for e in self.executors.values() if isinstance(e, LocalExecutor))
 
     def _on_event(self, event: BusEvent) -> None:
         with self._changed:

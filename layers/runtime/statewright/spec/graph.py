@@ -1,6 +1,7 @@
 """The state diagram of a spec, as Mermaid ``stateDiagram-v2`` or Graphviz DOT.
 
-Every state shows its tasks (and their executors); ``no-op`` handlers are listed on
+Every state shows its tasks (and their executors) in the order they start, a task that
+needs others in the state saying which (``after a, b``); ``no-op`` handlers are listed on
 their state since they change nothing; terminal states lead to the end marker
 (Mermaid) or get a double border (DOT)."""
 
@@ -34,10 +35,14 @@ _MERMAID_UNSAFE = re.compile(r"[:;\n\r#%{}\"<>]+")
 def _state_lines(spec: Spec, name: str) -> list[str]:
     state = spec.states[name]
     lines = []
-    for task_name in state.tasks:
-        task = spec.tasks.get(task_name)
-        executor = f" ({task.executor})" if task else ""
-        lines.append(f"task {task_name}{executor}")
+    # In the order they start: each wave once everything it needs has succeeded.
+    for wave in spec.task_order(name):
+        for task_name in wave:
+            task = spec.tasks.get(task_name)
+            executor = f" ({task.executor})" if task else ""
+            needs = spec.needs_in_state(name, task_name) if task else []
+            after = f" after {', '.join(needs)}" if needs else ""
+            lines.append(f"task {task_name}{executor}{after}")
     ignored = [event for event, actions in state.on.items() if _target(actions) is None]
     if ignored:
         lines.append("no-op on " + ", ".join(ignored))

@@ -1,22 +1,45 @@
-"""A dry run of a spec: the states and tasks a sequence of external events leads to.
+"""A dry run of a spec on the engine itself (statewright.engine): the states and tasks a
+sequence of external events leads to.
 
-It follows the runtime semantics of docs/runtime.md without any I/O: a machine is created
-in INIT, tasks are assumed to succeed (or, for the names given as failing, to fail
-after their retries), a satisfied state fires NEXT, a failed task fires FAILED when the
-state handles it, and a satisfied terminal state deletes the machine. Events the real
-control plane would refuse are refused here with the same error codes."""
+The simulator plays the service with an executor whose results it chooses: every task
+succeeds (with no output), except those named as failing, which fail every attempt.
+Everything else — which tasks start and in what order (`needs`), retries, NEXT and
+FAILED, deletion, refusals and their error codes, the stop of an endless NEXT loop — is
+the engine's own decision, so `simulate` and a real run cannot disagree. References are
+left as written: the service resolves them when an attempt starts, and a dry run has no
+outputs to resolve them with."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from statewright import engine
+from statewright.engine import (
+    Create,
+    Decision,
+    ExternalEvent,
+    InternalEvent,
+    Publish,
+    StartReport,
+    StartTask,
+    TaskFinished,
+    TasksStarted,
+)
+from statewright.errors import StatewrightError
+from statewright.executors.registry import registry
+from statewright.model import Machine, TaskFinishedDetail
 from statewright.spec.models import Spec
+from statewright.spec.references import ReferenceSyntaxError, references_in
+from statewright.spec.rules import INIT_STATE, SYSTEM_EVENTS
 
 CREATE = "(create)"
-# A spec whose states fire NEXT into each other forever would never settle.
-MAX_SYSTEM_STEPS = 100
+SIMULATED_NOW = "2026-01-01T00:00:00.000Z"
+# A bound on the inputs one external event may cause (the engine halts NEXT loops far
+# below it); reaching it would be a bug, reported as a refusal rather than a hang.
+MAX_INPUTS_PER_EVENT = 10_000
 
 Status = Literal["running", "waiting", "failed", "deleted"]
 
@@ -24,7 +47,9 @@ Status = Literal["running", "waiting", "failed", "deleted"]
 @dataclass(frozen=True)
 class Step:
     """One event applied (or refused). ``target`` is the state entered, None when the
-    event changed no state; ``state``/``status`` are the machine's after the step."""
+    event changed no state; ``state``/``status`` are the machine's after the step and
+    the task results it led to; ``started`` lists the tasks started, in the order they
+    started, and ``failed`` those that failed after their retries."""
 
     event: str
     source: str | None
@@ -35,6 +60,7 @@ class Step:
     system: bool = False
     started: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()
     refused: str | None = None
     message: str = ""
 
@@ -42,7 +68,7 @@ class Step:
 @dataclass
 class Simulation:
     steps: list[Step] = field(default_factory=list)
-    state: str | None = "INIT"
+    state: str | None = INIT_STATE
     status: Status = "running"
     epoch: int = 1
 
@@ -59,132 +85,180 @@ class Simulation:
         }
 
 
+@dataclass
+class _Open:
+    """The step being written: what its event started and what failed since."""
+
+    event: str
+    source: str | None
+    target: str | None
+    system: bool
+    started: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
 class _Run:
     def __init__(self, spec: Spec, failing: frozenset[str]) -> None:
         self.spec = spec
         self.failing = failing
         self.sim = Simulation()
-        self.failed_now: tuple[str, ...] = ()
+        self.machine: Machine | None = None
+        self.inputs: deque[engine.Input] = deque()
+        self.open: _Open | None = None
 
-    def create(self) -> None:
-        started, failed = self.enter("INIT")
-        self.record(CREATE, None, "INIT", started=started, failed=failed)
-        self.settle()
+    # -- the service's part: write, then run the effects
 
-    def enter(self, state: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        self.sim.state = state
-        tasks = tuple(self.spec.states[state].tasks)
-        failed = tuple(t for t in tasks if t in self.failing)
-        self.failed_now = failed
-        if failed:
-            self.sim.status = "failed"
-        elif self.spec.states[state].terminal:
+    def take(self, decision: Decision) -> None:
+        if decision.machine is not None:
+            version = self.machine.version + 1 if self.machine is not None else 1
+            self.machine = decision.machine.model_copy(update={"version": version})
+            self.sim.epoch = self.machine.epoch  # kept when the machine is deleted
+        for effect in decision.effects:
+            if isinstance(effect, StartTask):
+                self.started(
+                    effect.invocation.task, effect.invocation.epoch, effect.invocation.attempt
+                )
+            elif isinstance(effect, Publish):
+                detail = effect.event.detail
+                if effect.event.detail_type == "Machine Event" and detail.get("event") in (
+                    SYSTEM_EVENTS
+                ):
+                    self.inputs.append(InternalEvent(detail["event"], detail["epoch"]))
+        if decision.deleted:
+            self.machine = None
             self.sim.status = "deleted"
-        else:
-            self.sim.status = "waiting"
-        return tasks, failed
+        for entry in decision.history:
+            if entry.kind == "task_finished" and entry.status == "failed" and entry.task:
+                record = self.machine.tasks.get(entry.task) if self.machine else None
+                if record is None or record.status == "failed":
+                    assert self.open is not None
+                    self.open.failed.append(entry.task)
+            elif entry.kind == "halted":
+                self.close()
+                self.sim.steps.append(
+                    self.step(
+                        "NEXT", entry.state, None, True, refused="halted", message=entry.error or ""
+                    )
+                )
 
-    def record(self, event: str, source: str | None, target: str | None, **kw: Any) -> None:
-        state = None if self.sim.status == "deleted" else self.sim.state
-        self.sim.steps.append(
-            Step(event, source, target, self.sim.epoch, state, self.sim.status, **kw)
-        )
-        self.sim.state = state
-
-    def apply(self, event: str, *, system: bool) -> None:
-        """Run the current state's handler of ``event`` (it exists)."""
-        source = self.sim.state
-        assert source is not None
-        entered: str | None = None
-        started: tuple[str, ...] = ()
-        failed: tuple[str, ...] = ()
-        for action in self.spec.states[source].on[event]:
-            if action.action == "advance" and action.state is not None:
-                self.sim.epoch += 1
-                entered = action.state
-                started, failed = self.enter(action.state)
-        self.record(event, source, entered, system=system, started=started, failed=failed)
-
-    def settle(self) -> None:
-        """Fire NEXT/FAILED while the current state calls for one."""
-        for _ in range(MAX_SYSTEM_STEPS):
-            state = self.sim.state
-            if self.sim.status == "deleted" or state is None:
-                return
-            handlers = self.spec.states[state].on
-            before = self.sim.epoch
-            if self.sim.status == "failed" and self.failed_now and "FAILED" in handlers:
-                self.failed_now = ()
-                self.apply("FAILED", system=True)
-            elif self.sim.status == "waiting" and "NEXT" in handlers:
-                self.apply("NEXT", system=True)
-            else:
-                return
-            if self.sim.epoch == before:
-                # A no-op NEXT/FAILED handler: the machine stays and waits.
-                return
-        self.sim.steps.append(
-            Step(
-                "NEXT",
-                self.sim.state,
-                None,
-                self.sim.epoch,
-                self.sim.state,
-                self.sim.status,
-                system=True,
-                refused="next_loop",
-                message=f"NEXT keeps firing after {MAX_SYSTEM_STEPS} transitions; "
-                "states without tasks advance into each other forever",
+    def started(self, task: str, epoch: int, attempt: int) -> None:
+        """The chosen executor: it starts at once and reports its result."""
+        assert self.machine is not None and self.open is not None
+        if attempt == 1:
+            self.open.started.append(task)
+        self.inputs.append(TasksStarted((StartReport(task, epoch, attempt, run_id="sim"),)))
+        failed = task in self.failing
+        self.inputs.append(
+            TaskFinished(
+                TaskFinishedDetail(
+                    machine_id=self.machine.id,
+                    epoch=epoch,
+                    task=task,
+                    attempt=attempt,
+                    status="failed" if failed else "succeeded",
+                    error="fails in this simulation (--fail)" if failed else None,
+                )
             )
         )
 
+    def drain(self) -> None:
+        for _ in range(MAX_INPUTS_PER_EVENT):
+            if not self.inputs or self.machine is None:
+                self.close()
+                return
+            inp = self.inputs.popleft()
+            if isinstance(inp, InternalEvent):
+                self.close()
+                source = self.machine.state
+                decision = engine.decide(self.machine, self.spec, inp, SIMULATED_NOW)
+                self.open = _Open(inp.event, source, self.entered(decision), system=True)
+                self.take(decision)
+            else:
+                self.take(engine.decide(self.machine, self.spec, inp, SIMULATED_NOW))
+        raise AssertionError(f"the simulation did not settle after {MAX_INPUTS_PER_EVENT} inputs")
+
+    @staticmethod
+    def entered(decision: Decision) -> str | None:
+        return next((h.to_state for h in decision.history if h.kind == "transition"), None)
+
+    # -- steps
+
+    def close(self) -> None:
+        if self.open is None:
+            return
+        o, self.open = self.open, None
+        self.sim.steps.append(
+            self.step(
+                o.event,
+                o.source,
+                o.target,
+                o.system,
+                started=tuple(o.started),
+                failed=tuple(o.failed),
+            )
+        )
+
+    def step(
+        self, event: str, source: str | None, target: str | None, system: bool, **kw: Any
+    ) -> Step:
+        m = self.machine
+        if m is not None:
+            self.sim.state, self.sim.epoch = m.state, m.epoch
+            self.sim.status = m.status
+        else:
+            self.sim.state = None
+        waiting = tuple(n for n, r in (m.current_tasks().items() if m else ()) if r.waiting_for)
+        return Step(
+            event,
+            source,
+            target,
+            self.sim.epoch,
+            self.sim.state,
+            self.sim.status,
+            system=system,
+            waiting=waiting,
+            **kw,
+        )
+
+    # -- inputs
+
+    def create(self) -> None:
+        decision = engine.create(self.spec, Create("simulated"), SIMULATED_NOW)
+        self.open = _Open(CREATE, None, INIT_STATE, system=False)
+        self.take(decision)
+        self.drain()
+
     def external(self, event: str) -> None:
-        state = self.sim.state
-        refusal = self.refusal(event)
-        if refusal is not None:
-            code, message = refusal
-            shown = None if self.sim.status == "deleted" else state
+        if self.machine is None:
             self.sim.steps.append(
-                Step(
+                self.step(
                     event,
-                    shown,
                     None,
-                    self.sim.epoch,
-                    shown,
-                    self.sim.status,
-                    refused=code,
-                    message=message,
+                    None,
+                    False,
+                    refused="machine_not_found",
+                    message="the machine was deleted when it completed a terminal state",
                 )
             )
             return
-        before = self.sim.epoch
-        self.apply(event, system=False)
-        if self.sim.epoch != before:
-            # NEXT and FAILED fire on entering a state, never on a no-op.
-            self.settle()
-
-    def refusal(self, event: str) -> tuple[str, str] | None:
-        if event in ("NEXT", "FAILED"):
-            return "reserved_event", f"{event} is a system event and is never accepted from outside"
-        if event not in self.spec.events:
-            declared = ", ".join(self.spec.events) or "none"
-            return "unknown_event", f"{event} is not declared by the spec; declared: {declared}"
-        if self.sim.status == "deleted":
-            return "machine_not_found", "the machine was deleted when it completed a terminal state"
-        state = self.sim.state
-        assert state is not None
-        if event not in self.spec.states[state].on:
-            accepted = ", ".join(self.spec.accepted_events(state)) or "nothing"
-            return (
-                "event_not_accepted",
-                f"{event} is not accepted in state {state}; accepted there: {accepted}",
+        source = self.machine.state
+        try:
+            decision = engine.decide(
+                self.machine, self.spec, ExternalEvent(event, source="simulate"), SIMULATED_NOW
             )
-        return None
+        except StatewrightError as exc:
+            self.sim.steps.append(
+                self.step(event, source, None, False, refused=exc.code, message=exc.message)
+            )
+            return
+        self.open = _Open(event, source, self.entered(decision), system=False)
+        self.take(decision)
+        self.drain()
 
 
 def simulate(spec: Spec, events: Iterable[str], failing: Iterable[str] = ()) -> Simulation:
     """Create a machine of ``spec`` and apply ``events`` in order. Tasks named in
-    ``failing`` fail (after their retries); every other task succeeds."""
+    ``failing`` fail every attempt; every other task succeeds."""
     run = _Run(spec, frozenset(failing))
     run.create()
     for event in events:
@@ -211,8 +285,10 @@ def describe(spec: Spec, sim: Simulation) -> list[str]:
             )
         for task in step.started:
             outcome = "fails" if task in step.failed else "succeeds"
-            executor = spec.tasks[task].executor if task in spec.tasks else "?"
-            lines.append(f"{indent}  task {task} ({executor}) {outcome}")
+            lines.append(f"{indent}  task {task}{_after(spec, step, task)} {outcome}")
+            lines.extend(f"{indent}    {line}" for line in _references(spec, task))
+        for task in step.waiting:
+            lines.append(f"{indent}  task {task} not started: waits for a failed need")
         following = sim.steps[index + 1] if index + 1 < len(sim.steps) else None
         if following is not None and following.system:
             continue
@@ -220,12 +296,40 @@ def describe(spec: Spec, sim: Simulation) -> list[str]:
     return lines
 
 
+def _after(spec: Spec, step: Step, task: str) -> str:
+    executor = spec.tasks[task].executor if task in spec.tasks else "?"
+    state = step.target or step.source
+    needs = spec.needs_in_state(state, task) if state in spec.states and task in spec.tasks else []
+    return f" ({executor}, after {', '.join(needs)})" if needs else f" ({executor})"
+
+
+def _references(spec: Spec, task: str) -> list[str]:
+    """The task's references as written (a dry run resolves none)."""
+    task_spec = spec.tasks.get(task)
+    plugin = registry().get(task_spec.executor) if task_spec else None
+    if task_spec is None or plugin is None:
+        return []
+    lines: list[str] = []
+    for name in plugin.reference_fields:
+        try:
+            found = references_in(task_spec.config.get(name))
+        except ReferenceSyntaxError:
+            continue  # the linter refuses it; nothing to show
+        for where, ref in found:
+            lines.append(f"config.{_join(name, where)} takes {ref.text}")
+    return lines
+
+
+def _join(name: str, where: str) -> str:
+    return f"{name}.{where}" if where else name
+
+
 def _status_line(spec: Spec, step: Step) -> str:
     if step.status == "deleted":
         return "terminal state satisfied: the machine is deleted"
     state = step.state
     assert state is not None
-    accepted = ", ".join(e for e in spec.accepted_events(state) if e not in ("NEXT", "FAILED"))
+    accepted = ", ".join(e for e in spec.accepted_events(state) if e not in SYSTEM_EVENTS)
     accepts = f"accepts {accepted}" if accepted else "accepts no external event"
     if step.status == "failed":
         return f"failed in {state} (POST /machines/{{id}}/retry re-runs the tasks); {accepts}"
