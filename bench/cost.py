@@ -42,7 +42,9 @@ from bench.template import Deployment as Facts
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "preview-env"
 OUTPUTS = {"db_url": {"sensitive": False, "type": "string", "value": "postgres://bench"}}
-USER_FUNCTION = "db-setup"  # the lambda task's function in specs/preview-env.yml
+USER_FUNCTION = (
+    "statewright-dev-task-db-setup"  # the lambda task's function in specs/preview-env.yml
+)
 
 
 @dataclass

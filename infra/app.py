@@ -42,6 +42,16 @@ def build_stack(
     return StatewrightStack(app, env_name=env_name, settings=settings, paths=paths)
 
 
+def spec_warnings(app: cdk.App) -> list[str]:
+    """One line per task of a shipped spec that the app's deployment cannot run."""
+    return [
+        f"warning: {stack.stack_name}: {problem}"
+        for stack in app.node.children
+        if isinstance(stack, StatewrightStack)
+        for problem in stack.spec_problems
+    ]
+
+
 def build_app(
     env_name: str,
     *,

@@ -14,6 +14,7 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+import aws_cdk as cdk
 from aws_cdk import assertions
 
 from infra.app import build_app, repository_context
@@ -30,6 +31,7 @@ class Synthesized:
     template_path: Path
     raw: dict[str, Any]
     template: assertions.Template
+    app: cdk.App
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -75,7 +77,7 @@ def synthesize(env: str, outdir: Path) -> Synthesized:
     path = outdir / f"statewright-{env}.template.json"
     raw = json.loads(path.read_text())
     settings = load_settings(repository_context()[CONTEXT_KEY], env)
-    return Synthesized(env, settings, outdir, path, raw, assertions.Template.from_json(raw))
+    return Synthesized(env, settings, outdir, path, raw, assertions.Template.from_json(raw), app)
 
 
 @pytest.fixture(scope="session", params=ENVIRONMENTS)

@@ -39,7 +39,7 @@ BUS = "statewright-test"
 TASK_RUNNER = "statewright-test-taskrunner"
 PROJECT = "statewright-test-terraform"
 STATE_BUCKET = "statewright-test-state"
-USER_FUNCTIONS = ("db-setup",)
+USER_FUNCTIONS = ("statewright-dev-task-db-setup",)  # specs/preview-env.yml
 # Routed to the dispatcher by the CDK app's rules (infra/rules.py).
 DISPATCHED = {("statewright", "Machine Event"), ("statewright", "Task Finished")}
 
