@@ -7,14 +7,12 @@ the stack still synthesizes (the functions and buckets may be yours to change)."
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from pydantic import ValidationError
 from statewright.executors.builtin import (
-    LAMBDA_NAME_PATTERN,
     LambdaConfig,
     LocalSource,
     S3Source,
@@ -48,13 +46,13 @@ def check_specs(specs_dir: Path, settings: EnvironmentSettings) -> list[SpecProb
             continue
         result = lint_file(path)
         if result.spec is None:
-            reason = "; ".join(f"line {f.line}: {f.message} [{f.rule}]" for f in result.errors)
-            problems.append(SpecProblem(path.stem, "-", f"the spec does not validate: {reason}"))
+            errors = "; ".join(f"line {f.line}: {f.message} [{f.rule}]" for f in result.errors)
+            problems.append(SpecProblem(path.stem, "-", f"the spec does not validate: {errors}"))
             continue
         for name, task in result.spec.tasks.items():
-            reason = _task_problem(task, path.parent, specs_dir, settings)
-            if reason:
-                problems.append(SpecProblem(result.spec.name, name, reason))
+            problem = _task_problem(task, path.parent, specs_dir, settings)
+            if problem:
+                problems.append(SpecProblem(result.spec.name, name, problem))
     return problems
 
 
@@ -83,11 +81,7 @@ def _lambda_problem(config: LambdaConfig, settings: EnvironmentSettings) -> str 
             "the task runner may not invoke it; name the function (and the spec) with the "
             "prefix, or change task_function_prefix in cdk.json"
         )
-    match = re.match(LAMBDA_NAME_PATTERN, config.name)
-    assert match is not None  # LambdaConfig's own pattern
-    # LAMBDA_NAME_PATTERN's groups: 3 is "<region>:", 8 is "<account>:" (both optional).
-    region = (match.group(3) or "").rstrip(":")
-    account = (match.group(8) or "").rstrip(":")
+    region, account = _region_and_account(config.name)
     pinned = {"account": (account, settings.account), "region": (region, settings.region)}
     for what, (named, own) in pinned.items():
         if named and own and named != own:
@@ -103,6 +97,19 @@ def _lambda_problem(config: LambdaConfig, settings: EnvironmentSettings) -> str 
                 f"there (name the function without its ARN, or set {what} in cdk.json)"
             )
     return None
+
+
+def _region_and_account(name: str) -> tuple[str, str]:
+    """The region and account a Lambda name spells out ("" where it names none), from
+    ``arn:aws:lambda:<region>:<account>:function:<name>[:q]`` or a partial ARN such as
+    ``<account>:function:<name>``; a bare ``<name>[:q]`` names neither."""
+    parts = name.split(":")
+    if parts[0] == "arn":
+        parts = parts[3:]  # arn, partition, lambda
+    head = parts[: parts.index("function")] if "function" in parts else []
+    region = next((part for part in head if not part.isdigit()), "")
+    account = next((part for part in head if part.isdigit()), "")
+    return region, account
 
 
 def _s3_problem(source: S3Source, settings: EnvironmentSettings) -> str | None:

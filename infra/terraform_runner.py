@@ -93,9 +93,18 @@ class TerraformRunner(Construct):
         self.project_name = f"statewright-{env_name}-terraform"
         stack = cdk.Stack.of(self)
         # Built from the name, not the project's attribute: the project needs the role.
-        project_arn = stack.format_arn(
-            service="codebuild", resource="project", resource_name=self.project_name
-        )
+        # CodeBuild names the project as the source of the AssumeRole; its builds' ARNs
+        # (build/<project>:<id>) are listed too, so the condition holds whichever it sends.
+        project_arns = [
+            stack.format_arn(
+                service="codebuild", resource="project", resource_name=self.project_name
+            ),
+            stack.format_arn(
+                service="codebuild",
+                resource="build",
+                resource_name=f"{self.project_name}:*",
+            ),
+        ]
         self.role = iam.Role(
             self,
             "Role",
@@ -104,7 +113,7 @@ class TerraformRunner(Construct):
                 "codebuild.amazonaws.com",
                 conditions={
                     "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": project_arn},
+                    "ArnLike": {"aws:SourceArn": project_arns},
                 },
             ),
             description=f"Statewright {env_name} Terraform runner (CodeBuild)",

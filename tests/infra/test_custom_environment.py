@@ -14,6 +14,7 @@ from aws_cdk import assertions
 
 from infra.app import build_app, repository_context
 from infra.settings import CONTEXT_KEY
+from tests.infra.test_stack import kept_with_a_fixed_name
 
 STAGING = {
     "account": "111122223333",
@@ -192,6 +193,8 @@ def test_opt_in_api_gateway_logs_metrics_and_account_role(
         },
     )
     ((group_id, group),) = groups.items()
+    # Named after the API's id, which is new with every create: kept, it blocks nothing.
+    assert kept_with_a_fixed_name(raw) == []
     assert group["Properties"]["RetentionInDays"] == 90
     assert group["DeletionPolicy"] == "RetainExceptOnCreate"
     (stage,) = template.find_resources("AWS::ApiGateway::Stage").values()

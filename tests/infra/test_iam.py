@@ -237,7 +237,10 @@ def test_codebuild_may_assume_the_runner_role_only_for_this_project(synth: Synth
     assert trust["Condition"] == {
         "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
         "ArnLike": {
-            "aws:SourceArn": own_arn("codebuild", f"project/statewright-{synth.env}-terraform")
+            "aws:SourceArn": [
+                own_arn("codebuild", f"project/statewright-{synth.env}-terraform"),
+                own_arn("codebuild", f"build/statewright-{synth.env}-terraform:*"),
+            ]
         },
     }
     _, project = synth.one("AWS::CodeBuild::Project")
