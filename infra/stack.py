@@ -14,7 +14,7 @@ from infra.paths import SourcePaths
 from infra.reconciler import Reconciler
 from infra.rules import DispatcherRules
 from infra.settings import EnvironmentSettings
-from infra.spec_check import SpecProblem, check_specs
+from infra.specs_check import SpecProblem, unrunnable_tasks
 from infra.table import StateTable
 from infra.task_runner import TaskRunner
 from infra.terraform_runner import TerraformRunner
@@ -47,7 +47,7 @@ class StatewrightStack(cdk.Stack):
         )
         cdk.Tags.of(self).add("statewright:environment", env_name)
         # What of the shipped specs this deployment could not run (reported by app.py).
-        self.spec_problems: list[SpecProblem] = check_specs(paths.specs, settings)
+        self.spec_problems: list[SpecProblem] = unrunnable_tasks(paths.specs, settings)
         common = {"STATEWRIGHT_HISTORY_RETENTION_DAYS": str(settings.history_retention_days)}
 
         table = StateTable(self, "State", settings=settings)
