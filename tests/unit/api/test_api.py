@@ -304,7 +304,8 @@ def test_demo_lifecycle_launch_run_destroy(plane: LocalControlPlane) -> None:
     assert tasks["allocate"]["state"] == "PROVISION" and tasks["allocate"]["epoch"] == 2
     assert tasks["infrastructure"]["output"]["name"] == f"preview-{mid}"
     assert tasks["infrastructure"]["output"]["owner"] == "ana"
-    assert tasks["infrastructure"]["redacted_outputs"] == []
+    assert tasks["infrastructure"]["redacted_outputs"] == ["admin_token"]
+    assert "admin_token" not in tasks["infrastructure"]["output"]
 
     response = plane.request("POST", f"/machines/{mid}/events", {"event": "DESTROY"})
     assert response.status == 202

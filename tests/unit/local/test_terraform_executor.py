@@ -70,7 +70,8 @@ def test_apply_records_outputs_as_name_and_value(
         "replicas": 2,
         "instances": ["preview-pr-7-0", "preview-pr-7-1"],
     }
-    assert detail["redacted_outputs"] == []
+    # The module's sensitive output is named, never returned.
+    assert detail["redacted_outputs"] == ["admin_token"]
     source_dir = (
         data_dir
         / "terraform"
