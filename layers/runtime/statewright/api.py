@@ -65,6 +65,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_metadata": 400,
     "reserved_event": 400,
     "unknown_event": 400,
+    "forbidden": 403,
     "not_found": 404,
     "unknown_spec": 404,
     "spec_not_found": 404,
@@ -134,6 +135,8 @@ def _responses(
     (``bad_request`` says what its 400 means)."""
     described = {
         400: bad_request,
+        403: "forbidden: no access rule allows the caller this action on this machine "
+        "(docs/security.md); a machine the caller may not read answers 404 as if missing",
         404: "not found (machine_not_found, unknown_spec, spec_not_found)",
         409: "machine_exists, event_not_accepted, nothing_to_retry or idempotency_key_reused",
         413: "payload_too_large: the body is over 256 KiB",
@@ -322,7 +325,9 @@ def _declared_json(event: Mapping[str, Any], text: str) -> dict[str, Any]:
 
 
 def _caller(app: APIGatewayRestResolver) -> str:
-    """Who sent the request (IAM principal on AWS), to scope idempotency keys."""
+    """Who sent the request: the IAM principal's ARN on AWS, the token's name (or
+    ``local``) locally. The access rules are checked against it, the history records it
+    as the actor, and idempotency keys are scoped to it."""
     identity = (app.current_event.get("requestContext") or {}).get("identity") or {}
     return str(identity.get("userArn") or identity.get("caller") or "anonymous")
 
@@ -482,6 +487,7 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
             201,
             MachineOut,
             400,
+            403,
             404,
             409,
             413,
@@ -494,13 +500,15 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
         body: Annotated[CreateMachineRequest, Body()],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[MachineOut]:
-        machine = service.create_machine(body.spec, machine_id=body.id, metadata=body.metadata)
+        machine = service.create_machine(
+            body.spec, machine_id=body.id, metadata=body.metadata, caller=_caller(app)
+        )
         return _json(201, _machine_json(machine), {"Location": f"/machines/{machine.id}"})
 
     @app.get(
         "/machines",
         responses=_responses(200, MachineList, 400, bad_request=BAD_PAGE),
-        summary="list machines",
+        summary="list machines (only those the caller may read)",
     )
     def list_machines(
         spec: Annotated[
@@ -514,21 +522,21 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
         next_token: NextToken = None,
     ) -> Response[MachineList]:
         machines, token = service.list_machines(
-            spec=spec, state=state, limit=limit, next_token=next_token
+            spec=spec, state=state, limit=limit, next_token=next_token, caller=_caller(app)
         )
         return _json(200, {"machines": [_machine_json(m) for m in machines], "next_token": token})
 
     @app.get(
         "/machines/<machine_id>",
-        responses=_responses(200, MachineOut, 400, 404),
+        responses=_responses(200, MachineOut, 400, 403, 404),
         summary="one machine",
     )
     def get_machine(machine_id: MachineIdPath) -> Response[MachineOut]:
-        return _json(200, _machine_json(service.get_machine(machine_id)))
+        return _json(200, _machine_json(service.get_machine(machine_id, caller=_caller(app))))
 
     @app.post(
         "/machines/<machine_id>/events",
-        responses=_responses(202, MachineOut, 400, 404, 409, 413, 503, bad_request=BAD_EVENT),
+        responses=_responses(202, MachineOut, 400, 403, 404, 409, 413, 503, bad_request=BAD_EVENT),
         summary="send an event to a machine",
     )
     def send_event(
@@ -536,31 +544,35 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
         body: Annotated[SendEventRequest, Body()],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[MachineOut]:
-        machine = service.send_event(machine_id, body.event, metadata=body.metadata, spec=body.spec)
+        machine = service.send_event(
+            machine_id, body.event, metadata=body.metadata, spec=body.spec, caller=_caller(app)
+        )
         return _json(202, _machine_json(machine))
 
     @app.get(
         "/machines/<machine_id>/history",
-        responses=_responses(200, HistoryPage, 400, 404, bad_request=BAD_PAGE),
+        responses=_responses(200, HistoryPage, 400, 403, 404, bad_request=BAD_PAGE),
         summary="a machine's history, oldest first",
     )
     def history(
         machine_id: MachineIdPath, limit: Limit = 100, next_token: NextToken = None
     ) -> Response[HistoryPage]:
-        entries, token = service.history(machine_id, limit=limit, next_token=next_token)
+        entries, token = service.history(
+            machine_id, limit=limit, next_token=next_token, caller=_caller(app)
+        )
         return _json(
             200, {"entries": [e.model_dump(mode="json") for e in entries], "next_token": token}
         )
 
     @app.post(
         "/machines/<machine_id>/retry",
-        responses=_responses(202, MachineOut, 400, 404, 409, 503),
+        responses=_responses(202, MachineOut, 400, 403, 404, 409, 503),
         summary="re-run the failed tasks of the current state",
     )
     def retry(
         machine_id: MachineIdPath, idempotency_key: IdempotencyKey = None
     ) -> Response[MachineOut]:
-        return _json(202, _machine_json(service.retry(machine_id)))
+        return _json(202, _machine_json(service.retry(machine_id, caller=_caller(app))))
 
     # ---- the API's own description ----------------------------------------------------
 

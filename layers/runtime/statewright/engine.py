@@ -63,17 +63,23 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Create:
+    """A new machine; ``source`` and ``actor`` (who asked) go into its history."""
+
     machine_id: str
     metadata: Mapping[str, Any] | None = None
+    source: str | None = None
+    actor: str = EVENT_SOURCE
 
 
 @dataclass(frozen=True)
 class ExternalEvent:
-    """An event from a user (HTTP, EventBridge rule). ``source`` goes into history."""
+    """An event from a user (HTTP, EventBridge rule). ``source`` and ``actor`` go into
+    history."""
 
     event: str
     metadata: Mapping[str, Any] | None = None
     source: str | None = None
+    actor: str = EVENT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,9 @@ class TasksStarted:
 @dataclass(frozen=True)
 class Retry:
     """POST /machines/{id}/retry."""
+
+    source: str | None = None
+    actor: str = EVENT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -215,6 +224,8 @@ class _Step:
     history: list[HistoryEntry] = field(default_factory=list)
     changed: bool = False
     deleted: bool = False
+    # Who caused what this step records: the input's actor (docs/api.md, "History").
+    actor: str = EVENT_SOURCE
 
     # -- recording
 
@@ -223,7 +234,7 @@ class _Step:
         m.history_seq += 1
         fields.setdefault("epoch", m.epoch)
         fields.setdefault("state", m.state)
-        fields.update(seq=m.history_seq, at=self.now, kind=kind)
+        fields.update(seq=m.history_seq, at=self.now, kind=kind, actor=self.actor)
         self.history.append(HistoryEntry.model_validate(fields))
         self.changed = True
 
@@ -504,8 +515,8 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
         created_at=now,
         updated_at=now,
     )
-    step = _Step(machine=machine, spec=spec, now=now)
-    step.record("created", to_state=INIT_STATE)
+    step = _Step(machine=machine, spec=spec, now=now, actor=inp.actor)
+    step.record("created", to_state=INIT_STATE, source=inp.source)
     step.publish(
         "Machine State Changed",
         {"machine_id": machine.id, "spec": spec.name, "from": None, "to": INIT_STATE, "epoch": 1},
@@ -518,7 +529,8 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
 def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
     """The decision for ``inp`` on ``machine``. Raises a domain error (StatewrightError)
     for input that is refused; the machine passed in is never modified."""
-    step = _Step(machine=_working_copy(machine), spec=spec, now=now)
+    actor = inp.actor if isinstance(inp, ExternalEvent | Retry) else EVENT_SOURCE
+    step = _Step(machine=_working_copy(machine), spec=spec, now=now, actor=actor)
     if isinstance(inp, ExternalEvent):
         return _external(step, inp)
     if isinstance(inp, InternalEvent):
@@ -528,7 +540,7 @@ def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
     if isinstance(inp, TasksStarted):
         return _tasks_started(step, inp)
     if isinstance(inp, Retry):
-        return _retry(step)
+        return _retry(step, inp)
     return _reconcile(step, inp)
 
 
@@ -672,7 +684,7 @@ def _tasks_started(step: _Step, inp: TasksStarted) -> Decision:
     return step.decision()
 
 
-def _retry(step: _Step) -> Decision:
+def _retry(step: _Step, inp: Retry) -> Decision:
     m = step.machine
     failed = [n for n, r in m.current_tasks().items() if r.status == "failed"]
     if not failed:
@@ -682,7 +694,7 @@ def _retry(step: _Step) -> Decision:
         )
     m.published.pop("FAILED", None)
     m.applied.pop("FAILED", None)
-    step.record("retry")
+    step.record("retry", source=inp.source)
     for name in step.spec.states[m.state].tasks:
         if name in failed:
             step.schedule(name, m.tasks[name].attempt + 1, 0.0)

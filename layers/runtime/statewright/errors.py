@@ -51,6 +51,18 @@ class SpecNotFound(StatewrightError):
 class MachineNotFound(StatewrightError):
     code = "machine_not_found"
 
+    @classmethod
+    def of(cls, machine_id: str) -> MachineNotFound:
+        """The one answer for a missing machine: a machine hidden from a caller by the
+        access rules gets exactly this too (docs/security.md, "Access rules")."""
+        return cls(f"machine {machine_id} does not exist")
+
+
+class Forbidden(StatewrightError):
+    """No access rule allows the caller this action on this target."""
+
+    code = "forbidden"
+
 
 class MachineExists(StatewrightError):
     code = "machine_exists"

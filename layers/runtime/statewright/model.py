@@ -175,6 +175,8 @@ class HistoryEntry(BaseModel):
     error: str | None = None
     error_type: str | None = None
     source: str | None = None
+    # Who caused the entry: the API caller, bus:<source>, or statewright (docs/api.md).
+    actor: str | None = None
 
 
 # ---- validation of what a caller sends ---------------------------------------------

@@ -143,7 +143,7 @@ class Store(ABC):
         pause = 0.005
         while True:
             if current is None:
-                raise MachineNotFound(f"machine {machine_id} does not exist")
+                raise MachineNotFound.of(machine_id)
             write = decide(current)
             try:
                 if write.delete:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from statewright import engine
+from statewright.access import LOCAL_PRINCIPAL, AccessPolicy, Action
 from statewright.attempt_config import UnresolvedReference, resolve_invocation
 from statewright.catalog import SpecCatalog
 from statewright.engine import (
@@ -39,6 +40,7 @@ from statewright.engine import (
 from statewright.errors import (
     ConfigurationError,
     Conflict,
+    Forbidden,
     InvalidRequest,
     MachineExists,
     MachineNotFound,
@@ -108,8 +110,11 @@ class Service:
         catalog: SpecCatalog,
         clock: Callable[[], str] = now_iso,
         metrics: MetricsSink | None = None,
+        access: AccessPolicy | None = None,
     ) -> None:
         self.store = store
+        # None: every caller may do everything (no ``access`` rules configured).
+        self.access = access
         self.bus = bus
         self.executors = executors
         self.catalog = catalog
@@ -129,11 +134,16 @@ class Service:
 
     # ---- queries ------------------------------------------------------------------------
 
-    def get_machine(self, machine_id: str) -> Machine:
+    # ``caller`` (here and below): the API caller's principal, checked against the
+    # access rules and recorded as the actor; None for the control plane's own calls.
+
+    def get_machine(self, machine_id: str, *, caller: str | None = None) -> Machine:
         validate_machine_id(machine_id)
+        self._check(caller, "read", machine_id)
         machine = self.store.get(machine_id)
         if machine is None:
-            raise MachineNotFound(f"machine {machine_id} does not exist")
+            raise MachineNotFound.of(machine_id)
+        self._check_machine(caller, "read", machine)
         return machine
 
     def list_machines(
@@ -143,15 +153,30 @@ class Service:
         state: str | None = None,
         limit: int = 100,
         next_token: str | None = None,
+        caller: str | None = None,
     ) -> tuple[list[Machine], str | None]:
+        """A page of machines; with access rules, only those ``caller`` may read (a page
+        may then hold fewer than ``limit``, even none, and still have a next_token)."""
         _check_limit(limit)
-        return self.store.list_machines(spec=spec, state=state, limit=limit, next_token=next_token)
+        page, token = self.store.list_machines(
+            spec=spec, state=state, limit=limit, next_token=next_token
+        )
+        access = self.access
+        if access is not None and caller is not None:
+            page = [m for m in page if access.allows(caller, "read", spec=m.spec, machine_id=m.id)]
+        return page, token
 
     def history(
-        self, machine_id: str, *, limit: int = 100, next_token: str | None = None
+        self,
+        machine_id: str,
+        *,
+        limit: int = 100,
+        next_token: str | None = None,
+        caller: str | None = None,
     ) -> tuple[list[HistoryEntry], str | None]:
         _check_limit(limit)
-        self.get_machine(machine_id)  # a deleted machine has no history to show
+        # a deleted machine has no history to show
+        self.get_machine(machine_id, caller=caller)
         return self.store.history(machine_id, limit=limit, next_token=next_token)
 
     # ---- idempotency records (the API's Idempotency-Key) -----------------------------
@@ -166,13 +191,20 @@ class Service:
     # ---- commands ---------------------------------------------------------------------
 
     def create_machine(
-        self, spec: str, machine_id: str | None = None, metadata: Metadata | None = None
+        self,
+        spec: str,
+        machine_id: str | None = None,
+        metadata: Metadata | None = None,
+        *,
+        caller: str | None = None,
     ) -> Machine:
         """A new machine in INIT (docs/runtime.md#machines). MachineExists when the id is taken."""
-        spec_obj = self._spec_to_create(spec)
         machine_id = machine_id if machine_id is not None else _new_id()
-        decision = engine.create(spec_obj, Create(machine_id, metadata), self.clock())
-        return self._store_new(spec_obj, decision)
+        validate_machine_id(machine_id)
+        self._check(caller, "create", machine_id, spec=spec)
+        spec_obj = self._spec_to_create(spec)
+        inp = Create(machine_id, metadata, source=API_SOURCE, actor=_actor(caller))
+        return self._store_new(spec_obj, engine.create(spec_obj, inp, self.clock()))
 
     def send_event(
         self,
@@ -180,17 +212,23 @@ class Service:
         event: str,
         metadata: Metadata | None = None,
         spec: str | None = None,
+        *,
+        caller: str | None = None,
     ) -> Machine:
         """Apply an external event and return the machine after the transition. With
         ``spec``, a machine that does not exist is created first (in the same write, so a
         refused event creates nothing). When the transition deleted the machine, the
         machine is returned as it was at its deletion."""
-        return self._send_event(machine_id, event, metadata, spec, API_SOURCE)
+        inp = ExternalEvent(event=event, metadata=metadata, source=API_SOURCE, actor=_actor(caller))
+        return self._send_event(machine_id, inp, spec, caller)
 
-    def retry(self, machine_id: str) -> Machine:
+    def retry(self, machine_id: str, *, caller: str | None = None) -> Machine:
         """Re-run the failed tasks of the current state (NothingToRetry if none)."""
         validate_machine_id(machine_id)
-        return self._apply(machine_id, Retry()).machine
+        self._check(caller, "retry", machine_id)
+        inp = Retry(source=API_SOURCE, actor=_actor(caller))
+        guard = functools.partial(self._check_machine, caller, "retry")
+        return self._apply(machine_id, inp, guard=guard).machine
 
     def handle_bus_event(self, source: str, detail_type: str, detail: Mapping[str, Any]) -> Outcome:
         """One event from the bus. Refused, stale and duplicate input is logged, counted
@@ -270,32 +308,30 @@ class Service:
         )
 
     def _send_event(
-        self,
-        machine_id: str,
-        event: str,
-        metadata: Mapping[str, Any] | None,
-        spec: str | None,
-        source: str,
+        self, machine_id: str, inp: ExternalEvent, spec: str | None, caller: str | None
     ) -> Machine:
         validate_machine_id(machine_id)
-        inp = ExternalEvent(event=event, metadata=metadata, source=source)
+        self._check(caller, "send", machine_id, spec=spec, event=inp.event)
+        guard = functools.partial(self._check_machine, caller, "send", event=inp.event)
         if spec is None:
-            return self._apply(machine_id, inp).machine
+            return self._apply(machine_id, inp, guard=guard).machine
         spec_obj = self._spec_to_create(spec)
+        apply = functools.partial(self._apply, machine_id, inp, spec_name=spec, guard=guard)
         try:
             # The common case (the machine exists) costs one read, as without spec.
-            return self._apply(machine_id, inp, spec_name=spec).machine
+            return apply(caller=caller).machine
         except MachineNotFound:
+            self._check(caller, "create", machine_id, spec=spec)
             created = self._create_with_event(spec_obj, machine_id, inp)
         if created is not None:
             return created
-        return self._apply(machine_id, inp, spec_name=spec).machine  # created meanwhile
+        return apply(caller=caller).machine  # created meanwhile
 
     def _create_with_event(self, spec: Spec, machine_id: str, inp: ExternalEvent) -> Machine | None:
         """Create and apply the first event in one write; None when another request
         created the machine first (the caller then applies the event to it)."""
         now = self.clock()
-        created = engine.create(spec, Create(machine_id), now)
+        created = engine.create(spec, Create(machine_id, source=inp.source, actor=inp.actor), now)
         if created.deleted or created.machine is None:
             return self._store_new(spec, created)
         then = engine.decide(created.machine, spec, inp, now)
@@ -328,20 +364,30 @@ class Service:
         *,
         spec_name: str | None = None,
         seed: Machine | None = None,
+        guard: Callable[[Machine], None] | None = None,
+        caller: str | None = None,
     ) -> _Applied:
         """Decide and write ``inp`` on the machine, then run the effects. With
-        ``spec_name``, a machine of another spec is refused (MachineExists); ``seed`` is
-        the machine as this service just wrote it (Store.mutate's first read saved)."""
+        ``spec_name``, a machine of another spec is refused (MachineExists; its spec
+        named only to a ``caller`` who may read it); ``seed`` is the machine as this
+        service just wrote it (Store.mutate's first read saved). ``guard`` refuses the
+        machine as read (the access rules' check of its spec), inside the conditional
+        write."""
         calls = 0
 
         def decide(current: Machine) -> Write[_Applied]:
             nonlocal calls
             calls += 1
             if spec_name is not None and current.spec != spec_name:
-                raise MachineExists(
-                    f"machine {machine_id} already exists and runs spec {current.spec}, "
-                    f"not {spec_name}; send the event without spec, or with spec {current.spec}"
-                )
+                message = f"machine {machine_id} already exists"
+                if self._may_read(caller, current):
+                    message += (
+                        f" and runs spec {current.spec}, not {spec_name}; send the event "
+                        f"without spec, or with spec {current.spec}"
+                    )
+                raise MachineExists(message)
+            if guard is not None:
+                guard(current)
             spec = self.catalog.resolve(current.spec_digest, self.store)
             decision = engine.decide(current, spec, inp, self.clock())
             after = current
@@ -473,7 +519,9 @@ class Service:
                 raise InvalidRequest(f"{event} needs an integer epoch")
             validate_machine_id(machine_id)
             return self._apply(machine_id, InternalEvent(event, epoch)).decision.outcome
-        self._send_event(machine_id, event, detail.get("metadata"), spec, f"bus:{source}")
+        actor = f"bus:{source}"
+        inp = ExternalEvent(event, detail.get("metadata"), source=actor, actor=actor)
+        self._send_event(machine_id, inp, spec, None)
         return Outcome.APPLIED
 
     def _bus_task_finished(self, source: str, detail: Mapping[str, Any]) -> Outcome:
@@ -484,6 +532,49 @@ class Service:
         parsed = TaskFinishedDetail.model_validate(dict(detail))
         validate_machine_id(parsed.machine_id)
         return self._apply(parsed.machine_id, TaskFinished(parsed)).decision.outcome
+
+    # ---- internals: access ------------------------------------------------------------
+
+    def _check(
+        self,
+        caller: str | None,
+        action: Action,
+        machine_id: str,
+        *,
+        spec: str | None = None,
+        event: str | None = None,
+    ) -> None:
+        """Before any read: Forbidden unless some rule could allow the request (for the
+        machine's spec, whichever it turns out to be, when the request names none). The
+        answer depends on the request alone, so it tells nothing about the machine."""
+        access = self.access
+        if access is None or caller is None:
+            return
+        if not access.could_allow(caller, action, machine_id=machine_id, event=event, spec=spec):
+            raise Forbidden(_refusal(caller, action, machine_id, spec=spec, event=event))
+
+    def _check_machine(
+        self, caller: str | None, action: Action, machine: Machine, event: str | None = None
+    ) -> None:
+        """After the read: the rules must allow the machine's own spec too. A caller who
+        may not even read the machine gets the answer a missing machine gets, so a
+        refusal never tells that a machine exists."""
+        access = self.access
+        if access is None or caller is None:
+            return
+        if access.allows(caller, action, spec=machine.spec, machine_id=machine.id, event=event):
+            return
+        if self._may_read(caller, machine):
+            raise Forbidden(_refusal(caller, action, machine.id, spec=machine.spec, event=event))
+        raise MachineNotFound.of(machine.id)
+
+    def _may_read(self, caller: str | None, machine: Machine) -> bool:
+        access = self.access
+        return (
+            access is None
+            or caller is None
+            or access.allows(caller, "read", spec=machine.spec, machine_id=machine.id)
+        )
 
     # ---- internals: misc --------------------------------------------------------------
 
@@ -503,6 +594,23 @@ def _fields_of(exc: ValidationError) -> str:
         f"{'.'.join(str(p) for p in err['loc']) or 'detail'}: {err['type']}"
         for err in exc.errors(include_input=False)
     )
+
+
+def _actor(caller: str | None) -> str:
+    return caller if caller is not None else LOCAL_PRINCIPAL
+
+
+def _refusal(
+    caller: str, action: Action, machine_id: str, *, spec: str | None, event: str | None
+) -> str:
+    """The 403 message: the principal, the action and the target (as far as the request
+    named it, or the machine's spec where the caller may read the machine)."""
+    if action == "send":
+        what = f"send {event} to machine {machine_id}"
+    else:
+        what = f"{action} machine {machine_id}"
+    of_spec = f" of spec {spec}" if spec is not None else ""
+    return f"{caller} may not {what}{of_spec}: no access rule allows it"
 
 
 def _check_limit(limit: int) -> None:

@@ -147,8 +147,10 @@ class Deployment:
         body: Any = None,
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        principal: str = f"arn:aws:iam::{ACCOUNT}:user/t",
     ) -> tuple[int, Any]:
-        """One API Gateway REST proxy request through the dispatcher."""
+        """One API Gateway REST proxy request through the dispatcher, signed by
+        ``principal`` (API Gateway puts the caller's ARN in ``identity.userArn``)."""
         event = {
             "resource": "/{proxy+}",
             "path": path,
@@ -168,7 +170,7 @@ class Deployment:
                 "stage": "prod",
                 "requestId": str(uuid.uuid4()),
                 "accountId": ACCOUNT,
-                "identity": {"sourceIp": "127.0.0.1", "userArn": f"arn:aws:iam::{ACCOUNT}:user/t"},
+                "identity": {"sourceIp": "127.0.0.1", "userArn": principal},
             },
             "body": json.dumps(body) if body is not None else None,
             "isBase64Encoded": False,

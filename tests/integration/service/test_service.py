@@ -352,9 +352,9 @@ def test_users_rules_send_external_events_and_cloudseams_shape_creates(h: Harnes
     machine = h.service.get_machine("stack-7")
     assert (machine.spec, machine.state) == ("preview-env", "PROVISION")
     history = h.service.history("stack-7")[0]
-    assert [(e.kind, e.source) for e in history][:2] == [
-        ("created", None),
-        ("event", "bus:cloudseam"),
+    assert [(e.kind, e.source, e.actor) for e in history][:2] == [
+        ("created", "bus:cloudseam", "bus:cloudseam"),
+        ("event", "bus:cloudseam", "bus:cloudseam"),
     ]
     outcome = h.service.handle_bus_event(
         "aws.scheduler", "Machine Event", {"machine_id": "stack-7", "event": "LAUNCH"}

@@ -33,7 +33,7 @@ def test_openapi_is_served_and_documents_every_route(plane: LocalControlPlane) -
         "/machines/{machine_id}/retry",
     }
     create = paths["/machines"]["post"]["responses"]
-    assert set(create) == {"201", "400", "404", "409", "413", "503"}
+    assert set(create) == {"201", "400", "403", "404", "409", "413", "503"}
     assert "Retry-After" in create["503"]["headers"]
     # Powertools' default 422 is not an answer of this API
     assert "422" not in json.dumps(paths)

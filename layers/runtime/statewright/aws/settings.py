@@ -14,6 +14,7 @@ from typing import TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from statewright.access import AccessPolicy, AccessRule
 from statewright.errors import ConfigurationError
 
 ENV_VARS = (
@@ -24,8 +25,9 @@ ENV_VARS = (
     "STATEWRIGHT_TERRAFORM_PROJECT",
     "STATEWRIGHT_SPECS_DIR",
 )
-# Optional: the CDK app sets it from cdk.json's history_retention_days.
-OPTIONAL_ENV_VARS = ("STATEWRIGHT_HISTORY_RETENTION_DAYS",)
+# Optional, set by the CDK app from cdk.json: history_retention_days, and access (the
+# rules as a JSON list; unset: every authenticated caller may do everything).
+OPTIONAL_ENV_VARS = ("STATEWRIGHT_HISTORY_RETENTION_DAYS", "STATEWRIGHT_ACCESS")
 
 _DESCRIPTIONS = {
     "STATEWRIGHT_ENV": "the environment name, e.g. dev",
@@ -34,6 +36,7 @@ _DESCRIPTIONS = {
     "STATEWRIGHT_TASK_RUNNER": "the task-runner Lambda function name",
     "STATEWRIGHT_TERRAFORM_PROJECT": "the CodeBuild project that runs Terraform",
     "STATEWRIGHT_HISTORY_RETENTION_DAYS": "a whole number of days, at least 1",
+    "STATEWRIGHT_ACCESS": "a JSON list of access rules (docs/security.md)",
 }
 
 
@@ -53,6 +56,11 @@ class Settings(BaseSettings):
     SPECS_DIR: Path | None = None
     # None: history is kept as long as its machine exists (docs/aws.md, "History").
     HISTORY_RETENTION_DAYS: int | None = Field(default=None, ge=1)
+    # None: no access rules, every authenticated caller may do everything.
+    ACCESS: tuple[AccessRule, ...] | None = None
+
+    def access_policy(self) -> AccessPolicy | None:
+        return AccessPolicy(self.ACCESS) if self.ACCESS is not None else None
 
     def specs_dir(self, handler_dir: Path | None = None) -> Path:
         """STATEWRIGHT_SPECS_DIR, else ``<handler_dir>/specs`` (how the deployment ships
@@ -92,7 +100,11 @@ def _parse(model: type[S]) -> S:
             if error["type"] == "missing":
                 problems.append(f"{var} is not set (expected {wanted})")
             else:
-                problems.append(f"{var} is invalid: {error['msg']} (expected {wanted})")
+                # where inside a JSON value (a rule's index and field), when it is one
+                inside = "".join(
+                    f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"][1:]
+                )
+                problems.append(f"{var}{inside} is invalid: {error['msg']} (expected {wanted})")
         raise ConfigurationError(
             "Statewright's configuration is incomplete: " + "; ".join(problems)
         ) from exc

@@ -177,6 +177,7 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
         executors=executors,
         catalog=FolderSpecCatalog(specs_dir),
         metrics=metrics,
+        access=settings.access_policy(),
     )
     return Runtime(
         settings=settings, service=service, store=store, codebuild=codebuild, session=session

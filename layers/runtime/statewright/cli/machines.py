@@ -220,8 +220,14 @@ def _history_line(entry: dict[str, Any]) -> Text:
         what = f"created in {entry.get('to_state') or entry.get('state')}"
     else:
         what = kind
+    # who caused it: an API caller, bus:<source> or statewright (docs/api.md, "Access
+    # and actors")
+    actor = f" by {entry['actor']}" if entry.get("actor") else ""
     return Text.assemble(
-        _text(f"{at} ", "dim"), _text(f"[epoch {entry.get('epoch')}] ", "dim"), _text(what)
+        _text(f"{at} ", "dim"),
+        _text(f"[epoch {entry.get('epoch')}] ", "dim"),
+        _text(what),
+        _text(actor, "cyan"),
     )
 
 

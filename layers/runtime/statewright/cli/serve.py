@@ -8,9 +8,12 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from statewright.access import AccessPolicy
 
 
 def register(app: typer.Typer) -> None:
@@ -25,6 +28,20 @@ def configure_logging(log_level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+
+
+def _access_rules(path: Path) -> AccessPolicy:
+    """The rules of ``--access FILE``; exit 2 saying what is wrong with them."""
+    from statewright.access import AccessPolicy, InvalidRules
+
+    try:
+        return AccessPolicy.from_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        typer.echo(f"statewright serve: cannot read {path}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    except InvalidRules as exc:
+        typer.echo(f"statewright serve: {path}: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def serve(
@@ -64,6 +81,13 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    access: Annotated[
+        Path | None,
+        typer.Option(
+            help="A JSON file of access rules (the value of cdk.json's access): who may do "
+            "what to which machine. Default: everybody may do everything.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the local control plane (the HTTP API, on SQLite and local tasks) and the web
     console at /console/. It answers no web page but its own: requests from other sites
@@ -85,6 +109,7 @@ def serve(
         data_dir=data_dir,
         functions_dir=functions,
         terraform_bin=terraform_bin,
+        access=_access_rules(access) if access is not None else None,
     )
     stop = threading.Event()
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
+from statewright.access import AccessPolicy
 from statewright.api import build_api
 from statewright.catalog import SpecCatalog
 from statewright.errors import ConfigurationError
@@ -64,12 +65,14 @@ class LocalControlPlane:
         functions_dir: Path | str | None = None,
         terraform_bin: str | None = None,
         bus_workers: int = 4,
+        access: AccessPolicy | None = None,
     ) -> None:
         self.specs_dirs = [Path(d) for d in specs_dirs]
         self.data_dir = Path(data_dir)
         self.functions_dir = Path(functions_dir) if functions_dir is not None else None
         self.terraform_bin = terraform_bin
         self.bus_workers = bus_workers
+        self.access = access
         self.recovery: RecoveryReport | None = None
         self._resolve_lock = threading.Lock()
         self._changed = threading.Condition()
@@ -91,6 +94,12 @@ class LocalControlPlane:
         catalog = SpecCatalog.from_folders(self.specs_dirs)
         # A spec whose executor cannot run here is refused now, not when a task starts.
         require_implementations(catalog.specs(), "local")
+        if self.access is not None:
+            problems = self.access.problems({s.name: s.events for s in catalog.specs()})
+            if problems:
+                raise ConfigurationError(
+                    "the access rules do not fit the specs: " + "; ".join(problems)
+                )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
         self.store = SqliteStore(self.data_dir / DATABASE_FILE)
@@ -105,7 +114,11 @@ class LocalControlPlane:
             )
         )
         self.service = Service(
-            store=self.store, bus=self.bus, executors=self.executors, catalog=catalog
+            store=self.store,
+            bus=self.bus,
+            executors=self.executors,
+            catalog=catalog,
+            access=self.access,
         )
         # resolve() below takes one request at a time
         self.api = build_api(self.service, serialized=True)
