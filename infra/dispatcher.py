@@ -3,6 +3,9 @@ layer. ``specs/`` ships inside its code asset, beside ``handler.py``."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -12,13 +15,48 @@ from infra.function import StatewrightFunction, removal_policy
 from infra.grants import grant_service_access
 from infra.paths import SourcePaths
 from infra.queues import dead_letter_queue
-from infra.settings import EnvironmentSettings
+from infra.settings import EnvironmentSettings, SettingsError
 from infra.table import StateTable
 from infra.task_runner import TaskRunner
 from infra.terraform_runner import TerraformRunner
 
 # Lambda unpacks the code asset here (LAMBDA_TASK_ROOT).
 BUNDLED_SPECS_DIR = "/var/task/specs"
+# Lambda holds at most 4 KB of environment variables per function; the others take
+# well under 1 KB.
+MAX_ACCESS_BYTES = 3072
+
+
+def access_environment(env_name: str, settings: EnvironmentSettings, specs: Path) -> dict[str, str]:
+    """``STATEWRIGHT_ACCESS``: the environment's access rules as compact JSON, once they
+    are known to name only deployed specs and their events (else SettingsError naming
+    each rule by its index). No rules, no variable: everything is allowed."""
+    if settings.access is None:
+        return {}
+    from statewright.access import AccessPolicy
+    from statewright.catalog import SpecCatalog
+    from statewright.errors import ConfigurationError
+
+    try:
+        catalog = SpecCatalog.from_folders([specs])
+    except ConfigurationError as exc:
+        raise SettingsError(f"cannot check cdk.json's access rules: {exc}") from exc
+    problems = AccessPolicy(settings.access).problems(
+        {spec.name: spec.events for spec in catalog.specs()}
+    )
+    if problems:
+        raise SettingsError(f"cdk.json environment {env_name!r}: " + "; ".join(problems))
+    value = json.dumps(
+        [rule.model_dump(mode="json", exclude_none=True) for rule in settings.access],
+        separators=(",", ":"),
+    )
+    if len(value.encode()) > MAX_ACCESS_BYTES:
+        raise SettingsError(
+            f"cdk.json environment {env_name!r}: the access rules take {len(value.encode())} "
+            f"bytes as JSON; the dispatcher's environment holds at most {MAX_ACCESS_BYTES} "
+            "(Lambda's 4 KB limit): merge rules, or use * patterns"
+        )
+    return {"STATEWRIGHT_ACCESS": value}
 
 
 def service_environment(
@@ -79,6 +117,7 @@ class Dispatcher(Construct):
                     env_name, table=table, bus=bus, task_runner=task_runner, terraform=terraform
                 ),
                 "STATEWRIGHT_SPECS_DIR": BUNDLED_SPECS_DIR,
+                **access_environment(env_name, settings, paths.specs),
                 **common_environment,
             },
             # API Gateway gives up after 29 s; the service's conflict deadline is 10 s.

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from statewright.access import AccessRule
 
 CONTEXT_KEY = "statewright:environments"
 ENV_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
@@ -89,6 +90,26 @@ class ApiThrottling(_Strict):
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
+class BusSenders(_Strict):
+    """Who may put events on the control plane's bus besides the control plane itself
+    (infra/bus.py): the event sources it takes, and other accounts allowed to send."""
+
+    # EventBridge's own wildcard (*) allowed; the control plane's "statewright" is not
+    # one to list (the bus policy reserves it to the control plane's roles).
+    sources: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.*_/-]{1,256}$")]]
+    accounts: list[Annotated[str, Field(pattern=r"^\d{12}$")]] = Field(default_factory=list)
+
+    @field_validator("sources")
+    @classmethod
+    def _not_internal(cls, sources: list[str]) -> list[str]:
+        if "statewright" in sources:
+            raise ValueError(
+                "'statewright' is the control plane's own source and only its roles may "
+                "send it; list the sources of your own producers"
+            )
+        return sources
+
+
 class EnvironmentSettings(_Strict):
     """What differs between two deployments of the control plane."""
 
@@ -123,6 +144,13 @@ class EnvironmentSettings(_Strict):
     # Create AWS::ApiGateway::Account and its CloudWatch role. There is one per account
     # and region: set it in at most one environment of an account and region.
     api_gateway_account_role: bool = False
+
+    # Who may do what to which machine through the API (docs/security.md, "Access
+    # rules"); left out, every caller IAM lets in may do everything.
+    access: list[AccessRule] | None = None
+    # Who may put events on the bus; left out, any principal of the account whose IAM
+    # policy allows PutEvents, with any source but the control plane's own.
+    bus_senders: BusSenders | None = None
 
     @field_validator("log_retention_days")
     @classmethod

@@ -92,14 +92,15 @@ class StatewrightStack(cdk.Stack):
             terraform=terraform,
             common_environment=common,
         )
-        bus.trust_internal_source_only_from(
-            [
-                dispatcher.dispatcher.role,
-                reconciler.reconciler.role,
-                task_runner.runner.role,
-                terraform.role,
-            ]
-        )
+        control_plane_roles = [
+            dispatcher.dispatcher.role,
+            reconciler.reconciler.role,
+            task_runner.runner.role,
+            terraform.role,
+        ]
+        bus.trust_internal_source_only_from(control_plane_roles)
+        if settings.bus_senders is not None:
+            bus.admit_only(settings.bus_senders, control_plane_roles)
         rules = DispatcherRules(
             self,
             "Routing",

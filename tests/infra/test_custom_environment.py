@@ -13,7 +13,7 @@ import pytest
 from aws_cdk import assertions
 
 from infra.app import build_app, repository_context
-from infra.settings import CONTEXT_KEY
+from infra.settings import CONTEXT_KEY, SettingsError
 from tests.infra.test_stack import kept_with_a_fixed_name
 
 STAGING = {
@@ -43,6 +43,17 @@ STAGING = {
     "history_retention_days": 12,
     "reconcile_every_minutes": 2,
     "alarm_email": "oncall@example.com",
+    "access": [
+        {
+            "principals": ["arn:aws:iam::111122223333:role/ci"],
+            "actions": ["create", "send", "read"],
+            "specs": ["preview-env"],
+            "events": ["LAUNCH", "DESTROY"],
+            "machines": ["pr-*"],
+        },
+        {"principals": ["arn:aws:iam::111122223333:role/platform"]},
+    ],
+    "bus_senders": {"sources": ["acme.billing", "acme.ci.*"], "accounts": ["444455556666"]},
 }
 
 
@@ -219,3 +230,62 @@ def test_module_buckets_are_readable_by_the_terraform_runner(
     assert by_sid["ReadModuleBuckets"]["Resource"] == {
         "Fn::Join": ["", [*bucket[:2], ":s3:::acme-terraform-modules/*"]]
     }
+
+
+def test_access_rules_reach_the_dispatcher_as_json(staging: tuple[dict[str, Any], Path]) -> None:
+    raw, _ = staging
+    variables = {
+        r["Properties"]["FunctionName"]: r["Properties"].get("Environment", {}).get("Variables", {})
+        for r in raw["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and "FunctionName" in r["Properties"]
+    }
+    rules = json.loads(variables.pop("statewright-staging-dispatcher")["STATEWRIGHT_ACCESS"])
+    assert rules == STAGING["access"]
+    # only the dispatcher answers the API
+    assert variables and not any("STATEWRIGHT_ACCESS" in v for v in variables.values())
+
+
+def test_bus_takes_only_the_listed_sources_and_accounts(
+    staging: tuple[dict[str, Any], Path],
+) -> None:
+    raw, _ = staging
+    statements = {
+        r["Properties"]["StatementId"].removeprefix("cdk-"): r["Properties"]["Statement"]
+        for r in raw["Resources"].values()
+        if r["Type"] == "AWS::Events::EventBusPolicy"
+    }
+    deny = statements["OnlyListedSourcesSendEvents"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "events:PutEvents"
+    assert deny["Principal"] == {"AWS": "*"}
+    assert deny["Condition"]["StringNotLike"] == {"events:source": ["acme.billing", "acme.ci.*"]}
+    # the control plane's four roles are exempt (their statewright and Lambda events)
+    assert len(deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == 4
+    allow = statements["ListedAccountsSendListedSources"]
+    assert allow["Effect"] == "Allow"
+    assert allow["Condition"] == {"StringLike": {"events:source": ["acme.billing", "acme.ci.*"]}}
+    assert "444455556666" in json.dumps(allow["Principal"])
+
+
+@pytest.mark.parametrize(
+    ("access", "message"),
+    [
+        (
+            [{"specs": ["preview-env"]}, {"specs": ["tenants"]}],
+            r"access\[1\]\.specs: no spec named 'tenants'",
+        ),
+        (
+            [{"specs": ["preview-env"], "events": ["OFFBOARD"]}],
+            r"access\[0\]\.events: 'OFFBOARD' is not an event of spec preview-env",
+        ),
+        ([{"actions": ["destroy"]}], r"access\.0\.actions\.0: "),
+        (
+            [{"principals": [f"arn:aws:iam::111122223333:role/r{i:04}"]} for i in range(80)],
+            r"the access rules take \d+ bytes as JSON",
+        ),
+    ],
+)
+def test_access_rules_that_do_not_fit_fail_the_synth(access: Any, message: str) -> None:
+    context = json.loads(json.dumps(repository_context()))
+    context[CONTEXT_KEY]["staging"] = {**STAGING, "access": access}
+    with pytest.raises(SettingsError, match=message):
+        build_app("staging", context=context)
