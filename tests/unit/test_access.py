@@ -10,21 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statewright.access import ACTIONS, AccessPolicy, InvalidRules, role_arn_of
 
-ACCOUNT = "123456789012"
-CI_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ci"
-CI_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/ci/github-run-42"
+from tests.integration.access_cases import ACCOUNT, CI, CI_ROLE, RULES
 
-EXAMPLE = [
-    {
-        "principals": [CI_ROLE],
-        "actions": ["create", "send", "read"],
-        "specs": ["preview-env"],
-        "events": ["LAUNCH", "DESTROY"],
-        "machines": ["pr-*"],
-    },
-    {"principals": [f"arn:aws:iam::{ACCOUNT}:role/platform"], "specs": ["tenant-lifecycle"]},
-    {"principals": [f"arn:aws:iam::{ACCOUNT}:role/platform"], "actions": ["read"]},
-]
+# docs/security.md's example (the first three rules of the shared integration cases)
+EXAMPLE = RULES[:3]
+CI_SESSION = CI
 
 
 # ---- a reference reading of the rules, written for obviousness, not speed ------------
