@@ -17,23 +17,14 @@ from tests.integration.local.server import REPO, STATEWRIGHT, Server
 SPECS = REPO / "specs"
 
 
-class AccessServer(Server):
-    def __init__(self, root: Path, rules_file: Path) -> None:
-        super().__init__(root, specs=[SPECS])
-        self.rules_file = rules_file
-
-    def argv(self) -> list[str]:
-        return [*super().argv(), "--access", str(self.rules_file)]
-
-
-def rules_file(root: Path, rules: Any) -> Path:
+def access_server(root: Path, rules: Any, *args: str) -> Server:
     path = root / "access.json"
     path.write_text(json.dumps(rules), encoding="utf-8")
-    return path
+    return Server(root, specs=[SPECS], args=["--access", str(path), *args])
 
 
 def test_the_rules_answer_as_on_aws(tmp_path: Path) -> None:
-    with AccessServer(tmp_path, rules_file(tmp_path, RULES)) as server:
+    with access_server(tmp_path, RULES) as server:
 
         def call(method: str, path: str, body: Any) -> tuple[int, Any]:
             answer = server.request(method, path, body)
@@ -61,6 +52,55 @@ def test_the_rules_answer_as_on_aws(tmp_path: Path) -> None:
         ).stdout
         assert "event LAUNCH from api by local" in history
         assert "INIT -> PROVISION on LAUNCH by local" in history
+
+
+TOKEN_RULES = [
+    {
+        "principals": ["ci-*"],
+        "actions": ["create", "send", "read"],
+        "specs": ["preview-env"],
+        "events": ["LAUNCH", "DESTROY"],
+        "machines": ["pr-*"],
+    },
+    {"principals": ["*@platform"], "specs": ["tenant-lifecycle"]},
+    {"principals": ["*@platform"], "actions": ["read"]},
+]
+
+
+def test_token_names_are_the_principals(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("ci-github ci-token-0123456789abcdef\nana@platform ana-token-0123456789\n")
+    tokens.chmod(0o600)
+    with access_server(tmp_path, TOKEN_RULES, "--token-file", str(tokens)) as server:
+
+        def as_(token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            server.token = token
+            answer = server.request(method, path, body)
+            return answer.status, answer.body
+
+        ci, ana = "ci-token-0123456789abcdef", "ana-token-0123456789"
+        assert (
+            as_(ci, "POST", "/machines/pr-5/events", {"event": "LAUNCH", "spec": "preview-env"})[0]
+            == 202
+        )
+        assert as_(ana, "POST", "/machines", {"spec": "tenant-lifecycle", "id": "acme"})[0] == 201
+        status, body = as_(ci, "POST", "/machines/acme/events", {"event": "OFFBOARD"})
+        assert (status, body["error"]["message"]) == (
+            403,
+            "ci-github may not send OFFBOARD to machine acme: no access rule allows it",
+        )
+        assert as_(ci, "GET", "/machines/acme")[0] == 403
+        assert as_(ana, "POST", "/machines/pr-5/events", {"event": "DESTROY"})[0] == 403
+        assert [m["id"] for m in as_(ci, "GET", "/machines")[1]["machines"]] == ["pr-5"]
+        assert sorted(m["id"] for m in as_(ana, "GET", "/machines")[1]["machines"]) == [
+            "acme",
+            "pr-5",
+        ]
+        entries = as_(ana, "GET", "/machines/pr-5/history")[1]["entries"]
+        assert [(e["kind"], e["actor"]) for e in entries[:2]] == [
+            ("created", "ci-github"),
+            ("event", "ci-github"),
+        ]
 
 
 @pytest.mark.parametrize(
