@@ -16,6 +16,17 @@ if TYPE_CHECKING:
     from statewright.access import AccessPolicy
 
 
+class PrintableFormatter(logging.Formatter):
+    """Log lines with every control character escaped: logged values (request lines,
+    ids, error messages) come from clients, specs and task output, and must not drive
+    the terminal that shows the log. A traceback keeps its line breaks."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from statewright.printable import printable
+
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))
+
+
 def register(app: typer.Typer) -> None:
     app.command(name="serve")(serve)
 
@@ -25,9 +36,9 @@ def configure_logging(log_level: str) -> None:
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise typer.BadParameter("use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level")
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _access_rules(path: Path) -> AccessPolicy:
