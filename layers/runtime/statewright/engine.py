@@ -42,6 +42,7 @@ from statewright.model import (
 )
 from statewright.spec.models import Action, Spec
 from statewright.spec.rules import INIT_STATE, MAX_IDLE_NEXT_TRANSITIONS
+from statewright.spec.rules import SYSTEM_EVENTS as SYSTEM_EVENT_ORDER
 
 # Failures the same attempt would repeat: no retry (a reference that did not resolve
 # resolves no better a second later).
@@ -760,7 +761,7 @@ def _republish_system_events(step: _Step) -> None:
     m, spec = step.machine, step.spec
     state = spec.states[m.state]
     published_now = {e.event.detail.get("event") for e in step.effects if isinstance(e, Publish)}
-    for event in ("NEXT", "FAILED"):
+    for event in SYSTEM_EVENT_ORDER:
         wanted = event in state.on and m.applied.get(event) != m.epoch
         if event == "NEXT":
             wanted = wanted and not state.terminal and is_satisfied(m, spec)

@@ -169,7 +169,12 @@ def spec_schema() -> dict[str, Any]:
                     },
                     "retry": {"$ref": "#/definitions/retry"},
                     "timeout_seconds": {
-                        "description": "Default: 900 for lambda, 3600 for terraform.",
+                        "description": "Default: "
+                        + ", ".join(
+                            f"{p.default_timeout_seconds} for {n}"
+                            for n, p in sorted(registry().items())
+                        )
+                        + ".",
                         "type": "integer",
                         "minimum": MIN_TIMEOUT_SECONDS,
                     },
