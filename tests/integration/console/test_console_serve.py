@@ -127,7 +127,9 @@ def test_launch_from_the_console_runs_the_demo_then_destroy_removes_it(
     expect(infrastructure.locator(".redacted")).to_have_text("sensitive, not shown: admin_token")
     assert hashlib.sha256(b"pr-7-admin").hexdigest() not in page.content()
     history = page.locator("table.history")
-    expect(history.locator('tr[data-kind="event"]', has_text="event LAUNCH")).to_contain_text("api")
+    launched = history.locator('tr[data-kind="event"]', has_text="event LAUNCH")
+    expect(launched).to_contain_text("api")
+    expect(launched.locator("td.actor")).to_have_text("local")  # who sent it
     expect(history).to_contain_text("PROVISION → RUN on NEXT")
     screenshot(page, "machine-run", for_docs=True)
 
