@@ -6,38 +6,18 @@ from aws_cdk.assertions import Match
 from statewright.aws import table_layout
 
 from tests.infra.conftest import Synthesized
+from tests.integration.aws import tables
 
 
 def test_key_schema_and_index_come_from_the_store_layout(synth: Synthesized) -> None:
+    # The tables every test creates (tests/integration/aws/tables.py) are this one.
     synth.template.resource_count_is("AWS::DynamoDB::Table", 1)
     synth.template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {
-            "KeySchema": [
-                {"AttributeName": table_layout.PARTITION_KEY, "KeyType": "HASH"},
-                {"AttributeName": table_layout.SORT_KEY, "KeyType": "RANGE"},
-            ],
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": table_layout.LIST_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": table_layout.LIST_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                        {"AttributeName": table_layout.LIST_INDEX_SORT_KEY, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            "AttributeDefinitions": Match.array_with(
-                [
-                    {"AttributeName": name, "AttributeType": "S"}
-                    for name in (
-                        table_layout.PARTITION_KEY,
-                        table_layout.SORT_KEY,
-                        table_layout.LIST_INDEX_PARTITION_KEY,
-                        table_layout.LIST_INDEX_SORT_KEY,
-                    )
-                ]
-            ),
+            "KeySchema": tables.KEY_SCHEMA,
+            "GlobalSecondaryIndexes": tables.GLOBAL_SECONDARY_INDEXES,
+            "AttributeDefinitions": Match.array_with(tables.ATTRIBUTE_DEFINITIONS),
         },
     )
 

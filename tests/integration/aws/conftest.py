@@ -1,4 +1,4 @@
-"""A Statewright deployment under moto: the table from the synthesized template, the bus
+"""A Statewright deployment under moto: the table (the synthesized key schema), the bus
 (with a queue that captures what the control plane publishes), the task runner and a
 user's function, the CodeBuild project and the state bucket — and the three Lambda
 handlers called in-process, with only the environment variables of docs/aws.md#configuration set.
@@ -231,7 +231,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def table_from_template(aws: None) -> str:
-    """The control plane's table, created from the key schema the CDK app synthesizes."""
+    """The control plane's table, with the key schema the CDK app synthesizes."""
     create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
     return TABLE
 

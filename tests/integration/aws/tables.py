@@ -1,14 +1,11 @@
-"""The DynamoDB table the tests create: the key schema the CDK app synthesizes.
-
-Synthesizing takes seconds, so the definition is read once per process. Until the CDK
-app (``infra.app.build_app``) is in the tree, the definition comes from
-``statewright.aws.table_layout`` — the names the CDK construct is built from."""
+"""The DynamoDB table the tests create, from ``statewright.aws.table_layout`` — the names
+the store uses and the CDK table construct is built from. tests/infra/test_table.py
+checks that the synthesized template's table has exactly this key schema and index, so
+tables created here are the deployed one without every test process synthesizing the
+CDK app."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import os
 from typing import Any
 
 from statewright.aws.table_layout import (
@@ -19,83 +16,35 @@ from statewright.aws.table_layout import (
     SORT_KEY,
 )
 
-TEMPLATE_ENV = "dev"
-
-
-def _from_layout() -> dict[str, Any]:
-    return {
+KEY_SCHEMA = [
+    {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+    {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+]
+ATTRIBUTE_DEFINITIONS = [
+    {"AttributeName": name, "AttributeType": "S"}
+    for name in (PARTITION_KEY, SORT_KEY, LIST_INDEX_PARTITION_KEY, LIST_INDEX_SORT_KEY)
+]
+GLOBAL_SECONDARY_INDEXES = [
+    {
+        "IndexName": LIST_INDEX,
         "KeySchema": [
-            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+            {"AttributeName": LIST_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": LIST_INDEX_SORT_KEY, "KeyType": "RANGE"},
         ],
-        "AttributeDefinitions": [
-            {"AttributeName": name, "AttributeType": "S"}
-            for name in (PARTITION_KEY, SORT_KEY, LIST_INDEX_PARTITION_KEY, LIST_INDEX_SORT_KEY)
-        ],
-        "GlobalSecondaryIndexes": [
-            {
-                "IndexName": LIST_INDEX,
-                "KeySchema": [
-                    {"AttributeName": LIST_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": LIST_INDEX_SORT_KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-        "source": "statewright.aws.table_layout",
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
-
-
-def _from_template() -> dict[str, Any]:
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from infra.app import build_app  # type: ignore[import-not-found,unused-ignore]
-
-    assembly = build_app(TEMPLATE_ENV).synth()
-    tables = [
-        (stack.stack_name, resource["Properties"])
-        for stack in assembly.stacks
-        for resource in stack.template.get("Resources", {}).values()
-        if resource["Type"] == "AWS::DynamoDB::Table"
-    ]
-    if len(tables) != 1:
-        raise AssertionError(f"expected one AWS::DynamoDB::Table in the template, got {tables}")
-    stack_name, props = tables[0]
-    gsis = [
-        {
-            "IndexName": gsi["IndexName"],
-            "KeySchema": gsi["KeySchema"],
-            "Projection": gsi.get("Projection", {"ProjectionType": "ALL"}),
-        }
-        for gsi in props.get("GlobalSecondaryIndexes", [])
-    ]
-    return {
-        "KeySchema": props["KeySchema"],
-        "AttributeDefinitions": props["AttributeDefinitions"],
-        "GlobalSecondaryIndexes": gsis,
-        "source": f"synthesized stack {stack_name}",
-    }
-
-
-@functools.cache
-def table_definition() -> dict[str, Any]:
-    """KeySchema, AttributeDefinitions and GSIs of the table, and where they came from."""
-    if importlib.util.find_spec("infra.app") is not None:
-        return _from_template()
-    return _from_layout()
+]
 
 
 def create_table(client: Any, name: str) -> None:
-    """Create the table (on-demand) from :func:`table_definition`."""
-    definition = table_definition()
-    kwargs: dict[str, Any] = {
-        "TableName": name,
-        "KeySchema": definition["KeySchema"],
-        "AttributeDefinitions": definition["AttributeDefinitions"],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
-    if definition["GlobalSecondaryIndexes"]:
-        kwargs["GlobalSecondaryIndexes"] = definition["GlobalSecondaryIndexes"]
-    client.create_table(**kwargs)
+    """Create the table (on-demand), and wait until it can be written."""
+    client.create_table(
+        TableName=name,
+        KeySchema=KEY_SCHEMA,
+        AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
+        GlobalSecondaryIndexes=GLOBAL_SECONDARY_INDEXES,
+        BillingMode="PAY_PER_REQUEST",
+    )
     # dynalite creates a table asynchronously even with --createTableMs 0: under load a
     # write right after CreateTable can meet ResourceNotFoundException. Wait as on AWS.
     client.get_waiter("table_exists").wait(

@@ -1,4 +1,4 @@
-"""The moto deployment of tests/integration/aws (table from the synthesized template,
+"""The moto deployment of tests/integration/aws (table with the synthesized template's key schema,
 bus, task runner, CodeBuild project, the three handlers)."""
 
 from tests.integration.aws.conftest import aws, deployment, table_from_template
