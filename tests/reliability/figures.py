@@ -3,7 +3,8 @@
 Every suite records what it did (interleavings, events, conflicts, crashes, recoveries,
 hostile inputs) with `record`; `python -m tests.reliability.report` sums the records of a
 run into the table docs/reliability.md shows. Records are JSON lines appended to one file,
-so pytest-xdist workers can write side by side.
+so pytest-xdist workers can write side by side; each test session starts the file afresh
+(tests/conftest.py), so it holds the figures of one run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def scaled(short: int, long: int) -> int:
 
 def figures_path() -> Path:
     return Path(os.environ.get(FIGURES_ENV, str(DEFAULT_FIGURES)))
+
+
+def start_run() -> None:
+    """Forget the previous run's figures."""
+    figures_path().unlink(missing_ok=True)
 
 
 def record(suite: str, **figures: int | float | str) -> None:
