@@ -22,7 +22,7 @@ from statewright.model import BusEvent, TaskFinishedDetail, TaskInvocation
 from statewright.spec.models import TaskSpec
 
 from tests.integration.aws.codebuild_tokens import CodeBuildTokenRule
-from tests.integration.aws.conftest import REGION
+from tests.integration.aws.deployment import REGION
 from tests.unit.engine.helpers import make_spec
 
 

@@ -12,7 +12,7 @@ from statewright.aws.lambda_executor import LambdaExecutor
 from statewright.errors import StartDeferred
 from statewright.model import TaskInvocation
 
-from tests.integration.aws.conftest import Deployment, lambda_context
+from tests.integration.aws.deployment import Deployment, lambda_context
 
 
 def test_a_throttled_start_answers_202_and_the_reconciler_starts_the_task(

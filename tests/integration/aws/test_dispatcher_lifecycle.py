@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.aws.conftest import REGION, STATE_BUCKET, Deployment, eventbridge
+from tests.integration.aws.deployment import REGION, STATE_BUCKET, Deployment, eventbridge
 
 OUTPUTS = {"db_url": {"sensitive": False, "type": "string", "value": "postgres://pr-1"}}
 VOLATILE_TASK_FIELDS = ("started_at", "finished_at")

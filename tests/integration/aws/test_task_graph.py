@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.aws.conftest import (
+from tests.integration.aws.deployment import (
     REGION,
     Deployment,
     _zip,

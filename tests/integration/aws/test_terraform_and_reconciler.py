@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.integration.aws.conftest import REGION, STATE_BUCKET, Deployment, lambda_context
+from tests.integration.aws.deployment import REGION, STATE_BUCKET, Deployment, lambda_context
 
 SPEC = """\
 version: 1.0

@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.tracing import Tracer
 from statewright.aws import observability
 
-from tests.integration.aws.conftest import lambda_context
+from tests.integration.aws.deployment import lambda_context
 
 SECRET = "hunter2-b7f1c0de"
 

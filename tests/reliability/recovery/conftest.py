@@ -1,6 +1,7 @@
-"""The moto deployment of tests/integration/aws (table with the synthesized template's key schema,
-bus, task runner, CodeBuild project, the three handlers)."""
+"""The moto deployment of tests/integration/aws (tests/integration/aws/deployment.py):
+table with the synthesized key schema, bus, task runner, CodeBuild project, the three
+handlers."""
 
-from tests.integration.aws.conftest import aws, deployment, table_from_template
+from tests.integration.aws.deployment import aws, deployment, table_from_template
 
 __all__ = ["aws", "deployment", "table_from_template"]

@@ -13,7 +13,7 @@ from statewright.aws.observability import METRICS
 from statewright.errors import Conflict, VersionConflict
 from statewright.model import Machine
 
-from tests.integration.aws.conftest import Deployment, eventbridge
+from tests.integration.aws.deployment import Deployment, eventbridge
 
 
 def test_a_conflict_past_the_deadline_fails_the_invocation_and_the_retry_applies(

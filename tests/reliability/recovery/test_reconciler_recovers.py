@@ -40,7 +40,7 @@ from statewright.engine import add_seconds
 from statewright.errors import StartDeferred
 from statewright.model import BusEvent, TaskInvocation, now_iso
 
-from tests.integration.aws.conftest import Deployment, eventbridge, lambda_context
+from tests.integration.aws.deployment import Deployment, eventbridge, lambda_context
 from tests.reliability.figures import record, scaled
 from tests.reliability.model.world import SimulatedCrash
 

@@ -1,0 +1,324 @@
+"""A Statewright deployment under moto: the table (the synthesized key schema), the bus
+(with a queue that captures what the control plane publishes), the task runner and a
+user's function, the CodeBuild project and the state bucket — and the three Lambda
+handlers called in-process, with only the environment variables of docs/aws.md#configuration set.
+
+moto runs no Lambda code and never finishes a CodeBuild build by itself, so the test
+plays EventBridge and CodeBuild: it runs the task runner on the payload the dispatcher
+queued, and feeds every completion back as the events AWS delivers."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from statewright.aws import settings as settings_module
+from statewright.aws import wiring
+from statewright.aws.codebuild_executor import CodeBuildExecutor
+from statewright.aws.lambda_executor import LambdaExecutor
+from statewright.model import TaskInvocation
+
+from tests.integration.aws.tables import create_table
+
+REPO = Path(__file__).resolve().parents[3]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+TABLE = "statewright-test"
+BUS = "statewright-test"
+TASK_RUNNER = "statewright-test-taskrunner"
+PROJECT = "statewright-test-terraform"
+STATE_BUCKET = "statewright-test-state"
+USER_FUNCTIONS = ("statewright-dev-task-db-setup",)  # specs/preview-env.yml
+# Routed to the dispatcher by the CDK app's rules (infra/rules.py).
+DISPATCHED = {("statewright", "Machine Event"), ("statewright", "Task Finished")}
+
+
+def load_handler(name: str) -> ModuleType:
+    path = REPO / "functions" / name / "handler.py"
+    spec = importlib.util.spec_from_file_location(f"statewright_fn_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def lambda_context(function: str) -> Any:
+    return SimpleNamespace(
+        aws_request_id=str(uuid.uuid4()),
+        function_name=function,
+        invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}",
+        memory_limit_in_mb=512,
+        get_remaining_time_in_millis=lambda: 900_000,
+    )
+
+
+def eventbridge(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An event as EventBridge hands it to a Lambda target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": "2026-01-01T00:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+@dataclass
+class Build:
+    """One StartBuild the CodeBuild executor made: its id and its environment."""
+
+    invocation: TaskInvocation
+    build_id: str
+    environment: list[dict[str, str]]
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {v["name"]: v["value"] for v in self.environment}
+
+    def state_change(self, status: str) -> dict[str, Any]:
+        """CodeBuild's own ``Build State Change`` (default bus, source aws.codebuild)."""
+        project_env = [
+            {"name": "STATEWRIGHT_STATE_BUCKET", "value": STATE_BUCKET, "type": "PLAINTEXT"}
+        ]
+        event = eventbridge(
+            "aws.codebuild",
+            "CodeBuild Build State Change",
+            {
+                "build-status": status,
+                "project-name": PROJECT,
+                "build-id": f"arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{self.build_id}",
+                "additional-information": {
+                    "environment": {"environment-variables": project_env + self.environment},
+                    "build-complete": status != "IN_PROGRESS",
+                },
+                "current-phase": "COMPLETED",
+                "version": "1",
+            },
+        )
+        event["resources"] = [event["detail"]["build-id"]]
+        return event
+
+    def report(self, status: str, output: Any = None, error: str | None = None) -> dict[str, Any]:
+        """The buildspec's own report (post_build: aws events put-events)."""
+        v = self.variables
+        detail: dict[str, Any] = {
+            "machine_id": v["STATEWRIGHT_MACHINE_ID"],
+            "epoch": int(v["STATEWRIGHT_EPOCH"]),
+            "task": v["STATEWRIGHT_TASK"],
+            "attempt": int(v["STATEWRIGHT_ATTEMPT"]),
+            "status": status,
+        }
+        if status == "succeeded":
+            detail["output"] = output
+        else:
+            detail["error"] = error
+        return eventbridge("statewright", "Task Finished", detail)
+
+
+@dataclass
+class Deployment:
+    dispatcher: ModuleType
+    task_runner: ModuleType
+    reconciler: ModuleType
+    queue_url: str
+    lambda_starts: list[TaskInvocation] = field(default_factory=list)
+    builds: list[Build] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        principal: str = f"arn:aws:iam::{ACCOUNT}:user/t",
+    ) -> tuple[int, Any]:
+        """One API Gateway REST proxy request through the dispatcher, signed by
+        ``principal`` (API Gateway puts the caller's ARN in ``identity.userArn``)."""
+        event = {
+            "resource": "/{proxy+}",
+            "path": path,
+            "httpMethod": method,
+            "headers": {"Content-Type": "application/json", **(headers or {})},
+            "multiValueHeaders": {},
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": (
+                {k: [v] for k, v in query.items()} if query else None
+            ),
+            "pathParameters": {"proxy": path.lstrip("/")},
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": "/{proxy+}",
+                "httpMethod": method,
+                "path": f"/prod{path}",
+                "stage": "prod",
+                "requestId": str(uuid.uuid4()),
+                "accountId": ACCOUNT,
+                "identity": {"sourceIp": "127.0.0.1", "userArn": principal},
+            },
+            "body": json.dumps(body) if body is not None else None,
+            "isBase64Encoded": False,
+        }
+        response = self.dispatcher.handler(event, lambda_context("dispatcher"))
+        return response["statusCode"], json.loads(response["body"])
+
+    def deliver(self, event: dict[str, Any]) -> str:
+        """EventBridge invoking the dispatcher with one event."""
+        result = self.dispatcher.handler(event, lambda_context("dispatcher"))
+        return str(result["outcome"])
+
+    def published(self) -> list[dict[str, Any]]:
+        """Everything the control plane put on its bus since the last call."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        events = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return events
+            for message in messages:
+                events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    @staticmethod
+    def dispatched(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events the bus rules route to the dispatcher."""
+        return [e for e in events if (e["source"], e["detail-type"]) in DISPATCHED]
+
+    def run_task_runner(self, invocation: TaskInvocation) -> Any:
+        """Lambda running the task runner on the payload the dispatcher queued."""
+        payload = json.loads(invocation.model_dump_json())
+        return self.task_runner.handler(payload, lambda_context(TASK_RUNNER))
+
+    def get(self, machine_id: str) -> tuple[int, Any]:
+        return self.api("GET", f"/machines/{machine_id}")
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", source)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name in settings_module.ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        yield
+
+
+@pytest.fixture
+def table_from_template(aws: None) -> str:
+    """The control plane's table, with the key schema the CDK app synthesizes."""
+    create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
+    return TABLE
+
+
+def create_control_plane_resources(user_functions: Iterable[str] = USER_FUNCTIONS) -> None:
+    """What a deployment holds besides the table, under moto: the task runner and the
+    users' functions (echoing their input), the state bucket, the Terraform project and
+    the control plane's bus."""
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="statewright-test", AssumeRolePolicyDocument="{}")["Role"][
+        "Arn"
+    ]
+    lam = boto3.client("lambda", region_name=REGION)
+    for name in (TASK_RUNNER, *user_functions):
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": _zip("def handler(event, context):\n    return event\n")},
+        )
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=STATE_BUCKET)
+    boto3.client("codebuild", region_name=REGION).create_project(
+        name=PROJECT,
+        source={"type": "S3", "location": f"{STATE_BUCKET}/none.zip", "buildspec": "version: 0.2"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/standard:7.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+        },
+        serviceRole=role,
+    )
+    boto3.client("events", region_name=REGION).create_event_bus(Name=BUS)
+
+
+@pytest.fixture
+def deployment(table_from_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    create_control_plane_resources()
+    events = boto3.client("events", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName="published")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(
+        Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["statewright"]})
+    )
+    events.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    # Only the required variables (docs/aws.md#configuration); STATEWRIGHT_SPECS_DIR is
+    # left to its default.
+    monkeypatch.setenv("STATEWRIGHT_ENV", "test")
+    monkeypatch.setenv("STATEWRIGHT_TABLE", TABLE)
+    monkeypatch.setenv("STATEWRIGHT_BUS", BUS)
+    monkeypatch.setenv("STATEWRIGHT_TASK_RUNNER", TASK_RUNNER)
+    monkeypatch.setenv("STATEWRIGHT_TERRAFORM_PROJECT", PROJECT)
+
+    dep = Deployment(
+        dispatcher=load_handler("dispatcher"),
+        task_runner=load_handler("task_runner"),
+        reconciler=load_handler("reconciler"),
+        queue_url=queue_url,
+    )
+
+    # Observe (and pass through to moto) what the executors start and stop.
+    lambda_start = LambdaExecutor.start
+    build_start = CodeBuildExecutor.start
+    build_cancel = CodeBuildExecutor.cancel
+
+    def record_lambda(self: LambdaExecutor, invocation: TaskInvocation) -> str:
+        dep.lambda_starts.append(invocation)
+        return lambda_start(self, invocation)
+
+    def record_build(self: CodeBuildExecutor, invocation: TaskInvocation) -> str:
+        build_id = build_start(self, invocation)
+        env = [dict(v) for v in self.environment(invocation)]
+        dep.builds.append(Build(invocation, build_id, env))
+        return build_id
+
+    def record_stop(self: CodeBuildExecutor, run_id: str) -> None:
+        dep.stopped.append(run_id)
+        build_cancel(self, run_id)
+
+    monkeypatch.setattr(LambdaExecutor, "start", record_lambda)
+    monkeypatch.setattr(CodeBuildExecutor, "start", record_build)
+    monkeypatch.setattr(CodeBuildExecutor, "cancel", record_stop)
+    wiring._build.cache_clear()
+    yield dep
+    wiring._build.cache_clear()
