@@ -64,8 +64,8 @@ format: install
 test: install lint ## the whole suite: lint, unit, integration, infra (short reliability runs)
 	$(BIN)/pytest -n 2 --timeout 600 -q
 
-test-fast: install
-	$(BIN)/pytest -n 2 -q -m "not slow" tests/unit
+test-fast: install ## in-process tests and the store contract, without slow runs or dynalite
+	$(BIN)/pytest -n 2 -q -m "not slow and not dynalite" tests/unit tests/docs tests/contract
 
 reliability: install ## the long reliability runs (minutes)
 	STATEWRIGHT_RELIABILITY=long $(BIN)/pytest -q -p no:xdist tests/reliability

@@ -50,9 +50,9 @@ USER_FUNCTION = (
 @dataclass
 class _Harness:
     log: CallLog
-    dep: Any  # tests.integration.aws.conftest.Deployment
+    dep: Any  # tests.integration.aws.deployment.Deployment
     runner: Any
-    builds: Any  # the conftest's Build class
+    builds: Any  # the deployment module's Build class
     task_runner_name: str
     published: list[dict[str, Any]]
     seen_calls: int = 0
@@ -86,7 +86,7 @@ def _deployment(facts: Facts) -> Iterator[_Harness]:
     from statewright.aws import task_runner as task_runner_module
     from statewright.aws import wiring
 
-    from tests.integration.aws import conftest as aws
+    from tests.integration.aws import deployment as aws
 
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -141,7 +141,7 @@ def _create_resources(facts: Facts, aws: Any) -> None:
 def _settle(h: _Harness) -> None:
     """Play AWS until nothing is left to deliver: run the task runner for every Invoke
     the dispatcher queued, deliver every event the bus rules route to the dispatcher."""
-    from tests.integration.aws import conftest as aws
+    from tests.integration.aws import deployment as aws
 
     while True:
         work: list[tuple[str, Any]] = []
@@ -176,7 +176,7 @@ def _run_build(h: _Harness, start: Call) -> None:
     Build State Change, which the default bus's rule routes to the dispatcher."""
     import boto3
 
-    from tests.integration.aws import conftest as aws
+    from tests.integration.aws import deployment as aws
 
     environment = [dict(v) for v in start.params["environmentVariablesOverride"]]
     build = h.builds(
@@ -204,7 +204,7 @@ def _run_build(h: _Harness, start: Call) -> None:
 
 
 def _lifecycle(h: _Harness, machine_id: str) -> None:
-    from tests.integration.aws import conftest as aws
+    from tests.integration.aws import deployment as aws
 
     status, machine = h.dep.api(
         "POST", "/machines", {"spec": SPEC, "id": machine_id, "metadata": {"branch": "main"}}

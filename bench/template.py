@@ -79,7 +79,11 @@ def from_template() -> Deployment:
 
 def from_layout(functions: Mapping[str, Function]) -> Deployment:
     """The table as ``statewright.aws.table_layout`` names it (no synth)."""
-    from tests.integration.aws.tables import _from_layout
+    from tests.integration.aws import tables
 
-    table = {k: v for k, v in _from_layout().items() if k != "source"}
+    table = {
+        "KeySchema": tables.KEY_SCHEMA,
+        "AttributeDefinitions": tables.ATTRIBUTE_DEFINITIONS,
+        "GlobalSecondaryIndexes": tables.GLOBAL_SECONDARY_INDEXES,
+    }
     return Deployment(table, functions, "statewright.aws.table_layout (no synth)")

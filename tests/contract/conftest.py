@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from statewright.ports import Store
 
-from tests.contract.backends import BACKENDS
+from tests.contract.backends import BACKENDS, backend_params
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=backend_params())
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     factory = BACKENDS[request.param]
     with factory(tmp_path) as fresh:

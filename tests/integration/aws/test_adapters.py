@@ -19,8 +19,8 @@ from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.builtin import LocalSource, S3Source
 from statewright.executors.terraform_run import source_digest
 from statewright.model import BusEvent, TaskFinishedDetail, TaskInvocation
-from statewright.spec.models import TaskSpec
 
+from tests import fakes
 from tests.integration.aws.codebuild_tokens import CodeBuildTokenRule
 from tests.integration.aws.deployment import REGION
 from tests.unit.engine.helpers import make_spec
@@ -125,13 +125,12 @@ def test_entries_that_keep_failing_raise_a_clear_error() -> None:
 def invocation(
     task_spec: dict[str, Any], *, attempt: int = 1, epoch: int = 3, base_dir: str | None = None
 ) -> TaskInvocation:
-    return TaskInvocation(
+    return fakes.invocation(
+        task_spec=task_spec,
         machine_id="pr-1",
         spec="preview-env",
         spec_digest="sha256:x",
-        state="PROVISION",
         task="infra",
-        task_spec=TaskSpec.model_validate(task_spec),
         epoch=epoch,
         attempt=attempt,
         metadata={"owner": "ana", "replicas": 1},

@@ -14,35 +14,25 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from statewright.aws.task_runner import MAX_REPORT_BYTES, TaskRunner
-from statewright.model import BusEvent, TaskInvocation
-from statewright.spec.models import TaskSpec
+from statewright.model import TaskInvocation
 
-
-class Recorded:
-    """A Bus that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.events: list[BusEvent] = []
-
-    def publish(self, events: Any) -> None:
-        self.events.extend(events)
+from tests import fakes
+from tests.fakes import RecordingBus
 
 
 def invocation(**changes: Any) -> TaskInvocation:
-    base = TaskInvocation(
-        machine_id="pr-1",
-        spec="preview-env",
-        spec_digest="sha256:x",
-        state="PROVISION",
-        task="db-setup",
-        task_spec=TaskSpec(executor="lambda", config={"name": "db-setup", "args": {"size": "s"}}),
-        epoch=2,
-        attempt=1,
-        metadata={"branch": "b"},
-        outputs={"earlier": {"x": 1}},
-        timeout_seconds=900,
-    )
-    return base.model_copy(update=changes)
+    fields: dict[str, Any] = {
+        "machine_id": "pr-1",
+        "spec": "preview-env",
+        "spec_digest": "sha256:x",
+        "task": "db-setup",
+        "epoch": 2,
+        "metadata": {"branch": "b"},
+        "outputs": {"earlier": {"x": 1}},
+        "timeout_seconds": 900,
+        **changes,
+    }
+    return fakes.invocation("lambda", {"name": "db-setup", "args": {"size": "s"}}, **fields)
 
 
 def body(data: bytes) -> StreamingBody:
@@ -57,7 +47,7 @@ def lam() -> Any:
 
 
 def run(lam: Any, inv: TaskInvocation, **kwargs: Any) -> tuple[dict[str, Any], Any]:
-    bus = Recorded()
+    bus = RecordingBus()
     payload = json.loads(inv.model_dump_json())
     TaskRunner(lambda_client=lam, bus=bus, **kwargs).run(payload)
     [event] = bus.events

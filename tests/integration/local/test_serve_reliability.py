@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.local.helpers import pid_alive, wait_gone
 from tests.integration.local.server import Server, children_of, gone, in_state
-from tests.unit.local.helpers import pid_alive, wait_gone
 
 pytestmark = pytest.mark.terraform
 

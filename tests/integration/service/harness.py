@@ -3,7 +3,7 @@ implement the port protocols (the annotated assignments below are checked by myp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,69 +11,14 @@ from typing import Any
 from statewright.catalog import SpecCatalog
 from statewright.engine import add_seconds
 from statewright.local.sqlite_store import SqliteStore
-from statewright.model import BusEvent, Machine, TaskInvocation
+from statewright.model import Machine
 from statewright.ports import Bus, Executor
 from statewright.service import Outcome, Service
 from statewright.spec.models import Spec
 
+from tests.fakes import FakeExecutor, RecordingBus
+
 T0 = "2026-05-01T08:00:00.000Z"
-
-
-class RecordingBus:
-    """Keeps what is published; ``deliver`` hands internal Machine Events back to the
-    service the way the bus would (each once, or ``times`` times)."""
-
-    def __init__(self) -> None:
-        self.events: list[BusEvent] = []
-        self.delivered = 0
-
-    def publish(self, events: Sequence[BusEvent]) -> None:
-        self.events.extend(events)
-
-    def system_events(self) -> list[tuple[str, str, int]]:
-        return [
-            (e.detail["machine_id"], e.detail["event"], e.detail["epoch"])
-            for e in self.events
-            if e.detail_type == "Machine Event"
-        ]
-
-    def of_type(self, detail_type: str) -> list[dict[str, Any]]:
-        return [e.detail for e in self.events if e.detail_type == detail_type]
-
-    def deliver(self, service: Service, times: int = 1) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        while self.delivered < len(self.events):
-            event = self.events[self.delivered]
-            self.delivered += 1
-            if event.detail_type == "Machine Event":
-                for _ in range(times):
-                    outcomes.append(
-                        service.handle_bus_event(event.source, event.detail_type, event.detail)
-                    )
-        return outcomes
-
-
-class FakeExecutor:
-    """Records starts and cancels; ``on_start`` can report a result synchronously (a
-    very fast task) and ``refuse`` makes start raise."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.started: list[TaskInvocation] = []
-        self.cancelled: list[str] = []
-        self.refuse: Exception | None = None
-        self.on_start: Callable[[TaskInvocation], None] | None = None
-
-    def start(self, invocation: TaskInvocation) -> str:
-        self.started.append(invocation)
-        if self.refuse is not None:
-            raise self.refuse
-        if self.on_start is not None:
-            self.on_start(invocation)
-        return f"{self.name}:{invocation.run_key}"
-
-    def cancel(self, run_id: str) -> None:
-        self.cancelled.append(run_id)
 
 
 class Counter:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.local.helpers import wait_gone
 from tests.integration.local.server import EXAMPLES, Server, children_of, gone, in_state
 from tests.reliability.crash.ledger import (
     FIXTURES,
@@ -34,9 +35,8 @@ from tests.reliability.crash.ledger import (
     write_terraform_wrapper,
 )
 from tests.reliability.figures import long_run, record, scaled
-from tests.unit.local.helpers import wait_gone
 
-pytestmark = pytest.mark.terraform
+pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
 MODULE = EXAMPLES / "terraform" / "preview-env"
 SPEC = f"""\

@@ -11,8 +11,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.integration.local.server import BIN, REPO, Server
 from tests.reliability.figures import record, scaled
+
+# Long: whole runs end to end (`make test-fast` deselects them with -m "not slow").
+pytestmark = pytest.mark.slow
 
 
 def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from statewright import LocalControlPlane
 from statewright.model import Machine
 
-from tests.unit.local.helpers import FIXTURES
+from tests.integration.local.helpers import FIXTURES
 
 
 def in_run(machine: Machine | None) -> bool:

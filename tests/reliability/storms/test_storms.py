@@ -40,9 +40,12 @@ from statewright.errors import Conflict, EventNotAccepted, MachineNotFound
 from statewright.ports import Bus, Executor, Store
 from statewright.service import Service
 
-from tests.contract.backends import BACKENDS
+from tests.contract.backends import BACKENDS, backend_params
 from tests.reliability.figures import long_run, record, scaled
 from tests.reliability.storms.world import LIFECYCLE, SPEC, Jobs, StormBus, StormExecutor, Tally
+
+# Long: whole runs end to end (`make test-fast` deselects them with -m "not slow").
+pytestmark = pytest.mark.slow
 
 THREADS = 8
 HOT = "hot"
@@ -170,7 +173,7 @@ def storm(store: Store, *, machines: int, hot_events: int, threads: int) -> dict
     }
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", backend_params())
 def test_a_storm_loses_nothing_and_doubles_nothing(backend: str, tmp_path: Path) -> None:
     with BACKENDS[backend](tmp_path) as store:
         figures = storm(

@@ -12,6 +12,9 @@ import pytest
 
 from bench import cold_start, cost, engine, local_http, report, scaling, template
 
+# Long: whole runs end to end (`make test-fast` deselects them with -m "not slow").
+pytestmark = pytest.mark.slow
+
 FUNCTIONS = {
     "dispatcher": template.Function(1024, "arm64"),
     "task_runner": template.Function(256, "arm64"),

@@ -15,7 +15,8 @@ from statewright.executors.builtin import LocalSource
 from statewright.executors.terraform_run import source_digest
 from statewright.local.terraform_executor import LocalTerraformExecutor
 
-from tests.unit.local.helpers import EXAMPLES, RecordingBus, invocation, wait_gone
+from tests.fakes import RecordingBus, invocation
+from tests.integration.local.helpers import EXAMPLES, wait_gone
 
 pytestmark = pytest.mark.terraform
 
@@ -197,7 +198,7 @@ def test_relative_location_resolves_against_the_spec_folder(
     inv = invocation(
         "terraform",
         tf_config("apply", "../terraform/preview-env"),
-        base_dir=EXAMPLES / "specs",
+        base_dir=str(EXAMPLES / "specs"),
     )
     assert run(executor, bus, inv)["status"] == "succeeded"
 
@@ -205,7 +206,7 @@ def test_relative_location_resolves_against_the_spec_folder(
 def test_a_missing_module_names_the_folder_looked_at(
     executor: LocalTerraformExecutor, bus: RecordingBus, tmp_path: Path
 ) -> None:
-    inv = invocation("terraform", tf_config("apply", "modules/nope"), base_dir=tmp_path)
+    inv = invocation("terraform", tf_config("apply", "modules/nope"), base_dir=str(tmp_path))
     detail = run(executor, bus, inv)
     assert detail["status"] == "failed"
     assert str(tmp_path / "modules" / "nope") in detail["error"]
@@ -283,7 +284,7 @@ def test_timeout_kills_the_process_group(bus: RecordingBus, data_dir: Path, tmp_
     executor = LocalTerraformExecutor(bus=bus, data_dir=data_dir, terraform_bin=str(fake))
     executor.kill_grace_seconds = 0.5
     started = time.monotonic()
-    detail = run(executor, bus, invocation("terraform", tf_config("apply"), timeout=2))
+    detail = run(executor, bus, invocation("terraform", tf_config("apply"), timeout_seconds=2))
     assert detail["status"] == "failed"
     assert detail["error"] == "timed out after 2s"
     assert time.monotonic() - started < 10

@@ -7,7 +7,7 @@ import json
 from statewright.local.control_plane import LocalControlPlane
 from statewright.local.openapi import REGENERATE, render
 
-from tests.unit.local.helpers import REPO
+from tests.integration.local.helpers import REPO
 
 CHECKED_IN = REPO / "docs" / "openapi.json"
 

@@ -24,7 +24,7 @@ from statewright.local.sqlite_store import SqliteStore
 from statewright.model import MACHINE_ID_PATTERN, Machine
 from statewright.service import Service
 
-from tests.unit.local.helpers import FIXTURES
+from tests.integration.local.helpers import FIXTURES
 
 MACHINE_FIELDS = {
     "id",

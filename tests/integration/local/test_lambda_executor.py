@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from statewright.local.lambda_executor import LocalLambdaExecutor
 
-from tests.unit.local.helpers import RecordingBus, invocation, pid_alive, wait_gone
+from tests.fakes import RecordingBus, invocation
+from tests.integration.local.helpers import pid_alive, wait_gone
 
 
 def write_function(folder: Path, name: str, body: str) -> Path:
@@ -163,7 +164,7 @@ def test_timeout_kills_the_function_and_everything_it_started(
         """,
     )
     started = time.monotonic()
-    executor.start(invocation("lambda", {"name": "hang"}, timeout=2))
+    executor.start(invocation("lambda", {"name": "hang"}, timeout_seconds=2))
     detail = bus.finished()
     assert detail["status"] == "failed"
     assert detail["error"] == "timed out after 2s"
@@ -241,7 +242,7 @@ def test_delay_seconds_waits_before_the_attempt(
 ) -> None:
     write_function(functions, "now", "import time\ndef handler(e, c):\n    return time.time()\n")
     asked = time.time()
-    executor.start(invocation("lambda", {"name": "now"}, delay=1.0))
+    executor.start(invocation("lambda", {"name": "now"}, delay_seconds=1.0))
     detail = bus.finished()
     assert detail["output"] - asked >= 1.0
 
@@ -253,7 +254,7 @@ def test_cancel_during_the_backoff_starts_nothing(
     write_function(
         functions, "mark", f"def handler(e, c):\n    open({str(marker)!r}, 'w').write('x')\n"
     )
-    run_id = executor.start(invocation("lambda", {"name": "mark"}, delay=0.5))
+    run_id = executor.start(invocation("lambda", {"name": "mark"}, delay_seconds=0.5))
     executor.cancel(run_id)
     time.sleep(1.0)
     assert not marker.exists()

@@ -13,7 +13,7 @@ from statewright import LocalControlPlane
 from statewright.errors import ConfigurationError
 from statewright.model import BusEvent, Machine
 
-from tests.unit.local.helpers import FIXTURES
+from tests.integration.local.helpers import FIXTURES
 
 
 def plane_at(data_dir: Path) -> LocalControlPlane:

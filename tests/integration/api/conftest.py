@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from statewright.local.control_plane import LocalControlPlane
 
-from tests.unit.local.helpers import EXAMPLES, FIXTURES
+from tests.integration.local.helpers import EXAMPLES, FIXTURES
 
 TERRAFORM = str(Path(sys.executable).parent / "terraform")
 
