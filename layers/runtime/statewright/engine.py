@@ -352,7 +352,7 @@ class _Step:
         per run key)."""
         self.effects.append(StartTask(self.invocation(name, record, delay)))
 
-    def finish(
+    def finish(  # noqa: PLR0913 — the fields of one task result, passed by name
         self,
         name: str,
         status: str,

@@ -101,7 +101,7 @@ class _Applied:
 
 
 class Service:
-    def __init__(
+    def __init__(  # noqa: PLR0913 — the ports and options the composition roots wire, by name
         self,
         *,
         store: Store,

@@ -134,7 +134,7 @@ class _Inline:
 class DynamoStore(Store):
     """A Store on one DynamoDB table (any DynamoDB: AWS, moto, dynalite)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 — keyword-only settings with defaults; wiring.py names each
         self,
         client: DynamoDBClient,
         table_name: str,

@@ -60,7 +60,7 @@ class ConsoleFiles:
     def __init__(self, root: Path = DEFAULT_ROOT) -> None:
         self.root = root
 
-    def find(self, path: str) -> StaticFile | None:
+    def find(self, path: str) -> StaticFile | None:  # noqa: PLR0911 — one early return per refusal, each its own rule
         """The file a ``/console/...`` path (without its query) names, or None."""
         relative = path[len(PREFIX) :].lstrip("/")
         try:

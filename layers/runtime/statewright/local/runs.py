@@ -156,7 +156,7 @@ class LocalExecutor(ABC):
         """Run the attempt and return its output (or a TaskOutput); raise TaskFailed (or
         RunAborted)."""
 
-    def run_process(
+    def run_process(  # noqa: PLR0913 — the process's command, environment and limits, by name
         self,
         run: Run,
         argv: Sequence[str],

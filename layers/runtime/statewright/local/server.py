@@ -67,7 +67,7 @@ def error_result(
     }
 
 
-def proxy_event(
+def proxy_event(  # noqa: PLR0913 — the HTTP request's parts, one per proxy-event field
     method: str,
     target: str,
     headers: list[tuple[str, str]],
@@ -378,7 +378,7 @@ class ApiServer(ThreadingHTTPServer):
     # socketserver's default backlog (5) resets a burst of concurrent clients.
     request_queue_size = 256
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 — wiring passed by name, once, by LocalControlPlane
         self,
         address: tuple[str, int],
         resolve: Resolve,

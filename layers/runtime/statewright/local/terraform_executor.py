@@ -84,7 +84,7 @@ class LocalTerraformExecutor(LocalExecutor):
     name = "terraform"
     kill_grace_seconds = KILL_GRACE_SECONDS
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 — wiring passed by name, once, by LocalControlPlane
         self,
         *,
         bus: Bus,

@@ -55,7 +55,7 @@ class Token:
     secret: bytes
 
 
-def load_tokens(path: Path) -> tuple[Token, ...]:
+def load_tokens(path: Path) -> tuple[Token, ...]:  # noqa: C901 — each malformed line of the token file is its own refusal
     """The tokens of a file of ``NAME TOKEN`` lines (blank lines and ``#`` comments
     skipped). ConfigurationError, saying what to change, for a file others may read, a
     malformed line, a short token or a name or token listed twice; the message never
