@@ -129,3 +129,33 @@ def test_an_unknown_digest_is_a_configuration_error(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "db.sqlite3")
     with pytest.raises(ConfigurationError, match="not in the store"):
         SpecCatalog([]).resolve("sha256:" + "a" * 64, store)
+
+
+def test_a_lazy_catalog_reads_its_folders_on_first_need(tmp_path: Path) -> None:
+    (tmp_path / "seed.yml").write_text(SEED)
+    store = CountingStore(tmp_path / "db.sqlite3")
+    store.put_spec(PREVIEW)
+    catalog = SpecCatalog.from_folders([tmp_path], lazy=True)
+    (tmp_path / "later.yml").write_text(SEED)  # not read yet, so it will be served
+    # A machine's pinned spec comes from the store without touching the folder ...
+    assert catalog.resolve(PREVIEW.digest, store).name == "preview-env"
+    # ... and the folder is read when a spec is needed by name.
+    assert catalog.names() == ["later", "seed"]
+
+
+def test_a_lazy_catalog_resolves_a_digest_from_its_folder_when_the_store_lacks_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "seed.yml").write_text(SEED)
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    eager = SpecCatalog.from_folders([tmp_path])
+    lazy = SpecCatalog.from_folders([tmp_path], lazy=True)
+    digest = eager.specs()[0].digest
+    assert lazy.resolve(digest, store).name == "seed"
+
+
+def test_a_lazy_catalog_reports_a_broken_spec_when_it_loads(tmp_path: Path) -> None:
+    (tmp_path / "broken.yml").write_text(BROKEN)
+    catalog = SpecCatalog.from_folders([tmp_path], lazy=True)
+    with pytest.raises(ConfigurationError, match="these specs have errors"):
+        catalog.names()

@@ -16,9 +16,8 @@ from botocore.config import Config
 
 from statewright.aws.dynamodb_store import DynamoStore
 from statewright.aws.eventbridge_bus import EventBridgeBus
-from statewright.catalog import SpecCatalog
+from statewright.catalog import SpecCatalog, lint_folders
 from statewright.executors.registry import AwsContext, aws_executors, require_implementations
-from statewright.ports import Store
 from statewright.service import MetricsSink, Service
 from statewright.spec.models import Spec
 
@@ -33,60 +32,12 @@ if TYPE_CHECKING:
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
 
 
-class FolderSpecCatalog(SpecCatalog):
-    """The bundled specs folder, linted on first need rather than at cold start.
-
-    Events for machines that exist need only their pinned spec, which ``resolve`` reads
-    from the store by digest (cached); the YAML is loaded when a machine is created or
-    the specs are listed."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self.folder = folder
-        self._loaded = False
-        self._load_lock = threading.Lock()
-
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        with self._load_lock:
-            if self._loaded:
-                return
-            loaded = SpecCatalog.from_folders([self.folder])
-            # A spec whose executor has no AWS implementation is refused with the specs
-            # (the CDK app refuses to synthesize it in the first place).
-            require_implementations(loaded.specs(), "aws")
-            for spec in loaded.specs():
-                self._by_name[spec.name] = spec
-                self._by_digest.setdefault(spec.digest, spec)
-            self._loaded = True
-
-    def names(self) -> list[str]:
-        self._load()
-        return super().names()
-
-    def specs(self) -> list[Spec]:
-        self._load()
-        return super().specs()
-
-    def get(self, name: str) -> Spec | None:
-        self._load()
-        return super().get(name)
-
-    def resolve(self, digest: str, store: Store) -> Spec:
-        spec = self._by_digest.get(digest)
-        if spec is not None:
-            return spec
-        stored = store.get_spec(digest)
-        if stored is not None:
-            with self._lock:
-                self._by_digest.setdefault(digest, stored)
-                self._stored.add(digest)
-            return stored
-        # Not in the store: the bundled folder may still hold it (or nothing does, and
-        # the base class says so).
-        self._load()
-        return super().resolve(digest, store)
+def bundled_specs(folder: Path) -> list[Spec]:
+    """The bundled specs, linted. A spec whose executor has no AWS implementation is
+    refused with them (the CDK app refuses to synthesize it in the first place)."""
+    specs = lint_folders([folder])
+    require_implementations(specs, "aws")
+    return specs
 
 
 class LazyClient:
@@ -175,7 +126,9 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
         store=store,
         bus=EventBridgeBus(client("events"), settings.BUS),
         executors=executors,
-        catalog=FolderSpecCatalog(specs_dir),
+        # Linted on first need, not at cold start: events for existing machines need
+        # only their pinned spec, which the store holds by digest.
+        catalog=SpecCatalog(loader=functools.partial(bundled_specs, specs_dir)),
         metrics=metrics,
         access=settings.access_policy(),
     )

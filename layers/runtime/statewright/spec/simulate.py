@@ -108,7 +108,7 @@ class _Run:
 
     # -- the service's part: write, then run the effects
 
-    def take(self, decision: Decision) -> None:
+    def take(self, decision: Decision) -> None:  # noqa: C901 — the service's write, effects and history in one place, as Service._apply does
         if decision.machine is not None:
             version = self.machine.version + 1 if self.machine is not None else 1
             self.machine = decision.machine.model_copy(update={"version": version})
