@@ -18,7 +18,7 @@ import pytest
 from statewright.executors.registry import ENTRY_POINT_GROUP, registry
 
 # The AWS deployment under moto, for the dispatcher test.
-from tests.integration.aws.conftest import (  # noqa: F401
+from tests.integration.aws.deployment import (  # noqa: F401
     aws,
     deployment,
     table_from_template,

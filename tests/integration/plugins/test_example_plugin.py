@@ -16,7 +16,7 @@ from statewright.errors import ConfigurationError
 from statewright.executors.registry import registry
 from statewright.spec.lint import lint_file, lint_text
 
-from tests.integration.aws.conftest import REGION, Deployment
+from tests.integration.aws.deployment import REGION, Deployment
 from tests.integration.local.server import STATEWRIGHT, Server, in_state
 from tests.integration.plugins.conftest import SPECS, SPECS_CLOUD_ONLY, SPECS_LOCAL_ONLY
 
@@ -131,12 +131,12 @@ def test_the_dispatcher_runs_the_plugin_task(
 
 @pytest.mark.usefixtures("installed")
 def test_aws_refuses_a_spec_whose_executor_has_no_aws_implementation() -> None:
-    from statewright.aws.wiring import FolderSpecCatalog
+    from statewright.aws.wiring import bundled_specs
 
     from infra.specs_check import SpecsError, check_specs
 
     with pytest.raises(ConfigurationError) as refused:
-        FolderSpecCatalog(SPECS_LOCAL_ONLY).names()
+        bundled_specs(SPECS_LOCAL_ONLY)
     assert "spec desk: executor 'desk-only' has no aws implementation" in str(refused.value)
     # The CDK app checks the bundled specs the same way before it synthesizes.
     with pytest.raises(SpecsError) as synth:
