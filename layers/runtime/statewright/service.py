@@ -357,7 +357,7 @@ class Service:
         latest = self._run_effects(decision, None if decision.deleted else machine)
         return latest if latest is not None else machine
 
-    def _apply(
+    def _apply(  # noqa: PLR0913 — keyword-only options of one write (spec check, seed, guard, caller)
         self,
         machine_id: str,
         inp: engine.Input,

@@ -22,7 +22,7 @@ from tests.integration.access_cases import (
     hidden_alike,
     run_local_steps,
 )
-from tests.integration.aws.conftest import REPO, Deployment, eventbridge
+from tests.integration.aws.deployment import REPO, Deployment, eventbridge
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ class ApiResponse:
 
 
 class LocalControlPlane:
-    def __init__(
+    def __init__(  # noqa: PLR0913 — keyword-only options, one per `statewright serve` flag
         self,
         *,
         specs_dirs: Sequence[Path | str] = ("specs",),
