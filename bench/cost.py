@@ -41,7 +41,7 @@ from bench.template import Deployment as Facts
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "preview-env"
-OUTPUTS = {"db_url": {"sensitive": False, "type": "string", "value": "postgres://bench"}}
+OUTPUTS = {"db_url": "postgres://bench"}  # what the buildspec stores: {name: value}
 USER_FUNCTION = (
     "statewright-dev-task-db-setup"  # the lambda task's function in specs/preview-env.yml
 )
@@ -97,6 +97,7 @@ def _deployment(facts: Facts) -> Iterator[_Harness]:
         "STATEWRIGHT_BUS": aws.BUS,
         "STATEWRIGHT_TASK_RUNNER": aws.TASK_RUNNER,
         "STATEWRIGHT_TERRAFORM_PROJECT": aws.PROJECT,
+        "STATEWRIGHT_STATE_BUCKET": aws.STATE_BUCKET,
         "STATEWRIGHT_SPECS_DIR": str(REPO / "specs"),
     }
     assert set(settings_module.ENV_VARS) <= set(env) | {"STATEWRIGHT_SPECS_DIR"}
@@ -186,7 +187,7 @@ def _run_build(h: _Harness, start: Call) -> None:
         boto3.client("s3", region_name=aws.REGION).put_object(
             Bucket=aws.STATE_BUCKET,
             Key=build.variables["STATEWRIGHT_OUTPUTS_KEY"],
-            Body=json.dumps(OUTPUTS).encode(),
+            Body=json.dumps({"outputs": OUTPUTS, "redacted_outputs": []}).encode(),
         )
         report = build.report("succeeded", OUTPUTS)
         boto3.client("events", region_name=aws.REGION).put_events(

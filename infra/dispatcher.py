@@ -74,6 +74,7 @@ def service_environment(
         "STATEWRIGHT_BUS": bus.bus_name,
         "STATEWRIGHT_TASK_RUNNER": task_runner.function.function_name,
         "STATEWRIGHT_TERRAFORM_PROJECT": terraform.project.project_name,
+        "STATEWRIGHT_STATE_BUCKET": terraform.state_bucket.bucket_name,
     }
 
 

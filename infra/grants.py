@@ -71,6 +71,15 @@ def grant_service_access(
     )
     role.add_to_principal_policy(
         iam.PolicyStatement(
+            # A build's variables (the machine's metadata among them) go through the state
+            # bucket, never through the build's visible environment; only these objects.
+            sid="WriteTerraformVariables",
+            actions=["s3:PutObject"],
+            resources=[terraform.variables_objects_arn],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
             # Without it S3 answers a missing outputs object with 403 instead of
             # NoSuchKey, and the dispatcher could not tell "not stored yet" from a fault.
             sid="TellMissingOutputsApart",
@@ -84,4 +93,11 @@ def grant_service_access(
         "A build's `terraform output -json` is stored beside its state under "
         "<env>/<machine>/..., named at run time; reading is limited to this environment's "
         "prefix of the control plane's own state bucket.",
+    )
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::{finding_resource(role, terraform.variables_objects_arn)}]",
+        "An attempt's Terraform variables are written beside its machine's state under "
+        "<env>/<machine>/<source-digest>.inputs/, named at run time; writing is limited to "
+        "those objects of the control plane's own state bucket.",
     )

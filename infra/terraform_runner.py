@@ -254,6 +254,12 @@ class TerraformRunner(Construct):
     def state_objects_arn(self) -> str:
         return self.state_bucket.arn_for_objects(f"{self.env_name}/*")
 
+    @property
+    def variables_objects_arn(self) -> str:
+        """``<env>/<machine>/<source-digest>.inputs/<attempt>.tfvars.json``: the attempts'
+        variables, which the dispatcher and reconciler write for the builds to read."""
+        return self.state_bucket.arn_for_objects(f"{self.env_name}/*.inputs/*")
+
 
 def _wildcard_findings(actions: list[str], resources: list[str]) -> list[str]:
     findings = [f"AwsSolutions-IAM5[Action::{a}]" for a in actions if "*" in a]

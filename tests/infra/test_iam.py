@@ -128,7 +128,12 @@ def test_service_roles_reach_only_their_own_resources(synth: Synthesized) -> Non
         }
         (listing,) = _statements_with(statements, "s3:ListBucket")
         assert listing["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
-        assert not _statements_with(statements, "s3:PutObject")
+        # Writes only the attempts' variables (never a state, a lock or outputs).
+        (variables,) = _statements_with(statements, "s3:PutObject")
+        assert variables["Action"] == "s3:PutObject"
+        assert variables["Resource"] == {
+            "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{synth.env}/*.inputs/*"]]
+        }
 
 
 def test_terraform_runner_role_is_scoped_to_state_specs_bus_logs_and_configuration(

@@ -90,6 +90,14 @@ class Build:
     def variables(self) -> dict[str, str]:
         return {v["name"]: v["value"] for v in self.environment}
 
+    def terraform_variables(self) -> Any:
+        """The variables the executor stored for this build in the state bucket (never
+        in its environment)."""
+        stored = boto3.client("s3", region_name=REGION).get_object(
+            Bucket=STATE_BUCKET, Key=self.variables["STATEWRIGHT_VARIABLES_KEY"]
+        )
+        return json.loads(stored["Body"].read())
+
     def state_change(self, status: str) -> dict[str, Any]:
         """CodeBuild's own ``Build State Change`` (default bus, source aws.codebuild)."""
         project_env = [
@@ -289,6 +297,7 @@ def deployment(table_from_template: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("STATEWRIGHT_BUS", BUS)
     monkeypatch.setenv("STATEWRIGHT_TASK_RUNNER", TASK_RUNNER)
     monkeypatch.setenv("STATEWRIGHT_TERRAFORM_PROJECT", PROJECT)
+    monkeypatch.setenv("STATEWRIGHT_STATE_BUCKET", STATE_BUCKET)
 
     dep = Deployment(
         dispatcher=load_handler("dispatcher"),

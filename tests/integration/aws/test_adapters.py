@@ -166,12 +166,27 @@ def codebuild(aws: None) -> Any:
         },
         serviceRole=role,
     )
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=STATE)
     return client
+
+
+STATE = "state-bucket"
+
+
+def executor_for(codebuild: Any, bus_name: str = "b") -> CodeBuildExecutor:
+    return CodeBuildExecutor(
+        codebuild,
+        "tf",
+        env_name="dev",
+        bus_name=bus_name,
+        s3=boto3.client("s3", region_name=REGION),
+        state_bucket=STATE,
+    )
 
 
 def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any) -> None:
     calls = recorder(codebuild, "StartBuild")
-    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="statewright-dev")
+    executor = executor_for(codebuild, bus_name="statewright-dev")
     build_id = executor.start(invocation(APPLY))
 
     assert codebuild.batch_get_builds(ids=[build_id])["builds"][0]["id"] == build_id
@@ -192,21 +207,27 @@ def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any)
         "STATEWRIGHT_SOURCE_KEY": "net/",
         "STATEWRIGHT_STATE_KEY": f"dev/pr-1/{digest}.tfstate",
         "STATEWRIGHT_OUTPUTS_KEY": f"dev/pr-1/{digest}.outputs.json",
-        "STATEWRIGHT_VARIABLES": env["STATEWRIGHT_VARIABLES"],
+        "STATEWRIGHT_VARIABLES_KEY": f"dev/pr-1/{digest}.inputs/3-1-infra.tfvars.json",
         "STATEWRIGHT_BUS": "statewright-dev",
     }
-    # stack_id, then metadata, then the task's variables: later wins. One JSON value.
-    assert json.loads(env["STATEWRIGHT_VARIABLES"]) == {
-        "stack_id": "pr-1",
+    # The variables are not in the build's environment (anyone who may read the build
+    # sees it): one JSON object in the state bucket, metadata then the task's variables
+    # (later wins) then stack_id.
+    assert "ana" not in json.dumps(call)
+    stored = boto3.client("s3", region_name=REGION).get_object(
+        Bucket=STATE, Key=env["STATEWRIGHT_VARIABLES_KEY"]
+    )
+    assert json.loads(stored["Body"].read()) == {
         "owner": "ana",
         "replicas": 3,
         "tags": {"team": "x"},
+        "stack_id": "pr-1",
     }
 
 
 def test_the_idempotency_token_is_one_per_attempt(codebuild: Any) -> None:
     calls = recorder(codebuild, "StartBuild")
-    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    executor = executor_for(codebuild)
     first = executor.start(invocation(APPLY))
     again = executor.start(invocation(APPLY))  # the same attempt started again (a redelivery)
     executor.start(invocation(APPLY, attempt=2))
@@ -244,7 +265,7 @@ def test_a_restart_within_five_minutes_gets_the_build_already_started(codebuild:
     now = [0.0]
     rule = CodeBuildTokenRule(clock=lambda: now[0])
     rule.install(codebuild)
-    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    executor = executor_for(codebuild)
     t0 = "2026-03-01T12:00:00.000Z"
     machine = engine.create(RETRIED, engine.Create("pr-1"), t0).machine
     assert machine is not None
@@ -282,9 +303,9 @@ def test_a_restart_within_five_minutes_gets_the_build_already_started(codebuild:
 def test_a_start_with_other_parameters_gets_a_build_not_a_mismatch(codebuild: Any) -> None:
     rule = CodeBuildTokenRule(clock=lambda: 0.0)
     rule.install(codebuild)
-    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    executor = executor_for(codebuild)
     first = executor.start(invocation(APPLY))
-    other = invocation(APPLY).model_copy(update={"metadata": {"owner": "bo"}})
+    other = invocation(APPLY).model_copy(update={"timeout_seconds": 7200})
     assert executor.start(other) != first  # parameters changed: a build of its own
     assert rule.mismatches == 0
 
@@ -292,7 +313,7 @@ def test_a_start_with_other_parameters_gets_a_build_not_a_mismatch(codebuild: An
 def test_the_token_rule_emulation_refuses_a_mismatch_like_aws(codebuild: Any) -> None:
     rule = CodeBuildTokenRule(clock=lambda: 0.0)
     rule.install(codebuild)
-    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    executor = executor_for(codebuild)
     parameters = executor.parameters(invocation(APPLY))
     first = codebuild.start_build(idempotencyToken="t", **parameters)["build"]["id"]
     assert codebuild.start_build(idempotencyToken="t", **parameters)["build"]["id"] == first
@@ -312,7 +333,7 @@ def test_apply_and_destroy_of_one_source_share_a_state_and_other_sources_do_not(
 
 def test_timeouts_stay_within_codebuilds_bounds(codebuild: Any) -> None:
     calls = recorder(codebuild, "StartBuild")
-    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    executor = executor_for(codebuild)
     short = invocation(APPLY).model_copy(update={"timeout_seconds": 30})
     long = invocation(APPLY).model_copy(update={"timeout_seconds": 10**6})
     retried = invocation({**APPLY, "retry": {"attempts": 3, "backoff_seconds": 45.5}}, attempt=3)
@@ -329,7 +350,7 @@ def test_timeouts_stay_within_codebuilds_bounds(codebuild: Any) -> None:
 
 
 def test_cancel_stops_the_build_and_a_finished_or_unknown_one_is_fine(codebuild: Any) -> None:
-    executor = CodeBuildExecutor(codebuild, "tf", env_name="dev", bus_name="b")
+    executor = executor_for(codebuild)
     build_id = executor.start(invocation(APPLY))
     stops = recorder(codebuild, "StopBuild")
     executor.cancel(build_id)
@@ -399,11 +420,14 @@ def test_a_missing_task_runner_or_project_is_a_reason_not_a_crash(aws: None) -> 
         LambdaExecutor(client, "no-such-runner").start(
             invocation({"executor": "lambda", "config": {"name": "db-setup"}})
         )
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=STATE)
     builds = CodeBuildExecutor(
         boto3.client("codebuild", region_name=REGION),
         "no-such-project",
         env_name="dev",
         bus_name="b",
+        s3=boto3.client("s3", region_name=REGION),
+        state_bucket=STATE,
     )
     with pytest.raises(ConfigurationError, match="STATEWRIGHT_TERRAFORM_PROJECT"):
         builds.start(invocation(APPLY))
@@ -426,6 +450,11 @@ def test_a_throttled_start_is_deferred_so_the_task_stays_pending() -> None:
     )
     stub = Stubber(builds)
     stub.add_client_error("start_build", service_error_code="ThrottlingException")
-    executor = CodeBuildExecutor(builds, "project", env_name="dev", bus_name="b")
-    with stub, pytest.raises(StartDeferred, match="ThrottlingException"):
+    s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stored = Stubber(s3)
+    stored.add_response("put_object", {})
+    executor = CodeBuildExecutor(
+        builds, "project", env_name="dev", bus_name="b", s3=s3, state_bucket=STATE
+    )
+    with stub, stored, pytest.raises(StartDeferred, match="ThrottlingException"):
         executor.start(invocation(APPLY))

@@ -30,10 +30,11 @@ USER_VARIABLES = (
     cb.SOURCE_LOCATION,
     cb.STATE_KEY,
     cb.OUTPUTS_KEY,
-    cb.VARIABLES,
+    cb.VARIABLES_KEY,
     cb.SPECS_ASSET,
     cb.STATE_BUCKET,
 )
+VARIABLES_KEY = "dev/pr-1/abc.inputs/3-1-infra.tfvars.json"
 HOSTILE = "$(touch {canary}); `touch {canary}`; ' \" \\n ${{IFS}}"
 
 
@@ -110,6 +111,8 @@ if args[:2] == ["s3api", "head-object"]:
     sys.exit(0 if (root / args[3] / args[5]).is_file() else 255)
 if args[:2] == ["s3", "cp"] and args[2] == "--recursive":
     shutil.copytree(local(args[3]), args[4], dirs_exist_ok=True)
+elif args[:2] == ["s3", "rm"]:
+    local(args[2]).unlink()
 elif args[:2] == ["s3", "cp"]:
     src, dst = args[2], args[3]
     if src.startswith("s3://"):
@@ -136,6 +139,10 @@ def helper(tmp_path: Path) -> dict[str, Any]:
     aws.chmod(aws.stat().st_mode | stat.S_IEXEC)
     canary = tmp_path / "pwned"
     variables = {"stack_id": "pr-1", "note": HOSTILE.format(canary=canary), "replicas": 2}
+    # Where the dispatcher put them before starting the build.
+    stored = tmp_path / "s3" / "state-bucket" / VARIABLES_KEY
+    stored.parent.mkdir(parents=True)
+    stored.write_text(json.dumps(variables))
     env = {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "FAKE_S3": str(tmp_path / "s3"),
@@ -145,7 +152,7 @@ def helper(tmp_path: Path) -> dict[str, Any]:
         cb.STATE_BUCKET: "state-bucket",
         cb.STATE_KEY: "dev/pr-1/abc.tfstate",
         cb.OUTPUTS_KEY: "dev/pr-1/abc.outputs.json",
-        cb.VARIABLES: json.dumps(variables),
+        cb.VARIABLES_KEY: VARIABLES_KEY,
         cb.MACHINE_ID: "pr-1",
         cb.EPOCH: "3",
         cb.TASK: "infra",
@@ -154,7 +161,14 @@ def helper(tmp_path: Path) -> dict[str, Any]:
         cb.BUS: "statewright-dev",
         "CODEBUILD_BUILD_ID": "tf:1234",
     }
-    return {"script": script, "env": env, "root": tmp_path, "canary": canary}
+    return {
+        "script": script,
+        "env": env,
+        "root": tmp_path,
+        "canary": canary,
+        "variables": json.dumps(variables),
+        "stored_variables": stored,
+    }
 
 
 def run(helper: dict[str, Any], step: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -191,7 +205,10 @@ def test_prepare_fetches_every_object_under_a_prefix_and_writes_backend_and_vari
         "statewright_backend_override.tf.json",
         "vars.tf",
     ]
-    assert (work / "statewright.auto.tfvars.json").read_text() == helper["env"][cb.VARIABLES]
+    assert (work / "statewright.auto.tfvars.json").read_text() == helper["variables"]
+    # Read once, then deleted from the state bucket; never in the build's environment.
+    assert not helper["stored_variables"].exists()
+    assert not any(helper["variables"] in value for value in helper["env"].values())
     backend = json.loads((work / "statewright_backend_override.tf.json").read_text())
     assert backend == {
         "terraform": {
@@ -345,7 +362,7 @@ def test_outputs_in_another_shape_fail_the_build(helper: dict[str, Any]) -> None
     Path(helper["env"]["SW_STATE_DIR"]).mkdir(parents=True)
     done = run(helper, "store-outputs", FAKE_OUTPUTS=json.dumps({"a": {"type": "string"}}))
     assert done.returncode != 0 and "'a' has no value" in done.stderr
-    assert not (helper["root"] / "s3" / "state-bucket").exists()
+    assert not (helper["root"] / "s3" / "state-bucket" / "dev/pr-1/abc.outputs.json").exists()
 
 
 def test_a_failed_build_reports_a_failure(helper: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ COMPLETE = {
     "STATEWRIGHT_BUS": "statewright-dev",
     "STATEWRIGHT_TASK_RUNNER": "statewright-dev-taskrunner",
     "STATEWRIGHT_TERRAFORM_PROJECT": "statewright-dev-terraform",
+    "STATEWRIGHT_STATE_BUCKET": "statewright-dev-state",
 }
 
 

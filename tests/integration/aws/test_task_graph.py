@@ -4,7 +4,6 @@ the build's Terraform variables, the same ReferenceError, the same history."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
@@ -90,7 +89,7 @@ def test_the_graph_runs_in_order_with_typed_references_and_the_same_history(
     dep.run_task_runner(dep.lambda_starts[2])
     assert deliver_published(dep) == ["applied"]
     assert len(dep.builds) == 1
-    variables = json.loads(dep.builds[0].variables["STATEWRIGHT_VARIABLES"])
+    variables = dep.builds[0].terraform_variables()
     assert variables["host"] == "db.internal"
     assert variables["port"] == 5432
     assert variables["tags"] == ["blue", "green"]

@@ -67,10 +67,12 @@ def test_a_build_state_change_completes_the_apply_with_the_stored_outputs(
     assert variables["STATEWRIGHT_SOURCE_TYPE"] == "local"
     assert variables["STATEWRIGHT_SOURCE_LOCATION"] == "modules/net"
     assert variables["STATEWRIGHT_STATE_KEY"].startswith("test/e-1/")
-    assert json.loads(variables["STATEWRIGHT_VARIABLES"]) == {
-        "stack_id": "e-1",
+    # The variables travel through the state bucket, not the build's environment.
+    assert not any("10.0.0.0/16" in value for value in variables.values())
+    assert build.terraform_variables() == {
         "team": "a",
         "cidr": "10.0.0.0/16",
+        "stack_id": "e-1",
     }
     store_outputs(variables["STATEWRIGHT_OUTPUTS_KEY"])
     assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"

@@ -1,12 +1,15 @@
 """The ``terraform`` executor in AWS: one CodeBuild build per task attempt, running
 infra/buildspec/terraform.yml.
 
-Everything the build needs travels as ``STATEWRIGHT_*`` environment overrides (the
-names below are the contract with the buildspec and with the dispatcher, which reads
-them back from CodeBuild's ``Build State Change`` event). The Terraform variables travel
-as ONE JSON value that the buildspec writes verbatim to ``statewright.auto.tfvars.json``,
-so no value ever reaches a command line. The build id is the run id; ``cancel`` is
-``StopBuild``."""
+What names the attempt and its source travels as ``STATEWRIGHT_*`` environment
+overrides (the names below are the contract with the buildspec and with the dispatcher,
+which reads them back from CodeBuild's ``Build State Change`` event). The Terraform
+variables, the machine's metadata among them, do not: a build's environment is shown to
+whoever may read the build (BatchGetBuilds, the console) and CloudTrail records
+StartBuild's request. They travel as ONE JSON object written to the state bucket before
+the build starts, which the buildspec copies verbatim to ``statewright.auto.tfvars.json``
+and deletes; no value ever reaches a command line. The build id is the run id;
+``cancel`` is ``StopBuild``."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from statewright.executors.terraform_run import state_name, terraform_variables
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
     from mypy_boto3_codebuild.type_defs import EnvironmentVariableTypeDef
+    from mypy_boto3_s3 import S3Client
 
     from statewright.executors.builtin import LocalSource
     from statewright.model import TaskInvocation
@@ -43,7 +47,7 @@ SOURCE_KEY = "STATEWRIGHT_SOURCE_KEY"
 SOURCE_LOCATION = "STATEWRIGHT_SOURCE_LOCATION"
 STATE_KEY = "STATEWRIGHT_STATE_KEY"
 OUTPUTS_KEY = "STATEWRIGHT_OUTPUTS_KEY"
-VARIABLES = "STATEWRIGHT_VARIABLES"
+VARIABLES_KEY = "STATEWRIGHT_VARIABLES_KEY"
 BUS = "STATEWRIGHT_BUS"
 NOT_BEFORE = "STATEWRIGHT_NOT_BEFORE"
 # Set on the CodeBuild project by the CDK app (not per build).
@@ -65,6 +69,13 @@ def idempotency_token(start_key: str, parameters: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{start_key}\n{canonical}".encode()).hexdigest()[:32]
 
 
+def variables_key(stem: str, invocation: TaskInvocation) -> str:
+    """``<env>/<machine>/<source-digest>.inputs/<epoch>-<attempt>-<task>.tfvars.json``:
+    beside the state, one per attempt."""
+    name = f"{invocation.epoch}-{invocation.attempt}-{invocation.task}"
+    return f"{stem}.inputs/{name}.tfvars.json"
+
+
 def _wait_before(invocation: TaskInvocation) -> float:
     """The retry backoff of this attempt, per the task's retry policy: the same for every
     start of the attempt (unlike the delay left at the time of one start)."""
@@ -82,12 +93,16 @@ class CodeBuildExecutor:
         *,
         env_name: str,
         bus_name: str,
+        s3: S3Client | None = None,
+        state_bucket: str | None = None,
         specs_dir: Path | None = None,
     ) -> None:
         self._client = client
         self.project_name = project_name
         self.env_name = env_name
         self.bus_name = bus_name
+        self._s3 = s3
+        self.state_bucket = state_bucket
         self.specs_dir = specs_dir
 
     def _local_location(self, invocation: TaskInvocation, source: LocalSource) -> str:
@@ -121,9 +136,7 @@ class CodeBuildExecutor:
             SOURCE_TYPE: source.type,
             STATE_KEY: f"{stem}.tfstate",
             OUTPUTS_KEY: f"{stem}.outputs.json",
-            VARIABLES: json.dumps(
-                terraform_variables(invocation, config), separators=(",", ":"), sort_keys=True
-            ),
+            VARIABLES_KEY: variables_key(stem, invocation),
             BUS: self.bus_name,
         }
         if invocation.not_before is not None:
@@ -150,8 +163,40 @@ class CodeBuildExecutor:
             "timeoutInMinutesOverride": minutes,
         }
 
+    def write_variables(self, invocation: TaskInvocation) -> None:
+        """The attempt's Terraform variables, where its build reads them (written again
+        by every start: the same attempt, the same object)."""
+        from statewright.executors.builtin import TerraformConfig
+
+        if self._s3 is None or not self.state_bucket:
+            raise ConfigurationError(
+                "the terraform executor has no state bucket to pass a build its variables "
+                "through (check STATEWRIGHT_STATE_BUCKET)"
+            )
+        config = TerraformConfig.model_validate(invocation.task_spec.config)
+        stem = f"{self.env_name}/{state_name(invocation.machine_id, config.source)}"
+        body = json.dumps(terraform_variables(invocation, config), separators=(",", ":"))
+        s3 = self._s3
+        try:
+            s3.put_object(
+                Bucket=self.state_bucket,
+                Key=variables_key(stem, invocation),
+                Body=body.encode(),
+                ContentType="application/json",
+            )
+        except s3.exceptions.NoSuchBucket as exc:
+            raise ConfigurationError(
+                f"the state bucket {self.state_bucket} does not exist "
+                "(check STATEWRIGHT_STATE_BUCKET)"
+            ) from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise StartDeferred(
+                f"could not store the variables of task {invocation.task}: {exc}"
+            ) from exc
+
     def start(self, invocation: TaskInvocation) -> str:
         parameters = self.parameters(invocation)
+        self.write_variables(invocation)
         client = self._client
         try:
             response = client.start_build(

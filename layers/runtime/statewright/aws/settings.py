@@ -23,6 +23,7 @@ ENV_VARS = (
     "STATEWRIGHT_BUS",
     "STATEWRIGHT_TASK_RUNNER",
     "STATEWRIGHT_TERRAFORM_PROJECT",
+    "STATEWRIGHT_STATE_BUCKET",
     "STATEWRIGHT_SPECS_DIR",
 )
 # Optional, set by the CDK app from cdk.json: history_retention_days, and access (the
@@ -35,6 +36,7 @@ _DESCRIPTIONS = {
     "STATEWRIGHT_BUS": "the EventBridge bus name, e.g. statewright-dev",
     "STATEWRIGHT_TASK_RUNNER": "the task-runner Lambda function name",
     "STATEWRIGHT_TERRAFORM_PROJECT": "the CodeBuild project that runs Terraform",
+    "STATEWRIGHT_STATE_BUCKET": "the S3 bucket of Terraform states, outputs and variables",
     "STATEWRIGHT_HISTORY_RETENTION_DAYS": "a whole number of days, at least 1",
     "STATEWRIGHT_ACCESS": "a JSON list of access rules (docs/security.md)",
 }
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
     BUS: str = Field(min_length=1)
     TASK_RUNNER: str = Field(min_length=1)
     TERRAFORM_PROJECT: str = Field(min_length=1)
+    # Terraform runs read their variables from here (never from a build's environment).
+    STATE_BUCKET: str = Field(min_length=1)
     # None: the ``specs`` folder shipped beside the dispatcher handler (see specs_dir()).
     SPECS_DIR: Path | None = None
     # None: history is kept as long as its machine exists (docs/aws.md, "History").

@@ -126,6 +126,8 @@ def _aws_terraform(context: AwsContext) -> Executor:
         context.settings.TERRAFORM_PROJECT,
         env_name=context.env_name,
         bus_name=context.bus_name,
+        s3=context.client("s3"),
+        state_bucket=context.settings.STATE_BUCKET,
         specs_dir=context.specs_dir,
     )
 
