@@ -86,7 +86,8 @@ def _wait_before(invocation: TaskInvocation) -> float:
 class CodeBuildExecutor:
     name = "terraform"
 
-    def __init__(
+    # Each is the build's contract: project, environment, bus, state bucket, specs asset.
+    def __init__(  # noqa: PLR0913
         self,
         client: CodeBuildClient,
         project_name: str,
