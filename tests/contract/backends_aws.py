@@ -27,7 +27,10 @@ from moto import mock_aws
 from statewright.aws.dynamodb_store import DynamoStore
 from statewright.ports import Store
 
+from tests import aws_limits
 from tests.integration.aws.tables import create_table
+
+aws_limits.install()  # every AWS client of these tests is made as strict as AWS
 
 StoreFactory = Callable[[Path], AbstractContextManager[Store]]
 
@@ -66,7 +69,7 @@ class AtomicRequests:
 
 @contextlib.contextmanager
 def moto_store(tmp_path: Path) -> Iterator[Store]:
-    with mock_aws():
+    with mock_aws(), aws_limits.strict_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         create_table(client, "statewright-contract")
         yield DynamoStore(AtomicRequests(client), "statewright-contract")  # type: ignore[arg-type]
@@ -153,6 +156,7 @@ def dynalite_server() -> Dynalite:
 
 @contextlib.contextmanager
 def dynalite_store(tmp_path: Path) -> Iterator[Store]:
+    aws_limits.install()  # before the client: botocore hooks a client when it is made
     server = dynalite_server()
     client = server.client()
     name = f"statewright-contract-{os.getpid()}-{next(_tables)}"

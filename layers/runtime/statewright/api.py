@@ -63,6 +63,7 @@ SPECS_PATH = "/specs/"
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "invalid_metadata": 400,
+    "metadata_too_large": 400,
     "reserved_event": 400,
     "unknown_event": 400,
     "forbidden": 403,
@@ -121,10 +122,14 @@ def error_response(exc: StatewrightError) -> Response[Any]:
 # Why a route answers 400 even to a request its schema allows: what the schema cannot
 # know (a spec's events, whether an opaque token was issued by this API).
 BAD_BODY = "invalid_request: the body or a parameter is not valid (each field is named)"
-BAD_PAGE = "invalid_request: a parameter is not valid, or next_token is not one this API returned"
+BAD_PAGE = (
+    "invalid_request: a parameter is not valid, or next_token is not one this API handed "
+    "out for this listing"
+)
 BAD_EVENT = (
-    "invalid_request or invalid_metadata; reserved_event (NEXT, FAILED); unknown_event: "
-    "the machine's spec does not declare the event"
+    "invalid_request or invalid_metadata; metadata_too_large (over 16 KiB as compact JSON "
+    "after the merge); reserved_event (NEXT, FAILED); unknown_event: the machine's spec "
+    "does not declare the event"
 )
 
 
@@ -492,7 +497,8 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
             409,
             413,
             503,
-            bad_request="invalid_request or invalid_metadata (a nested metadata value)",
+            bad_request="invalid_request or invalid_metadata (a nested metadata value); "
+            "metadata_too_large (over 16 KiB as compact JSON)",
         ),
         summary="create a machine",
     )

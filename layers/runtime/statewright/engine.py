@@ -19,12 +19,21 @@ from typing import Any
 from statewright.errors import (
     EventNotAccepted,
     InvalidRequest,
+    MetadataTooLarge,
     NothingToRetry,
     ReservedEvent,
     UnknownEvent,
 )
+from statewright.limits import (
+    MACHINE_OUTPUTS_MAX_BYTES,
+    METADATA_MAX_BYTES,
+    TASK_OUTPUT_MAX_BYTES,
+    cut_text,
+    json_size,
+)
 from statewright.model import (
     EVENT_SOURCE,
+    OUTPUT_TOO_LARGE,
     REFERENCE_ERROR,
     START_FAILED,
     SYSTEM_EVENTS,
@@ -34,6 +43,7 @@ from statewright.model import (
     HistoryEntry,
     Machine,
     MachineStatus,
+    Metadata,
     TaskFinishedDetail,
     TaskInvocation,
     TaskRecord,
@@ -46,7 +56,9 @@ from statewright.spec.rules import SYSTEM_EVENTS as SYSTEM_EVENT_ORDER
 
 # Failures the same attempt would repeat: no retry (a reference that did not resolve
 # resolves no better a second later).
-NOT_RETRIED = frozenset({REFERENCE_ERROR})
+# Failures the same attempt would meet again: no retry (the same task would produce the
+# same output, or meet the same unresolved reference).
+NOT_RETRIED = frozenset({REFERENCE_ERROR, OUTPUT_TOO_LARGE})
 
 
 class Outcome(StrEnum):
@@ -200,6 +212,47 @@ def format_time(value: datetime) -> str:
 
 def add_seconds(value: str, seconds: float) -> str:
     return format_time(parse_time(value) + timedelta(seconds=seconds))
+
+
+def check_metadata_size(metadata: Metadata, *, merged: bool) -> None:
+    """The machine's whole metadata as compact JSON stays within METADATA_MAX_BYTES."""
+    size = json_size(metadata)
+    if size > METADATA_MAX_BYTES:
+        when = "after merging this event's metadata " if merged else ""
+        raise MetadataTooLarge(
+            f"the machine's metadata would be {size} bytes as compact JSON {when}"
+            f"and a machine's metadata is limited to {METADATA_MAX_BYTES} bytes (16 KiB); "
+            "send fewer or shorter values (keep large data elsewhere and put where it is "
+            "in metadata)"
+        )
+
+
+def output_problem(machine: Machine, task: str, output: Any) -> str | None:
+    """Why ``output`` cannot be kept as ``task``'s output on ``machine``, or None: one
+    output is at most TASK_OUTPUT_MAX_BYTES and all of the machine's outputs together at
+    most MACHINE_OUTPUTS_MAX_BYTES, as compact JSON."""
+    if output is None:
+        return None
+    size = json_size(output)
+    if size > TASK_OUTPUT_MAX_BYTES:
+        return (
+            f"the output of task {task} is {size} bytes as compact JSON and one task's "
+            f"output is limited to {TASK_OUTPUT_MAX_BYTES} bytes (32 KiB); return less, or "
+            "store it elsewhere (S3, say) and return where"
+        )
+    others = sum(
+        json_size(record.output)
+        for name, record in machine.tasks.items()
+        if name != task and record.output is not None
+    )
+    if others + size > MACHINE_OUTPUTS_MAX_BYTES:
+        return (
+            f"with this output ({size} bytes) the task outputs kept on machine {machine.id} "
+            f"would be {others + size} bytes as compact JSON, and a machine keeps at most "
+            f"{MACHINE_OUTPUTS_MAX_BYTES} bytes (256 KiB) of outputs; return less from its "
+            "tasks"
+        )
+    return None
 
 
 def is_satisfied(machine: Machine, spec: Spec) -> bool:
@@ -367,6 +420,8 @@ class _Step:
         success start the tasks that were waiting for it."""
         m = self.machine
         record = m.tasks[name]
+        if status == "succeeded" and (problem := output_problem(m, name, output)) is not None:
+            status, output, error, error_type = "failed", None, problem, OUTPUT_TOO_LARGE
         record.status = "succeeded" if status == "succeeded" else "failed"
         record.finished_at = self.now
         if record.started_at is None:
@@ -374,7 +429,7 @@ class _Step:
         record.output = output
         record.redacted_outputs = list(redacted_outputs or [])
         failed = record.status == "failed"
-        record.error = (error or "the task failed") if failed else None
+        record.error = cut_text(error or "the task failed") if failed else None
         record.error_type = error_type if failed else None
         record.not_before = None
         self.record(
@@ -385,7 +440,7 @@ class _Step:
             error=record.error,
             error_type=record.error_type,
         )
-        if record.status == "failed":
+        if failed:
             task_spec = self.spec.tasks[name]
             if record.attempt < task_spec.attempts and error_type not in NOT_RETRIED:
                 nxt = record.attempt + 1
@@ -505,6 +560,7 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
     """A new machine in INIT at epoch 1, INIT's tasks started (docs/runtime.md#machines)."""
     validate_machine_id(inp.machine_id)
     metadata = validate_metadata(inp.metadata)
+    check_metadata_size(metadata, merged=False)
     machine = Machine(
         id=inp.machine_id,
         spec=spec.name,
@@ -567,6 +623,8 @@ def _external(step: _Step, inp: ExternalEvent) -> Decision:
             + (", ".join(accepted) if accepted else "no event")
         )
     m.metadata.update(metadata)
+    if metadata:
+        check_metadata_size(m.metadata, merged=True)
     m.idle_next = 0
     m.halted = None
     step.record("event", event=event, source=inp.source)

@@ -30,6 +30,12 @@ class PayloadTooLarge(StatewrightError):
     code = "payload_too_large"
 
 
+class MetadataTooLarge(StatewrightError):
+    """A machine's metadata, after an event's is merged in, is over its limit."""
+
+    code = "metadata_too_large"
+
+
 class ReservedEvent(StatewrightError):
     code = "reserved_event"
 
@@ -103,6 +109,22 @@ class VersionConflict(Exception):
         super().__init__(f"machine {machine_id} changed underneath this write")
         self.machine_id = machine_id
         self.current = current
+
+
+class ItemTooLarge(Exception):
+    """A store could not write a machine because it is larger than the store takes
+    (DynamoDB's 400 KB item). The engine's limits keep machines well below that; the
+    service turns this backstop into ``metadata_too_large`` or an ``OutputTooLarge``
+    task failure. Nothing was written."""
+
+    def __init__(self, machine_id: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"machine {machine_id} would take {size} bytes in the store, over its "
+            f"{limit}-byte limit"
+        )
+        self.machine_id = machine_id
+        self.size = size
+        self.limit = limit
 
 
 class ConfigurationError(Exception):

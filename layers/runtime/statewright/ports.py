@@ -8,6 +8,7 @@ jitter until a deadline) and each backend implements four small primitives."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from abc import ABC, abstractmethod
@@ -16,10 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from statewright.errors import Conflict, MachineNotFound, VersionConflict
+from statewright.limits import PAGE_MAX_BYTES
 from statewright.model import BusEvent, HistoryEntry, Machine, TaskFinishedDetail, TaskInvocation
+from statewright.page_tokens import PageTokens
 from statewright.spec.models import Spec
 
 R = TypeVar("R")
+T = TypeVar("T")
+
+Position = dict[str, Any]
+"""Where a page ended, in a store's own terms (JSON); it travels signed in a next_token."""
+
+# Room kept in a page's budget for what surrounds its items: the envelope and the token.
+_PAGE_ENVELOPE_BYTES = 8 * 1024
 
 
 @dataclass
@@ -61,6 +71,8 @@ class Store(ABC):
         self._clock = clock
         self._sleep = sleep
         self.conflicts = 0  # conflicting writes seen by this instance (a metric source)
+        self.page_tokens = PageTokens(self.page_token_key)
+        self.page_max_bytes = PAGE_MAX_BYTES
 
     # ---- the four primitives a backend implements --------------------------------------
 
@@ -88,6 +100,25 @@ class Store(ABC):
     # ---- queries and side tables -------------------------------------------------------
 
     @abstractmethod
+    def page_token_key(self) -> bytes:
+        """This deployment's secret for signing page tokens, created on first use and the
+        same for every process of the deployment."""
+
+    @abstractmethod
+    def machines_after(
+        self, *, spec: str | None, state: str | None, limit: int, after: Position | None
+    ) -> tuple[list[tuple[Machine, Position]], Position | None]:
+        """Up to ``limit`` machines (of one spec and/or state) after ``after``, each with
+        the position a page ending at it continues from, and the position the next page
+        starts from (None: nothing follows)."""
+
+    @abstractmethod
+    def history_after(
+        self, machine_id: str, *, limit: int, after_seq: int
+    ) -> tuple[list[HistoryEntry], bool]:
+        """Up to ``limit`` history entries with a sequence number above ``after_seq``,
+        oldest first, and whether more follow."""
+
     def list_machines(
         self,
         *,
@@ -96,13 +127,42 @@ class Store(ABC):
         limit: int = 100,
         next_token: str | None = None,
     ) -> tuple[list[Machine], str | None]:
-        """A page of machines (optionally of one spec and/or state) and the next token."""
+        """A page of machines (optionally of one spec and/or state) and the next token.
+        A page ends after ``limit`` machines, or earlier when its JSON would pass
+        ``page_max_bytes``."""
+        scope = "machines " + json.dumps([spec, state])
+        after = self.page_tokens.read(scope, next_token)
+        rows, rest = self.machines_after(spec=spec, state=state, limit=limit, after=after)
+        kept = self._fit(rows, lambda row: row[0].public())
+        if len(kept) < len(rows):
+            rest = kept[-1][1]
+        token = self.page_tokens.issue(scope, rest) if rest is not None else None
+        return [machine for machine, _ in kept], token
 
-    @abstractmethod
     def history(
         self, machine_id: str, *, limit: int = 100, next_token: str | None = None
     ) -> tuple[list[HistoryEntry], str | None]:
-        """A page of the machine's history, oldest first."""
+        """A page of the machine's history, oldest first, and the next token; like
+        :meth:`list_machines`, it ends early by size."""
+        scope = "history " + json.dumps(machine_id)
+        after = self.page_tokens.read(scope, next_token)
+        after_seq = after["seq"] if after is not None else 0
+        entries, more = self.history_after(machine_id, limit=limit, after_seq=after_seq)
+        kept = self._fit(entries, lambda entry: entry.model_dump(mode="json"))
+        more = more or len(kept) < len(entries)
+        token = self.page_tokens.issue(scope, {"seq": kept[-1].seq}) if more and kept else None
+        return kept, token
+
+    def _fit(self, items: Sequence[T], as_json: Callable[[T], Any]) -> list[T]:
+        """The leading items whose JSON, as the API answers it, fits one page (at least
+        one item: a single machine is far below the budget)."""
+        budget = self.page_max_bytes - _PAGE_ENVELOPE_BYTES
+        used = 0
+        for count, item in enumerate(items):
+            used += len(json.dumps(as_json(item), separators=(",", ":"))) + 1
+            if used > budget and count > 0:
+                return list(items[:count])
+        return list(items)
 
     @abstractmethod
     def put_spec(self, spec: Spec) -> None:

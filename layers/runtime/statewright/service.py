@@ -42,8 +42,10 @@ from statewright.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
+    ItemTooLarge,
     MachineExists,
     MachineNotFound,
+    MetadataTooLarge,
     SpecNotFound,
     StartDeferred,
     StatewrightError,
@@ -51,6 +53,7 @@ from statewright.errors import (
 )
 from statewright.model import (
     EVENT_SOURCE,
+    OUTPUT_TOO_LARGE,
     REFERENCE_ERROR,
     SYSTEM_EVENTS,
     BusEvent,
@@ -277,15 +280,34 @@ class Service:
             machines, token = self.store.list_machines(limit=100, next_token=token)
             for machine in machines:
                 report.machines_scanned += 1
-                try:
-                    self._recover_one(machine, inp, report)
-                except MachineNotFound:
-                    continue  # deleted since the page was read: nothing to recover
-                except ConfigurationError as exc:
-                    report.errors.append(f"{machine.id}: {exc}")
-                    log.error("cannot recover machine %s: %s", machine.id, exc)
+                self.isolated(machine.id, report.errors, self._recover_one, machine, inp, report)
             if token is None:
                 return report
+
+    def isolated(
+        self,
+        machine_id: str,
+        errors: list[str],
+        work: Callable[..., object],
+        *args: Any,
+    ) -> None:
+        """``work(*args)`` for one machine of a reconciler run, which goes on whatever
+        happens to this one machine.
+
+        The broad ``except`` is deliberate and stays here alone: a run repairs many
+        machines, each through the store, a spec, an executor and the bus, and any of
+        them can fail in ways no list would foresee (a corrupt item, an SDK error, a bug
+        met by one machine's data). Letting one such machine end the run would leave
+        every machine after it unrepaired, run after run. It is logged with the
+        machine id and its trace, counted (``recovery_errors``) and listed in ``errors``."""
+        try:
+            work(*args)
+        except MachineNotFound:
+            return  # deleted since the page was read: nothing to recover
+        except Exception as exc:  # the isolation boundary, see above
+            errors.append(f"{machine_id}: {type(exc).__name__}: {exc}")
+            log.exception("cannot recover machine %s; going on with the others", machine_id)
+            self.metrics.count("recovery_errors")
 
     # ---- internals: commands ----------------------------------------------------------
 
@@ -351,7 +373,10 @@ class Service:
         assert machine is not None  # engine.create always yields the new machine
         self.catalog.remember(spec, self.store)
         if not decision.deleted:
-            self.store.create(machine, decision.history)
+            try:
+                self.store.create(machine, decision.history)
+            except ItemTooLarge as exc:
+                raise _metadata_too_large(exc) from exc
         self.metrics.count("machines_created")
         self._count(decision)
         latest = self._run_effects(decision, None if decision.deleted else machine)
@@ -402,6 +427,11 @@ class Service:
 
         try:
             applied = self.store.mutate(machine_id, decide, seed=seed)
+        except ItemTooLarge as exc:
+            if isinstance(inp, TaskFinished) and inp.detail.status == "succeeded":
+                # The store's backstop: the output does not fit; fail the attempt instead.
+                return self._apply(machine_id, _output_too_large(inp.detail, exc))
+            raise _metadata_too_large(exc) from exc
         finally:
             if calls > 1:
                 self.metrics.count("conflicts", calls - 1)
@@ -611,6 +641,27 @@ def _refusal(
         what = f"{action} machine {machine_id}"
     of_spec = f" of spec {spec}" if spec is not None else ""
     return f"{caller} may not {what}{of_spec}: no access rule allows it"
+
+
+def _metadata_too_large(exc: ItemTooLarge) -> MetadataTooLarge:
+    return MetadataTooLarge(
+        f"{exc}: the machine's metadata and its task outputs together do not fit; send "
+        "fewer or shorter metadata values"
+    )
+
+
+def _output_too_large(detail: TaskFinishedDetail, exc: ItemTooLarge) -> TaskFinished:
+    return TaskFinished(
+        detail.model_copy(
+            update={
+                "status": "failed",
+                "output": None,
+                "error": f"the output of task {detail.task} does not fit in the store ({exc}); "
+                "return less, or store it elsewhere and return where",
+                "error_type": OUTPUT_TOO_LARGE,
+            }
+        )
+    )
 
 
 def _check_limit(limit: int) -> None:

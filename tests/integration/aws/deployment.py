@@ -29,7 +29,10 @@ from statewright.aws.codebuild_executor import CodeBuildExecutor
 from statewright.aws.lambda_executor import LambdaExecutor
 from statewright.model import TaskInvocation
 
+from tests import aws_limits
 from tests.integration.aws.tables import create_table
+
+aws_limits.install()  # every AWS client of these tests is made as strict as AWS
 
 REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
@@ -183,7 +186,9 @@ class Deployment:
             "body": json.dumps(body) if body is not None else None,
             "isBase64Encoded": False,
         }
-        response = self.dispatcher.handler(event, lambda_context("dispatcher"))
+        response = aws_limits.api_gateway_answer(
+            self.dispatcher.handler, event, lambda_context("dispatcher")
+        )
         return response["statusCode"], json.loads(response["body"])
 
     def deliver(self, event: dict[str, Any]) -> str:
@@ -233,7 +238,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     for name in settings_module.ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-    with mock_aws(config={"lambda": {"use_docker": False}}):
+    # AWS's limits where moto is lenient (tests/aws_limits.py).
+    with mock_aws(config={"lambda": {"use_docker": False}}), aws_limits.strict_aws():
         yield
 
 

@@ -13,7 +13,8 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from statewright.aws.task_runner import MAX_REPORT_BYTES, TaskRunner
+from statewright.aws.task_runner import TaskRunner
+from statewright.limits import TASK_OUTPUT_MAX_BYTES
 from statewright.model import TaskInvocation
 
 from tests import fakes
@@ -128,12 +129,13 @@ def test_a_function_that_cannot_be_invoked_fails_the_task(lam: Any) -> None:
 
 def test_an_output_too_big_for_the_bus_fails_the_task_with_a_reason(lam: Any) -> None:
     stub = Stubber(lam)
-    big = json.dumps({"blob": "x" * (MAX_REPORT_BYTES + 10)}).encode()
+    big = json.dumps({"blob": "x" * TASK_OUTPUT_MAX_BYTES}).encode()
     stub.add_response("invoke", {"StatusCode": 200, "Payload": body(big)})
     with stub:
         detail, _ = run(lam, invocation())
     assert detail["status"] == "failed" and detail["output"] is None
-    assert "return less" in detail["error"]
+    assert "return less" in detail["error"] and str(TASK_OUTPUT_MAX_BYTES) in detail["error"]
+    assert detail["error_type"] == "OutputTooLarge"
 
 
 def test_a_retry_waits_its_backoff_first(lam: Any) -> None:

@@ -35,10 +35,15 @@ def _create(**fields: object) -> bytes:
     return json.dumps({"spec": "jobs", **fields}).encode()
 
 
+# {"pad":"..."} as compact JSON is 10 bytes plus the value: metadata of exactly 16 KiB.
+FULL_PAD = 16 * 1024 - 10
+
+
 def _exactly(size: int) -> bytes:
-    """A valid create body of exactly ``size`` bytes."""
-    empty = _create(metadata={"pad": ""})
-    return _create(metadata={"pad": "x" * (size - len(empty))})
+    """A valid create body of exactly ``size`` bytes: the most metadata a machine takes,
+    then JSON whitespace."""
+    body = _create(metadata={"pad": "x" * FULL_PAD})
+    return body + b" " * (size - len(body))
 
 
 CASES = [
@@ -46,6 +51,8 @@ CASES = [
     Case("one byte over 256 KiB", "POST", "/machines", 413, "payload_too_large",
          body=b"x" * (LIMIT + 1)),
     Case("4 MiB", "POST", "/machines", 413, "payload_too_large", body=b"{" * (4 << 20)),
+    Case("metadata of 200 KB", "POST", "/machines", 400, "metadata_too_large",
+         body=_create(metadata={"pad": "x" * 200_000})),
     Case("a Content-Length of 10 GiB, no body", "POST", "/machines", 413,
          "payload_too_large", content_length=10 << 30),
     Case("a negative Content-Length", "POST", "/machines", 400, "invalid_request",
@@ -155,7 +162,7 @@ def test_a_body_of_exactly_256_kib_is_accepted(server: Server) -> None:
     assert len(body) == LIMIT
     answer = raw_request(server.url, "POST", "/machines", body=body)
     assert answer.status == 201, answer
-    assert len(answer.body["metadata"]["pad"]) > LIMIT - 100
+    assert len(answer.body["metadata"]["pad"]) == FULL_PAD
     record("hostile", inputs=1)
 
 

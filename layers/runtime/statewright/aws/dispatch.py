@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from statewright.aws import codebuild_executor as cb
 from statewright.aws.observability import METRICS, logger, run
 from statewright.aws.wiring import Runtime, runtime
 from statewright.errors import InvalidRequest, MachineNotFound
-from statewright.model import EVENT_SOURCE, Machine
+from statewright.limits import TASK_OUTPUT_MAX_BYTES
+from statewright.model import EVENT_SOURCE, OUTPUT_TOO_LARGE, Machine
 
 CODEBUILD_SOURCE = "aws.codebuild"
 CODEBUILD_DETAIL_TYPE = "CodeBuild Build State Change"
@@ -36,6 +38,9 @@ LAMBDA_FAILURE_DETAIL_TYPE = "Lambda Function Invocation Result - Failure"
 BUILD_FAILED = frozenset({"FAILED", "FAULT", "STOPPED", "TIMED_OUT"})
 BUILD_SUCCEEDED = "SUCCEEDED"
 IGNORED = "ignored"
+# ``terraform output -json`` is indented and carries each output's type and sensitivity,
+# so a stored object is several times the compact output; past this it cannot fit.
+STORED_OUTPUTS_READ_MAX_BYTES = 1024 * 1024
 
 
 def handle(event: Any, context: Any, *, handler_dir: Path | None = None) -> Any:
@@ -130,12 +135,7 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
         "attempt": number,
     }
     if status == BUILD_SUCCEEDED:
-        stored = _stored_outputs(rt, env, build_id)
-        report.update(
-            status="succeeded",
-            output=stored.outputs if stored else None,
-            redacted_outputs=stored.redacted_outputs if stored else [],
-        )
+        report.update(_stored_outputs(rt, env, build_id))
     else:
         report.update(
             status="failed",
@@ -185,11 +185,37 @@ class StoredOutputs(BaseModel):
     redacted_outputs: list[str]
 
 
-def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> StoredOutputs | None:
-    """The outputs the build stored beside its state.
+def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> dict[str, Any]:
+    """The completion of a SUCCEEDED build: the outputs it stored beside its state.
 
     A SUCCEEDED build applied (or destroyed) successfully whatever happens here, so an
-    unreadable outputs object leaves the task succeeded without outputs, and says so."""
+    unreadable outputs object leaves the task succeeded without outputs, and says so.
+    An object too large to be a task output is not even read: the attempt fails with
+    ``OutputTooLarge`` (the engine measures the outputs that are read exactly)."""
+    output = _read_outputs(rt, env, build_id)
+    if isinstance(output, _Oversized):
+        return {
+            "status": "failed",
+            "error": f"the outputs of build {build_id} are {output.size} bytes as stored; one "
+            f"task's output is limited to {TASK_OUTPUT_MAX_BYTES} bytes (32 KiB) as compact "
+            "JSON: output less from the module (or store it elsewhere and output where)",
+            "error_type": OUTPUT_TOO_LARGE,
+        }
+    return {
+        "status": "succeeded",
+        "output": output.outputs if output else None,
+        "redacted_outputs": output.redacted_outputs if output else [],
+    }
+
+
+@dataclass(frozen=True)
+class _Oversized:
+    size: int
+
+
+def _read_outputs(
+    rt: Runtime, env: Mapping[str, str], build_id: str
+) -> StoredOutputs | _Oversized | None:
     bucket = env.get(cb.STATE_BUCKET)
     key = env.get(cb.OUTPUTS_KEY)
     if not bucket or not key:
@@ -202,7 +228,11 @@ def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> Store
         return None
     s3 = rt.s3
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        stored = s3.get_object(Bucket=bucket, Key=key)
+        if stored["ContentLength"] > STORED_OUTPUTS_READ_MAX_BYTES:
+            stored["Body"].close()
+            return _Oversized(stored["ContentLength"])
+        body = stored["Body"].read()
     except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket):
         logger.warning(
             "build %s succeeded but stored no outputs at s3://%s/%s", build_id, bucket, key

@@ -22,10 +22,9 @@ then loses a race. ``docs/aws.md`` has the whole design."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -34,6 +33,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
+from statewright.aws.item_size import ITEM_MAX_BYTES, item_size
 from statewright.aws.table_layout import (
     LIST_INDEX,
     LIST_INDEX_PARTITION_KEY,
@@ -42,9 +44,10 @@ from statewright.aws.table_layout import (
     SORT_KEY,
     TTL_ATTRIBUTE,
 )
-from statewright.errors import InvalidRequest, MachineExists, VersionConflict
+from statewright.errors import ConfigurationError, ItemTooLarge, MachineExists, VersionConflict
 from statewright.model import HistoryEntry, Machine
-from statewright.ports import IdempotencyRecord, Store
+from statewright.page_tokens import KEY_BYTES
+from statewright.ports import IdempotencyRecord, Position, Store
 from statewright.spec.models import Spec
 
 if TYPE_CHECKING:
@@ -67,6 +70,7 @@ _MACHINE_SK = "MACHINE"
 _HISTORY_PREFIX = "HISTORY#"
 _SPEC_SK = "SPEC"
 _IDEMPOTENCY_SK = "IDEMPOTENCY"
+_PAGE_TOKEN_KEY = {PARTITION_KEY: {"S": "CONFIG#page-token-key"}, SORT_KEY: {"S": "CONFIG"}}
 _BATCH = 25  # BatchWriteItem's limit
 _BATCH_GET = 100  # BatchGetItem's limit
 _CACHE_SIZE = 1024
@@ -104,22 +108,6 @@ def _machine_key(machine_id: str) -> dict[str, AttributeValueTypeDef]:
 
 def _history_sk(hist: str, seq: int) -> str:
     return f"{_HISTORY_PREFIX}{hist}#{seq:010d}"
-
-
-def _encode_token(payload: Any) -> str:
-    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> Any:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(
-            "next_token is not a token this API returned; pass the next_token of the "
-            "previous page, or omit it for the first page"
-        ) from exc
 
 
 @dataclass(frozen=True)
@@ -228,6 +216,8 @@ class DynamoStore(Store):
                 f"machine {machine.id} already exists; choose another id, or send it "
                 "events at /machines/{id}/events"
             ) from exc
+        except ClientError as exc:
+            raise self._too_large(machine.id, exc, item) from exc
         self._remember(machine.id, item)
 
     def update(
@@ -278,6 +268,8 @@ class DynamoStore(Store):
             )
         except client.exceptions.ConditionalCheckFailedException as exc:
             raise VersionConflict(machine.id, self._current_from(machine.id, exc)) from exc
+        except ClientError as exc:
+            raise self._too_large(machine.id, exc, self._updated_item(machine, values)) from exc
         self._remember(machine.id, response["Attributes"])
 
     def delete(self, machine_id: str, expected_version: int) -> None:
@@ -298,6 +290,41 @@ class DynamoStore(Store):
         old = response.get("Attributes", {})
         if "hist" in old:
             self._delete_history(machine_id, _str(old, "hist"))
+
+    # ---- DynamoDB's item limit ---------------------------------------------------------
+
+    @staticmethod
+    def _too_large(machine_id: str, exc: ClientError, item: Item) -> Exception:
+        """ItemTooLarge when DynamoDB refused ``item`` for its size, else ``exc`` itself.
+
+        A size refusal is a ValidationException like any malformed request; the item
+        that was refused tells them apart (its size as DynamoDB counts it), not the
+        error's wording."""
+        size = item_size(item)
+        if exc.response.get("Error", {}).get("Code") == "ValidationException" and (
+            size > ITEM_MAX_BYTES
+        ):
+            return ItemTooLarge(machine_id, size, ITEM_MAX_BYTES)
+        return exc
+
+    def _updated_item(
+        self, machine: Machine, values: Mapping[str, AttributeValueTypeDef]
+    ) -> dict[str, AttributeValueTypeDef]:
+        """The machine item an update would have left: the stored item (read again,
+        only on this error path) with the update's values."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=_machine_key(machine.id),
+            ConsistentRead=True,
+        )
+        item: dict[str, AttributeValueTypeDef] = dict(response.get("Item", {}))
+        item.update(self._machine_item(machine, _str(item, "hist") if "hist" in item else ""))
+        recent: list[Any] = list(item.get("recent", {}).get("L", []))
+        new: Any = values.get(":new", {"L": []})
+        if ":hist" in values:  # this write replaces ``recent`` (a spill)
+            recent = []
+        item["recent"] = {"L": recent + list(new["L"])}
+        return item
 
     def _current_from(self, machine_id: str, exc: Any) -> Machine | None:
         """The item a failed conditional write returned (ALL_OLD), or — on a DynamoDB
@@ -372,15 +399,10 @@ class DynamoStore(Store):
                     self._sleep(pause)  # throttled: back off before the remainder
                     pause = min(pause * 2, 1.0)
 
-    def history(
-        self, machine_id: str, *, limit: int = 100, next_token: str | None = None
-    ) -> tuple[list[HistoryEntry], str | None]:
-        after = 0
-        if next_token is not None:
-            decoded = _decode_token(next_token)
-            if not isinstance(decoded, dict) or not isinstance(decoded.get("after"), int):
-                raise InvalidRequest("next_token is not a history token this API returned")
-            after = decoded["after"]
+    def history_after(
+        self, machine_id: str, *, limit: int, after_seq: int
+    ) -> tuple[list[HistoryEntry], bool]:
+        after = after_seq
         response = self._client.get_item(
             TableName=self._table,
             Key=_machine_key(machine_id),
@@ -388,7 +410,7 @@ class DynamoStore(Store):
         )
         item = response.get("Item")
         if item is None:
-            return [], None
+            return [], False
         recent = [
             HistoryEntry.model_validate_json(v["S"]) for v in item.get("recent", {}).get("L", [])
         ]
@@ -399,9 +421,7 @@ class DynamoStore(Store):
         if after + 1 < first_inline:
             entries = self._spilled(machine_id, _str(item, "hist"), after, first_inline, limit)
         entries.extend(entry for entry in recent if entry.seq > after)
-        if len(entries) > limit:
-            return entries[:limit], _encode_token({"after": entries[limit - 1].seq})
-        return entries, None
+        return entries[:limit], len(entries) > limit
 
     def _spilled(
         self, machine_id: str, hist: str, after: int, first_inline: int, limit: int
@@ -431,22 +451,11 @@ class DynamoStore(Store):
 
     # ---- listing ----------------------------------------------------------------------
 
-    def list_machines(
-        self,
-        *,
-        spec: str | None = None,
-        state: str | None = None,
-        limit: int = 100,
-        next_token: str | None = None,
-    ) -> tuple[list[Machine], str | None]:
-        start: dict[str, AttributeValueTypeDef] | None = None
-        if next_token is not None:
-            decoded = _decode_token(next_token)
-            if not isinstance(decoded, dict) or not all(
-                isinstance(v, dict) for v in decoded.values()
-            ):
-                raise InvalidRequest("next_token is not a listing token this API returned")
-            start = decoded
+    def machines_after(
+        self, *, spec: str | None, state: str | None, limit: int, after: Position | None
+    ) -> tuple[list[tuple[Machine, Position]], Position | None]:
+        # ``after`` is a LastEvaluatedKey this store handed out (page tokens are signed).
+        start: dict[str, AttributeValueTypeDef] | None = after
         items: list[Item] = []
         while len(items) < limit:
             page = self._list_page(spec, state, limit - len(items), start)
@@ -460,7 +469,7 @@ class DynamoStore(Store):
         if start is not None and not self._any_after(spec, state, start):
             start = None
         machines = self._machines_from_index(items)
-        return machines, (_encode_token(start) if start is not None else None)
+        return machines, start
 
     def _list_page(
         self,
@@ -509,9 +518,10 @@ class DynamoStore(Store):
             cursor = page.get("LastEvaluatedKey")
         return False
 
-    def _machines_from_index(self, items: Sequence[Item]) -> list[Machine]:
-        """Machines from index items; an index that does not project ``doc`` (KEYS_ONLY)
-        costs a BatchGetItem for the missing ones."""
+    def _machines_from_index(self, items: Sequence[Item]) -> list[tuple[Machine, Position]]:
+        """Machines from index items, each with its index key (where a page ending at it
+        continues); an index that does not project ``doc`` (KEYS_ONLY) costs a
+        BatchGetItem for the missing ones."""
         missing = [item for item in items if "doc" not in item]
         fetched: dict[str, Item] = {}
         for i in range(0, len(missing), _BATCH_GET):
@@ -519,6 +529,7 @@ class DynamoStore(Store):
                 {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
                 for item in missing[i : i + _BATCH_GET]
             ]
+            pause = 0.02
             while keys:
                 response = self._client.batch_get_item(
                     RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
@@ -527,12 +538,38 @@ class DynamoStore(Store):
                     fetched[_str(found, PARTITION_KEY)] = found
                 unprocessed: Any = response.get("UnprocessedKeys", {})
                 keys = list(unprocessed.get(self._table, {}).get("Keys", []))
+                if keys:
+                    self._sleep(pause)  # throttled: back off before the remainder
+                    pause = min(pause * 2, 1.0)
+        index_keys = (PARTITION_KEY, SORT_KEY, LIST_INDEX_PARTITION_KEY, LIST_INDEX_SORT_KEY)
         machines = []
         for item in items:
             full = item if "doc" in item else fetched.get(_str(item, PARTITION_KEY))
             if full is not None:  # deleted between the index read and the fetch
-                machines.append(self._machine_from(full))
+                position = {k: dict(item[k]) for k in index_keys if k in item}
+                machines.append((self._machine_from(full), position))
         return machines
+
+    # ---- page tokens ------------------------------------------------------------------
+
+    def page_token_key(self) -> bytes:
+        """The key item, written once by whichever process needs it first (a conditional
+        put: the first one wins and every container reads that one)."""
+        client = self._client
+        for _ in range(2):
+            item = client.get_item(
+                TableName=self._table, Key=_PAGE_TOKEN_KEY, ConsistentRead=True
+            ).get("Item")
+            if item is not None:
+                return bytes(item["key"]["B"])
+            with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+                client.put_item(
+                    TableName=self._table,
+                    Item={**_PAGE_TOKEN_KEY, "key": {"B": secrets.token_bytes(KEY_BYTES)}},
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": PARTITION_KEY},
+                )
+        raise ConfigurationError(f"the page-token key item of table {self._table} vanished")
 
     # ---- specs ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ class ReconcileReport:
     builds_checked: int = 0
     builds_completed: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
 
 def running_builds(rt: Runtime) -> dict[str, dict[str, str]]:
@@ -75,9 +76,15 @@ def reconcile(rt: Runtime) -> ReconcileReport:
             report.builds_checked += 1
             if build.get("buildStatus") == "IN_PROGRESS":
                 continue
-            detail = _as_event_detail(build, attempts.get(build.get("id", ""), {}))
-            outcome = codebuild_state_change(rt, detail)
-            report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
-            if outcome == "applied":
-                report.builds_completed += 1
+            attempt = attempts.get(build.get("id", ""), {})
+            machine_id = attempt.get(cb.MACHINE_ID, "?")
+            # One machine's failure to complete its build leaves the others to go on.
+            rt.service.isolated(machine_id, report.errors, _complete, rt, build, attempt, report)
     return report
+
+
+def _complete(rt: Runtime, build: Any, attempt: dict[str, str], report: ReconcileReport) -> None:
+    outcome = codebuild_state_change(rt, _as_event_detail(build, attempt))
+    report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+    if outcome == "applied":
+        report.builds_completed += 1

@@ -24,14 +24,13 @@ from statewright.aws.eventbridge_bus import EventBridgeBus
 from statewright.aws.settings import TaskRunnerSettings, load_task_runner_settings
 from statewright.executors.builtin import LambdaConfig
 from statewright.executors.function_event import function_event
-from statewright.model import BusEvent, TaskFinishedDetail, TaskInvocation
+from statewright.limits import TASK_OUTPUT_MAX_BYTES, json_size
+from statewright.model import OUTPUT_TOO_LARGE, BusEvent, TaskFinishedDetail, TaskInvocation
 from statewright.ports import Bus
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
-# EventBridge takes 256 KB an event; what is left of it after the detail's other fields.
-MAX_REPORT_BYTES = 250_000
 # Seconds kept back from the runner's own timeout to report after the user's function.
 REPORT_MARGIN_SECONDS = 10
 
@@ -99,15 +98,18 @@ class TaskRunner:
 
     @staticmethod
     def _bounded(detail: TaskFinishedDetail) -> dict[str, Any]:
+        """The report as published. An output over the task-output limit is refused
+        here already (the engine would refuse it too), so the event stays small."""
         data = detail.model_dump(mode="json")
-        size = len(json.dumps(data))
-        if size > MAX_REPORT_BYTES:
+        size = json_size(data["output"])
+        if size > TASK_OUTPUT_MAX_BYTES:
             data.update(
                 status="failed",
                 output=None,
-                error=f"the task's output is {size} bytes; Statewright keeps at most "
-                f"{MAX_REPORT_BYTES} (an EventBridge event): return less, or store it "
-                "elsewhere and return where",
+                error=f"the output of task {detail.task} is {size} bytes as compact JSON and "
+                f"one task's output is limited to {TASK_OUTPUT_MAX_BYTES} bytes (32 KiB); "
+                "return less, or store it elsewhere (S3, say) and return where",
+                error_type=OUTPUT_TOO_LARGE,
             )
         return data
 

@@ -16,7 +16,13 @@ from typing import Any
 
 from statewright.executors.builtin import LambdaConfig
 from statewright.executors.function_event import function_event
-from statewright.local.runs import OUTPUT_LIMIT_BYTES, LocalExecutor, Run, TaskFailed
+from statewright.local.runs import (
+    OUTPUT_LIMIT_BYTES,
+    LocalExecutor,
+    Run,
+    TaskFailed,
+    output_too_large,
+)
 from statewright.ports import Bus
 
 
@@ -70,11 +76,8 @@ class LocalLambdaExecutor(LocalExecutor):
             stdin=event,
             what=f"function {config.function_name}",
         )
-        if len(result.stdout) > OUTPUT_LIMIT_BYTES + 64:
-            raise TaskFailed(
-                f"function {config.function_name} returned {len(result.stdout)} bytes of JSON; "
-                f"a task output is limited to {OUTPUT_LIMIT_BYTES} bytes"
-            )
+        if len(result.stdout) > OUTPUT_LIMIT_BYTES:
+            raise output_too_large(f"function {config.function_name}", len(result.stdout))
         try:
             envelope = json.loads(result.stdout)
         except ValueError:

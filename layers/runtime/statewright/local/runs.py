@@ -18,14 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from statewright.model import TIMEOUT, BusEvent, TaskFinishedDetail, TaskInvocation
+from statewright.limits import TASK_OUTPUT_MAX_BYTES
+from statewright.model import (
+    OUTPUT_TOO_LARGE,
+    TIMEOUT,
+    BusEvent,
+    TaskFinishedDetail,
+    TaskInvocation,
+)
 from statewright.ports import Bus
 
 logger = logging.getLogger(__name__)
 
-# EventBridge carries at most 256 KiB per event and a DynamoDB item at most 400 KB, so a
-# task output (kept in the machine record) is bounded well below both.
-OUTPUT_LIMIT_BYTES = 64 * 1024
+# What a run may print as its result. The engine holds a task output to its limit
+# (statewright.limits, 32 KiB as compact JSON); printed JSON is larger (escapes,
+# indentation, Terraform's type and sensitivity beside each value), so this only keeps
+# a run from filling memory with what could never be an output.
+OUTPUT_LIMIT_BYTES = 1024 * 1024
 # Runs remembered after they finish, so a repeated start of a finished attempt starts
 # nothing (bounded: memory does not grow with uptime).
 FINISHED_RUNS_REMEMBERED = 10_000
@@ -33,6 +42,14 @@ FINISHED_RUNS_REMEMBERED = 10_000
 
 class RunAborted(Exception):
     """The run was cancelled; nothing is reported (its epoch is already over)."""
+
+
+def output_too_large(what: str, size: int) -> TaskFailed:
+    return TaskFailed(
+        f"{what} printed {size} bytes of JSON; a task output is limited to "
+        f"{TASK_OUTPUT_MAX_BYTES} bytes (32 KiB) as compact JSON: return less",
+        error_type=OUTPUT_TOO_LARGE,
+    )
 
 
 class TaskFailed(Exception):

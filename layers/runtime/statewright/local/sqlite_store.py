@@ -7,8 +7,6 @@ of failing."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sqlite3
 import threading
@@ -16,15 +14,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from statewright.errors import ConfigurationError, InvalidRequest, MachineExists, VersionConflict
+from statewright.errors import ConfigurationError, MachineExists, VersionConflict
 from statewright.model import HistoryEntry, Machine
-from statewright.ports import IdempotencyRecord, Store
+from statewright.page_tokens import local_key
+from statewright.ports import IdempotencyRecord, Position, Store
 from statewright.spec.models import Spec
 
 BUSY_TIMEOUT_MS = 30_000
-_T = TypeVar("_T", str, int)
+PAGE_TOKEN_KEY_FILE = "page-token.key"  # noqa: S105 - a file name, not a secret
+"""Beside the database: the secret that signs this data dir's page tokens."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS machines (
@@ -188,16 +188,10 @@ class SqliteStore(Store):
                 raise VersionConflict(machine_id, _current(db, machine_id))
             db.execute("DELETE FROM history WHERE machine_id = ?", (machine_id,))
 
-    def list_machines(
-        self,
-        *,
-        spec: str | None = None,
-        state: str | None = None,
-        limit: int = 100,
-        next_token: str | None = None,
-    ) -> tuple[list[Machine], str | None]:
-        after = _decode_token(next_token, "id", str)
-        clauses, params = ["id > ?"], [after or ""]
+    def machines_after(
+        self, *, spec: str | None, state: str | None, limit: int, after: Position | None
+    ) -> tuple[list[tuple[Machine, Position]], Position | None]:
+        clauses, params = ["id > ?"], [after["id"] if after is not None else ""]
         if spec is not None:
             clauses.append("spec = ?")
             params.append(spec)
@@ -210,23 +204,24 @@ class SqliteStore(Store):
         )
         with self._read() as db:
             rows = db.execute(query, (*params, limit + 1)).fetchall()
-        page = [Machine.model_validate_json(body) for _, body in rows[:limit]]
-        token = _encode_token("id", rows[limit - 1][0]) if len(rows) > limit else None
-        return page, token
+        page = [(Machine.model_validate_json(body), {"id": id_}) for id_, body in rows[:limit]]
+        return page, (page[-1][1] if len(rows) > limit else None)
 
-    def history(
-        self, machine_id: str, *, limit: int = 100, next_token: str | None = None
-    ) -> tuple[list[HistoryEntry], str | None]:
-        after = _decode_token(next_token, "seq", int) or 0
+    def history_after(
+        self, machine_id: str, *, limit: int, after_seq: int
+    ) -> tuple[list[HistoryEntry], bool]:
         with self._read() as db:
             rows = db.execute(
                 "SELECT seq, body FROM history WHERE machine_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
-                (machine_id, after, limit + 1),
+                (machine_id, after_seq, limit + 1),
             ).fetchall()
-        page = [HistoryEntry.model_validate_json(body) for _, body in rows[:limit]]
-        token = _encode_token("seq", rows[limit - 1][0]) if len(rows) > limit else None
-        return page, token
+        return [HistoryEntry.model_validate_json(body) for _, body in rows[:limit]], (
+            len(rows) > limit
+        )
+
+    def page_token_key(self) -> bytes:
+        return local_key(self.path.parent / PAGE_TOKEN_KEY_FILE)
 
     # ---- specs ------------------------------------------------------------------------
 
@@ -305,25 +300,3 @@ def _insert_history(
         "INSERT OR REPLACE INTO history (machine_id, seq, body) VALUES (?, ?, ?)",
         [(machine_id, entry.seq, entry.model_dump_json()) for entry in history],
     )
-
-
-def _encode_token(field: str, value: str | int) -> str:
-    raw = json.dumps({field: value}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str | None, field: str, kind: type[_T]) -> _T | None:
-    if token is None or token == "":
-        return None
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))[field]
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
-        raise InvalidRequest(
-            "next_token is not valid; pass the next_token of the previous page unchanged"
-        ) from exc
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise InvalidRequest(
-            "next_token is not valid; pass the next_token of the previous page unchanged"
-        )
-    return value

@@ -42,7 +42,14 @@ from statewright.executors.terraform_run import (
     terraform_outputs,
     terraform_variables,
 )
-from statewright.local.runs import OUTPUT_LIMIT_BYTES, LocalExecutor, Run, TaskFailed, TaskOutput
+from statewright.local.runs import (
+    OUTPUT_LIMIT_BYTES,
+    LocalExecutor,
+    Run,
+    TaskFailed,
+    TaskOutput,
+    output_too_large,
+)
 from statewright.model import TaskInvocation
 from statewright.ports import Bus
 
@@ -221,10 +228,7 @@ class LocalTerraformExecutor(LocalExecutor):
                 + self.log_tail(run, marker="Error:")
             )
         if len(result.stdout) > OUTPUT_LIMIT_BYTES:
-            raise TaskFailed(
-                f"terraform outputs are {len(result.stdout)} bytes of JSON; a task output is "
-                f"limited to {OUTPUT_LIMIT_BYTES} bytes"
-            )
+            raise output_too_large("terraform output -json", len(result.stdout))
         try:
             outputs = terraform_outputs(json.loads(result.stdout))
         except OutputsNotUnderstood as exc:
