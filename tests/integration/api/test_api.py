@@ -448,8 +448,15 @@ def test_body_over_256_kib_is_413(plane: LocalControlPlane) -> None:
 
 
 def test_body_just_under_the_limit_is_read(plane: LocalControlPlane) -> None:
+    # The most metadata a machine takes (16 KiB), then JSON whitespace up to 200 KiB.
+    body = json.dumps({"spec": "jobs", "metadata": {"blob": "x" * (16 * 1024 - 11)}}).encode()
+    assert plane.request("POST", "/machines", body + b" " * (200 * 1024 - len(body))).status == 201
+
+
+def test_metadata_over_16_kib_is_refused_with_its_size(plane: LocalControlPlane) -> None:
     body = {"spec": "jobs", "metadata": {"blob": "x" * (200 * 1024)}}
-    assert plane.request("POST", "/machines", body).status == 201
+    message = error_of(plane.request("POST", "/machines", body), 400, "metadata_too_large")
+    assert "16384 bytes (16 KiB)" in message and "204811 bytes" in message
 
 
 @pytest.mark.parametrize(
