@@ -358,17 +358,22 @@ def test_history_is_oldest_first_and_pages(store: Store) -> None:
             machine(version=version + 1), version, [entry(seq), entry(seq + 1, "transition")]
         )
         version += 1
+    seqs, pages = page_history(store, "m-1", limit=10)
+    assert seqs == list(range(1, 26))
+    assert pages == 3
+
+
+def page_history(store: Store, machine_id: str, limit: int) -> tuple[list[int], int]:
+    """Every history entry's seq, following next_token, and how many pages it took."""
     seqs: list[int] = []
     token: str | None = None
     pages = 0
     while True:
-        page, token = store.history("m-1", limit=10, next_token=token)
+        page, token = store.history(machine_id, limit=limit, next_token=token)
         pages += 1
         seqs.extend(e.seq for e in page)
         if token is None:
-            break
-    assert seqs == list(range(1, 26))
-    assert pages == 3
+            return seqs, pages
 
 
 def test_history_entries_round_trip(store: Store) -> None:

@@ -17,7 +17,13 @@ from statewright.errors import InvalidRequest
 from statewright.page_tokens import PageTokens
 from statewright.ports import Store
 
-from tests.contract.test_store_contract import collect, entry, machine, seed_listing
+from tests.contract.test_store_contract import (
+    collect,
+    entry,
+    machine,
+    page_history,
+    seed_listing,
+)
 
 
 def forged(scope: str, position: dict[str, object]) -> str:
@@ -127,14 +133,6 @@ def test_a_machine_page_ends_early_by_size_and_continues(store: Store) -> None:
 def test_a_history_page_ends_early_by_size_and_continues(store: Store) -> None:
     store.page_max_bytes = 24 * 1024
     store.create(machine(), [entry(seq, error="e" * 2000) for seq in range(1, 31)])
-    seqs: list[int] = []
-    token: str | None = None
-    pages = 0
-    while True:
-        page, token = store.history("m-1", limit=1000, next_token=token)
-        pages += 1
-        seqs.extend(e.seq for e in page)
-        if token is None:
-            break
+    seqs, pages = page_history(store, "m-1", limit=1000)
     assert seqs == list(range(1, 31))
     assert pages > 2

@@ -1,14 +1,18 @@
 """Terraform tasks in AWS terms, and the reconciler: a spec of our own whose PROVISION
 applies a module shipped inside the specs folder (a ``local`` source), so the outputs a
-build stored beside its state are visible afterwards."""
+build stored beside its state are visible afterwards. The reconciler goes on past a
+machine it cannot repair, and outputs over the task-output limit end in OutputTooLarge
+by every path."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from statewright.aws import reconciler
 
 from tests.integration.aws.deployment import REGION, STATE_BUCKET, Deployment, lambda_context
 
@@ -170,3 +174,54 @@ def test_a_local_module_outside_the_specs_folder_fails_its_task_with_a_reason(
     assert machine["status"] == "failed" and record["status"] == "failed"
     assert "outside the specs folder" in record["error"]
     assert dep.builds == []
+
+
+# ---- one machine never stops the reconciler; outputs over the limit ------------------------
+
+
+def launch(dep: Deployment, machine_id: str) -> None:
+    assert dep.api("POST", "/machines", {"spec": "env", "id": machine_id})[0] == 201
+    assert dep.api("POST", f"/machines/{machine_id}/events", {"event": "LAUNCH"})[0] == 202
+
+
+def test_one_build_that_cannot_be_completed_leaves_the_others_to_complete(
+    env_spec: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("e-1", "e-2", "e-3"):
+        launch(env_spec, name)
+    complete = reconciler.codebuild_state_change
+
+    def fragile(rt: Any, detail: dict[str, Any]) -> str:
+        variables = detail["additional-information"]["environment"]["environment-variables"]
+        if {"name": "STATEWRIGHT_MACHINE_ID", "value": "e-2", "type": "PLAINTEXT"} in variables:
+            raise KeyError("a field this build lacks")
+        return complete(rt, detail)
+
+    monkeypatch.setattr(reconciler, "codebuild_state_change", fragile)
+    report = env_spec.reconciler.handler({}, lambda_context("reconciler"))
+    assert report["builds_checked"] == 3 and report["builds_completed"] == 2
+    assert [e.split(":")[0] for e in report["errors"]] == ["e-2"]
+    states = {n: env_spec.get(n)[1]["tasks"]["network"]["status"] for n in ("e-1", "e-2", "e-3")}
+    assert states == {"e-1": "succeeded", "e-2": "running", "e-3": "succeeded"}
+
+
+@pytest.mark.parametrize("size", [40_000, 2_000_000], ids=["over 32 KiB", "over 1 MiB"])
+def test_stored_outputs_over_the_limit_fail_the_apply_with_output_too_large(
+    env_spec: Deployment, size: int
+) -> None:
+    launch(env_spec, "big")
+    [build] = env_spec.builds
+    outputs = {"blob": {"sensitive": False, "type": "string", "value": "x" * size}}
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=STATE_BUCKET,
+        Key=build.variables["STATEWRIGHT_OUTPUTS_KEY"],
+        Body=json.dumps(outputs, indent=2).encode(),
+    )
+    assert env_spec.deliver(build.state_change("SUCCEEDED")) == "applied"
+    record = env_spec.get("big")[1]["tasks"]["network"]
+    assert (record["status"], record["error_type"], record["output"]) == (
+        "failed",
+        "OutputTooLarge",
+        None,
+    )
+    assert "32 KiB" in record["error"]
