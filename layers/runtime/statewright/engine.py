@@ -55,9 +55,7 @@ from statewright.spec.rules import INIT_STATE, MAX_IDLE_NEXT_TRANSITIONS
 from statewright.spec.rules import SYSTEM_EVENTS as SYSTEM_EVENT_ORDER
 
 # Failures the same attempt would repeat: no retry (a reference that did not resolve
-# resolves no better a second later).
-# Failures the same attempt would meet again: no retry (the same task would produce the
-# same output, or meet the same unresolved reference).
+# resolves no better a second later; the same task would return the same output).
 NOT_RETRIED = frozenset({REFERENCE_ERROR, OUTPUT_TOO_LARGE})
 
 
