@@ -12,19 +12,16 @@ refused here too, with the error code and message AWS answers:
 - EventBridge ``PutEvents``: the entries of one request total at most 1 MB (raised from
   256 KB in January 2026).
 - EventBridge Scheduler: a schedule name has at most 64 characters.
-- CodeBuild ``StartBuild``: an idempotency token names one request for 5 minutes: the
-  same parameters get the same build back, other parameters an error.
 
 API Gateway's own limits (29 s, 10 MB) apply where tests play API Gateway:
-:func:`api_gateway_answer`. ``strict_aws()`` (entered by the moto fixtures) starts each
-test with a fresh CodeBuild token memory."""
+:func:`api_gateway_answer`. CodeBuild's idempotency-token rule is emulated per client
+by tests/integration/aws/codebuild_tokens.py."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -40,7 +37,6 @@ LAMBDA_SYNC_BYTES = 6 * 1024 * 1024
 LAMBDA_ASYNC_BYTES = 1024 * 1024
 EVENTBRIDGE_ENTRIES_BYTES = 1024 * 1024
 SCHEDULE_NAME_CHARS = 64
-CODEBUILD_TOKEN_SECONDS = 300
 API_GATEWAY_TIMEOUT_SECONDS = 29.0
 API_GATEWAY_PAYLOAD_BYTES = 10 * 1024 * 1024
 
@@ -70,31 +66,11 @@ def _size(value: Any) -> int:
     return len(json.dumps(value).encode())
 
 
-# ---- the per-test state -------------------------------------------------------------
-
-
-class _Tokens:
-    """CodeBuild idempotency tokens seen: token -> (when, parameters, answer)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.seen: dict[str, tuple[float, str, dict[str, Any] | None]] = {}
-        self.lock = threading.Lock()
-
-
-_tokens = _Tokens()
-
-
 @contextlib.contextmanager
-def strict_aws(clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
-    """One test's AWS: hooks installed, CodeBuild tokens forgotten before and after."""
-    global _tokens  # the hooks are process-wide (botocore's), so is their memory
+def strict_aws() -> Iterator[None]:
+    """One test's AWS, with the hooks installed."""
     install()
-    _tokens = _Tokens(clock)
-    try:
-        yield
-    finally:
-        _tokens = _Tokens()
+    yield
 
 
 # ---- the hooks ------------------------------------------------------------------------
@@ -177,44 +153,6 @@ def _schedule_name(context: dict[str, Any], **_: Any) -> Any:
     return None
 
 
-def _start_build(context: dict[str, Any], **_: Any) -> Any:
-    params = dict(context.get(_PARAMS, {}))
-    token = params.pop("idempotencyToken", None)
-    if token is None:
-        return None
-    shape = json.dumps(params, sort_keys=True, default=str)
-    state = _tokens
-    with state.lock:
-        now = state.clock()
-        seen = state.seen.get(token)
-        if seen is None or now - seen[0] > CODEBUILD_TOKEN_SECONDS:
-            state.seen[token] = (now, shape, None)
-            context["strict_aws_token"] = token
-            return None
-    _when, first, answer = seen
-    if first != shape:
-        return _refuse(
-            400,
-            "InvalidInputException",
-            f"Idempotency token {token} was used with different parameters within 5 minutes",
-        )
-    if answer is None:
-        return None  # the first request's answer is not known (it failed): AWS re-runs it
-    http = AWSResponse("https://strict-aws.invalid/", 200, {}, None)
-    return http, answer
-
-
-def _started_build(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    token = context.get("strict_aws_token")
-    if token is None or "build" not in parsed:
-        return
-    state = _tokens
-    with state.lock:
-        if token in state.seen:
-            when, shape, _answer = state.seen[token]
-            state.seen[token] = (when, shape, parsed)
-
-
 _HOOKS: list[tuple[str, Callable[..., Any]]] = [
     ("before-parameter-build", _remember_params),
     ("before-call.lambda.Invoke", _lambda_invoke),
@@ -222,8 +160,6 @@ _HOOKS: list[tuple[str, Callable[..., Any]]] = [
     ("before-call.eventbridge.PutEvents", _put_events),
     ("before-call.scheduler.CreateSchedule", _schedule_name),
     ("before-call.scheduler.UpdateSchedule", _schedule_name),
-    ("before-call.codebuild.StartBuild", _start_build),
-    ("after-call.codebuild.StartBuild", _started_build),
 ]
 _installed = False
 

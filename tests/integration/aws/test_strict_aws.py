@@ -14,7 +14,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from tests import aws_limits
-from tests.integration.aws.deployment import PROJECT, REGION, create_control_plane_resources
+from tests.integration.aws.deployment import REGION, create_control_plane_resources
 
 
 @pytest.fixture
@@ -86,25 +86,6 @@ def test_a_schedule_name_has_at_most_64_characters(aws: None) -> None:
         scheduler.create_schedule(Name="n" * 65, **kwargs)
     assert code_of(refused) == "ValidationException"
     assert "less than or equal to 64" in str(refused.value)
-
-
-def test_a_codebuild_idempotency_token_names_one_request_for_5_minutes(plane: None) -> None:
-    codebuild = boto3.client("codebuild", region_name=REGION)
-
-    def start(delay: str) -> str:
-        return str(
-            codebuild.start_build(
-                projectName=PROJECT,
-                idempotencyToken="attempt-1",
-                environmentVariablesOverride=[{"name": "DELAY", "value": delay}],
-            )["build"]["id"]
-        )
-
-    first = start("0")
-    assert start("0") == first  # the same request again: the same build, none started
-    with pytest.raises(ClientError) as refused:
-        start("30")
-    assert code_of(refused) == "InvalidInputException"
 
 
 def test_api_gateway_answers_504_after_29_seconds_and_413_over_10_mb() -> None:

@@ -211,7 +211,7 @@ def test_stored_outputs_over_the_limit_fail_the_apply_with_output_too_large(
 ) -> None:
     launch(env_spec, "big")
     [build] = env_spec.builds
-    outputs = {"blob": {"sensitive": False, "type": "string", "value": "x" * size}}
+    outputs = {"outputs": {"blob": "x" * size}, "redacted_outputs": []}
     boto3.client("s3", region_name=REGION).put_object(
         Bucket=STATE_BUCKET,
         Key=build.variables["STATEWRIGHT_OUTPUTS_KEY"],
