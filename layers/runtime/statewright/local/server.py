@@ -26,11 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from statewright.access import LOCAL_PRINCIPAL
 from statewright.api import MAX_BODY_BYTES, error_response, proxy_result
 from statewright.errors import InvalidRequest, PayloadTooLarge, StatewrightError
 from statewright.local.console_files import HEADERS as CONSOLE_HEADERS
 from statewright.local.console_files import ConsoleFiles, is_console_path
-from statewright.local.trust import LOCAL_ACTOR, Refusal, TrustPolicy
+from statewright.local.trust import Refusal, TrustPolicy
 from statewright.printable import printable
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def proxy_event(  # noqa: PLR0913 — the HTTP request's parts, one per proxy-ev
     body: bytes,
     *,
     source_ip: str = "127.0.0.1",
-    actor: str = LOCAL_ACTOR,
+    actor: str = LOCAL_PRINCIPAL,
 ) -> dict[str, Any]:
     """The API Gateway REST (v1) proxy event for one HTTP request; ``actor`` (the
     caller) goes where API Gateway puts the IAM principal, ``identity.userArn``.

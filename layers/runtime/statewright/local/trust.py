@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from statewright.access import LOCAL_PRINCIPAL
 from statewright.errors import ConfigurationError
 
-LOCAL_ACTOR = "local"
 TOKEN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]{16,512}$")
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -175,7 +175,7 @@ class TrustPolicy:
         """The caller's name: the token's NAME, or ``local`` when the server has no
         tokens. Refusal 401 without a listed token."""
         if not self.tokens:
-            return LOCAL_ACTOR
+            return LOCAL_PRINCIPAL
         values = _values(headers, "authorization")
         scheme, _, presented = (values[0] if len(values) == 1 else "").strip().partition(" ")
         if scheme.lower() == "bearer" and presented.strip():
