@@ -53,12 +53,16 @@ class PageTokens:
         self._key: bytes | None = None
         self._lock = threading.Lock()
 
-    def _mac(self, scope: str, payload: bytes) -> bytes:
+    def key(self) -> bytes:
+        """The deployment's key, loaded once (report tokens are signed with it too: see
+        statewright.report_tokens)."""
         with self._lock:
             if self._key is None:
                 self._key = self._load_key()
-            key = self._key
-        return hmac.new(key, scope.encode() + b"\n" + payload, hashlib.sha256).digest()
+            return self._key
+
+    def _mac(self, scope: str, payload: bytes) -> bytes:
+        return hmac.new(self.key(), scope.encode() + b"\n" + payload, hashlib.sha256).digest()
 
     def issue(self, scope: str, position: Mapping[str, Any]) -> str:
         payload = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()

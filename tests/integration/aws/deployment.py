@@ -81,6 +81,20 @@ def eventbridge(source: str, detail_type: str, detail: dict[str, Any]) -> dict[s
     }
 
 
+def emitted(out: str) -> dict[str, float]:
+    """Metric name -> total, from the CloudWatch EMF lines the functions printed."""
+    totals: dict[str, float] = {}
+    for line in out.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        document = json.loads(line)
+        [directive] = document["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Statewright"
+        for metric in directive["Metrics"]:
+            totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(document[metric["Name"]])
+    return totals
+
+
 @dataclass
 class Build:
     """One StartBuild the CodeBuild executor made: its id and its environment."""
@@ -133,6 +147,7 @@ class Build:
             "task": v["STATEWRIGHT_TASK"],
             "attempt": int(v["STATEWRIGHT_ATTEMPT"]),
             "status": status,
+            "report_token": v["STATEWRIGHT_REPORT_TOKEN"],
         }
         if status == "succeeded":
             detail["output"] = output

@@ -19,6 +19,7 @@ from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.builtin import LocalSource, S3Source
 from statewright.executors.terraform_run import source_digest
 from statewright.model import BusEvent, TaskFinishedDetail, TaskInvocation
+from statewright.report_tokens import ReportedAttempt, report_token
 
 from tests import fakes
 from tests.integration.aws.codebuild_tokens import CodeBuildTokenRule
@@ -171,6 +172,7 @@ def codebuild(aws: None) -> Any:
 
 
 STATE = "state-bucket"
+REPORT_KEY = bytes(range(32))  # the deployment's key report tokens are signed with
 
 
 def executor_for(codebuild: Any, bus_name: str = "b") -> CodeBuildExecutor:
@@ -181,13 +183,15 @@ def executor_for(codebuild: Any, bus_name: str = "b") -> CodeBuildExecutor:
         bus_name=bus_name,
         s3=boto3.client("s3", region_name=REGION),
         state_bucket=STATE,
+        report_key=lambda: REPORT_KEY,
     )
 
 
 def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any) -> None:
     calls = recorder(codebuild, "StartBuild")
     executor = executor_for(codebuild, bus_name="statewright-dev")
-    build_id = executor.start(invocation(APPLY))
+    attempt = invocation(APPLY)
+    build_id = executor.start(attempt)
 
     assert codebuild.batch_get_builds(ids=[build_id])["builds"][0]["id"] == build_id
     [call] = calls
@@ -209,6 +213,10 @@ def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any)
         "STATEWRIGHT_OUTPUTS_KEY": f"dev/pr-1/{digest}.outputs.json",
         "STATEWRIGHT_VARIABLES_KEY": f"dev/pr-1/{digest}.inputs/3-1-infra.tfvars.json",
         "STATEWRIGHT_BUS": "statewright-dev",
+        # Good for this attempt's report only (docs/security.md).
+        "STATEWRIGHT_REPORT_TOKEN": report_token(
+            REPORT_KEY, ReportedAttempt("pr-1", attempt.incarnation, 3, "infra", 1)
+        ),
     }
     # The variables are not in the build's environment (anyone who may read the build
     # sees it): one JSON object in the state bucket, metadata then the task's variables
@@ -234,6 +242,16 @@ def test_the_idempotency_token_is_one_per_attempt(codebuild: Any) -> None:
     executor.start(invocation(APPLY, epoch=4))
     tokens = [c["idempotencyToken"] for c in calls]
     assert tokens[0] == tokens[1] and len(set(tokens)) == 3
+    # Each attempt's build gets a report token of its own, the same at every start.
+    reports = [
+        next(
+            v["value"]
+            for v in c["environmentVariablesOverride"]
+            if v["name"] == "STATEWRIGHT_REPORT_TOKEN"
+        )
+        for c in calls
+    ]
+    assert reports[0] == reports[1] and len(set(reports)) == 3
     assert len(tokens[0]) == 32
     # A machine created again under the same id gets builds of its own.
     executor.start(invocation(APPLY).model_copy(update={"incarnation": "2026-01-01T00:00:00Z"}))
@@ -360,7 +378,9 @@ def test_cancel_stops_the_build_and_a_finished_or_unknown_one_is_fine(codebuild:
 
 def test_a_local_module_travels_as_a_path_inside_the_specs_asset(tmp_path: Path) -> None:
     specs = tmp_path / "specs"
-    executor = CodeBuildExecutor(None, "tf", env_name="dev", bus_name="b", specs_dir=specs)  # type: ignore[arg-type]
+    executor = CodeBuildExecutor(  # type: ignore[arg-type]
+        None, "tf", env_name="dev", bus_name="b", specs_dir=specs, report_key=lambda: REPORT_KEY
+    )
     local = {
         "executor": "terraform",
         "config": {"action": "destroy", "source": {"type": "local", "location": "modules/db"}},
@@ -428,6 +448,7 @@ def test_a_missing_task_runner_or_project_is_a_reason_not_a_crash(aws: None) -> 
         bus_name="b",
         s3=boto3.client("s3", region_name=REGION),
         state_bucket=STATE,
+        report_key=lambda: REPORT_KEY,
     )
     with pytest.raises(ConfigurationError, match="STATEWRIGHT_TERRAFORM_PROJECT"):
         builds.start(invocation(APPLY))
@@ -454,7 +475,13 @@ def test_a_throttled_start_is_deferred_so_the_task_stays_pending() -> None:
     stored = Stubber(s3)
     stored.add_response("put_object", {})
     executor = CodeBuildExecutor(
-        builds, "project", env_name="dev", bus_name="b", s3=s3, state_bucket=STATE
+        builds,
+        "project",
+        env_name="dev",
+        bus_name="b",
+        s3=s3,
+        state_bucket=STATE,
+        report_key=lambda: REPORT_KEY,
     )
     with stub, stored, pytest.raises(StartDeferred, match="ThrottlingException"):
         executor.start(invocation(APPLY))

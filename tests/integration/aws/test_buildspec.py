@@ -35,6 +35,7 @@ USER_VARIABLES = (
     cb.STATE_BUCKET,
 )
 VARIABLES_KEY = "dev/pr-1/abc.inputs/3-1-infra.tfvars.json"
+REPORT_TOKEN = "f" * 64  # the attempt's, as the executor passed it
 HOSTILE = "$(touch {canary}); `touch {canary}`; ' \" \\n ${{IFS}}"
 
 
@@ -159,6 +160,7 @@ def helper(tmp_path: Path) -> dict[str, Any]:
         cb.ATTEMPT: "1",
         cb.ACTION: "apply",
         cb.BUS: "statewright-dev",
+        cb.REPORT_TOKEN: REPORT_TOKEN,
         "CODEBUILD_BUILD_ID": "tf:1234",
     }
     return {
@@ -310,6 +312,7 @@ def test_outputs_are_stored_and_reported_without_sensitive_values(helper: dict[s
         "status": "succeeded",
         "output": {"url": "https://pr-1"},
         "redacted_outputs": ["password"],
+        "report_token": REPORT_TOKEN,
     }
     # The secret is in Terraform's state (the module's business), and nowhere else:
     # not in what was stored or sent, not in a file the helper wrote, not in its output.
@@ -371,6 +374,7 @@ def test_a_failed_build_reports_a_failure(helper: dict[str, Any]) -> None:
     assert run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="0").returncode == 0
     detail = json.loads(json.loads((state / "report.json").read_text())[0]["Detail"])
     assert detail["status"] == "failed" and "tf:1234" in detail["error"]
+    assert detail["report_token"] == REPORT_TOKEN  # a failure is reported only by its build too
 
 
 def test_outputs_too_big_for_an_event_are_left_to_the_build_state_change(

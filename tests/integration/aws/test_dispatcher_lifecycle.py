@@ -16,7 +16,13 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.aws.deployment import REGION, STATE_BUCKET, Deployment, eventbridge
+from tests.integration.aws.deployment import (
+    REGION,
+    STATE_BUCKET,
+    Deployment,
+    emitted,
+    eventbridge,
+)
 
 OUTPUTS = {"db_url": {"sensitive": False, "type": "string", "value": "postgres://pr-1"}}
 VOLATILE_TASK_FIELDS = ("started_at", "finished_at")
@@ -265,20 +271,6 @@ def test_a_machine_event_with_a_spec_creates_the_machine(deployment: Deployment)
     status, machine = dep.get("new-1")
     assert status == 200 and machine["state"] == "PROVISION"
     assert machine["metadata"] == {"pr": 7}
-
-
-def emitted(out: str) -> dict[str, float]:
-    """Metric name -> total, from the CloudWatch EMF lines the functions printed."""
-    totals: dict[str, float] = {}
-    for line in out.splitlines():
-        if not line.startswith('{"_aws"'):
-            continue
-        document = json.loads(line)
-        [directive] = document["_aws"]["CloudWatchMetrics"]
-        assert directive["Namespace"] == "Statewright"
-        for metric in directive["Metrics"]:
-            totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(document[metric["Name"]])
-    return totals
 
 
 def test_outcomes_transitions_and_failures_are_counted(

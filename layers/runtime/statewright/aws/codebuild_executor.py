@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.terraform_run import state_name, terraform_variables
+from statewright.report_tokens import ReportedAttempt, report_token
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -50,6 +51,8 @@ OUTPUTS_KEY = "STATEWRIGHT_OUTPUTS_KEY"
 VARIABLES_KEY = "STATEWRIGHT_VARIABLES_KEY"
 BUS = "STATEWRIGHT_BUS"
 NOT_BEFORE = "STATEWRIGHT_NOT_BEFORE"
+# The attempt's report token (statewright.report_tokens): its report carries it back.
+REPORT_TOKEN = "STATEWRIGHT_REPORT_TOKEN"  # noqa: S105 — a variable's name, not a secret
 # Set on the CodeBuild project by the CDK app (not per build).
 STATE_BUCKET = "STATEWRIGHT_STATE_BUCKET"
 SPECS_ASSET = "STATEWRIGHT_SPECS_ASSET"
@@ -86,7 +89,8 @@ def _wait_before(invocation: TaskInvocation) -> float:
 class CodeBuildExecutor:
     name = "terraform"
 
-    # Each is the build's contract: project, environment, bus, state bucket, specs asset.
+    # Each is the build's contract: project, environment, bus, state bucket, specs asset,
+    # and the deployment's key its report token is signed with.
     def __init__(  # noqa: PLR0913
         self,
         client: CodeBuildClient,
@@ -97,6 +101,7 @@ class CodeBuildExecutor:
         s3: S3Client | None = None,
         state_bucket: str | None = None,
         specs_dir: Path | None = None,
+        report_key: Callable[[], bytes] | None = None,
     ) -> None:
         self._client = client
         self.project_name = project_name
@@ -105,6 +110,7 @@ class CodeBuildExecutor:
         self._s3 = s3
         self.state_bucket = state_bucket
         self.specs_dir = specs_dir
+        self._report_key = report_key
 
     def _local_location(self, invocation: TaskInvocation, source: LocalSource) -> str:
         """The module's folder relative to the deployed specs asset (the zipped
@@ -139,6 +145,7 @@ class CodeBuildExecutor:
             OUTPUTS_KEY: f"{stem}.outputs.json",
             VARIABLES_KEY: variables_key(stem, invocation),
             BUS: self.bus_name,
+            REPORT_TOKEN: self.report_token(invocation),
         }
         if invocation.not_before is not None:
             # The time, not the delay left: every start of the attempt says the same.
@@ -149,6 +156,21 @@ class CodeBuildExecutor:
         else:
             values[SOURCE_LOCATION] = self._local_location(invocation, source)
         return [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
+
+    def report_token(self, invocation: TaskInvocation) -> str:
+        """The token this attempt's build reports with (the same for every start)."""
+        if self._report_key is None:
+            raise ConfigurationError(
+                "the terraform executor has no key to sign its builds' report tokens with"
+            )
+        attempt = ReportedAttempt(
+            invocation.machine_id,
+            invocation.incarnation,
+            invocation.epoch,
+            invocation.task,
+            invocation.attempt,
+        )
+        return report_token(self._report_key(), attempt)
 
     def parameters(self, invocation: TaskInvocation) -> dict[str, Any]:
         """StartBuild's parameters for one attempt (the idempotency token aside). They

@@ -120,6 +120,7 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
             bus_name=settings.BUS,
             settings=settings,
             specs_dir=specs_dir,
+            report_key=store.page_tokens.key,
         )
     )
     service = Service(

@@ -56,6 +56,8 @@ class AwsContext:
     bus_name: str
     settings: Any
     specs_dir: Path
+    # The deployment's secret (the store's page-token key) report tokens are signed with.
+    report_key: Callable[[], bytes] | None = None
 
 
 @dataclass(frozen=True)
