@@ -5,7 +5,8 @@ plane's bus. So the executor hands each build a token for the one attempt it run
 HMAC-SHA256 (with the deployment's page-token key, see ``Store.page_token_key``) of the
 attempt's identity: machine, incarnation (its created_at), epoch, task and attempt. The
 build sends it back in its report, and the dispatcher accepts a report of such a task
-only with the token of exactly that attempt (docs/security.md#task-reports).
+only with the token of exactly that attempt, see
+docs/security.md#task-reports-a-build-may-report-only-its-own-task.
 
 Deterministic: every start of one attempt passes the same token, so StartBuild's
 parameters, and with them its idempotency token, stay the same."""
