@@ -330,7 +330,7 @@ class _Linter:
             if name == "terminal":
                 state.terminal = self.terminal(value)
             elif name == "tasks":
-                state.tasks = self.task_list(value, key.name)
+                state.tasks = self.task_names(value, "tasks", f"state `{key.name}`")
             elif name == "on":
                 state.handlers = self.handlers(value, key.name)
             elif name == "description":
@@ -348,12 +348,13 @@ class _Linter:
         self.report(node, "type", message)
         return None
 
-    def task_list(self, node: Node, state: str) -> list[Scalar] | None:
+    def task_names(self, node: Node, key: str, owner: str) -> list[Scalar] | None:
+        """A list of task names under ``key`` (a state's `tasks`, a task's `needs`)."""
         if isinstance(node, Scalar) and node.value is None:
             return []
         if not isinstance(node, SequenceNode):
-            hint = f"e.g. `tasks: [{node.name}]`" if isinstance(node, Scalar) else "of task names"
-            self.wrong_type(node, f"`tasks` of state `{state}`", f"a list ({hint})")
+            hint = f"e.g. `{key}: [{node.name}]`" if isinstance(node, Scalar) else "of task names"
+            self.wrong_type(node, f"`{key}` of {owner}", f"a list ({hint})")
             return None
         names = [self.name_of(item, "a task name") for item in node.items]
         return [n for n in names if n is not None]
@@ -507,7 +508,7 @@ class _Linter:
                 config = (k, value)
                 task.config_node = value
             elif name == "needs":
-                task.needs = self.needs(value, key.name)
+                task.needs = self.task_names(value, "needs", f"task `{key.name}`")
             elif name == "retry":
                 task.retry = self.retry(value)
             elif name == "timeout_seconds":
@@ -547,16 +548,6 @@ class _Linter:
             ),
         )
         return None
-
-    def needs(self, node: Node, task: str) -> list[Scalar] | None:
-        if isinstance(node, Scalar) and node.value is None:
-            return []
-        if not isinstance(node, SequenceNode):
-            hint = f"e.g. `needs: [{node.name}]`" if isinstance(node, Scalar) else "of task names"
-            self.wrong_type(node, f"`needs` of task `{task}`", f"a list ({hint})")
-            return None
-        names = [self.name_of(item, "a task name") for item in node.items]
-        return [n for n in names if n is not None]
 
     def retry(self, node: Node) -> dict[str, Any] | None:
         if not isinstance(node, MappingNode):
