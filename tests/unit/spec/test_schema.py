@@ -90,3 +90,19 @@ def test_needs_and_references_are_known(validator: jsonschema.Draft7Validator) -
         assert errors, f"{bad} accepted"
     text = edit("    needs: [db]\n", "    needs: db\n", GRAPH)
     assert list(validator.iter_errors(as_data(text)))
+
+
+def test_lifecycle_and_schedules_are_known(validator: jsonschema.Draft7Validator) -> None:
+    from tests.unit.spec.test_time_rules import TIMED
+
+    assert list(validator.iter_errors(as_data(TIMED))) == []
+    for old, new in [
+        ("  ttl: 72h\n", "  ttl: 72\n"),
+        ("  ttl: 72h\n", "  ttl: 30m1h\n"),
+        ("  expire_event: DESTROY\n", ""),
+        ("    cron: '0 * * * *'\n", "    cron: '0 * * *'\n"),
+        ("  - name: hourly\n", "  - name: hour.ly\n"),
+        ("    states: [RUN]\n", "    states: []\n"),
+    ]:
+        errors = list(validator.iter_errors(as_data(edit(old, new, TIMED))))
+        assert errors, f"the schema accepted {new!r}"

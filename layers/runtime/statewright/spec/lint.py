@@ -22,6 +22,13 @@ from statewright.spec import rules
 from statewright.spec.findings import Finding, Severity
 from statewright.spec.lint_config import config_problems, strip_extensions
 from statewright.spec.lint_tasks import check_needs, check_next_cycle, check_references
+from statewright.spec.lint_time import (
+    TimeLifecycle,
+    TimeSchedule,
+    check_time,
+    read_lifecycle,
+    read_schedules,
+)
 from statewright.spec.loader import (
     Loaded,
     MappingNode,
@@ -109,6 +116,7 @@ def _lint(loaded: Loaded, path: str, name: str, base_dir: str | None, strict: bo
     if isinstance(loaded.root, MappingNode):
         linter.walk(loaded.root)
         linter.cross_check()
+        check_time(linter, name)
         linter.warn_about_handlers()
         # On a broken spec the graph-wide warnings mostly echo an error (a misspelt
         # target makes its state "unreachable"), so they wait until the errors are gone.
@@ -179,6 +187,8 @@ class _Linter:
         self.events: dict[str, Scalar] | None = None
         self.states: dict[str, _State] | None = None
         self.tasks: dict[str, _Task] | None = {}
+        self.lifecycle: TimeLifecycle | None = None
+        self.schedules: list[TimeSchedule] | None = []
 
     # -- reporting
 
@@ -251,6 +261,10 @@ class _Linter:
                 self.all_states(value)
             elif name == "tasks":
                 self.all_tasks(value)
+            elif name == "lifecycle":
+                self.lifecycle = read_lifecycle(self, key, value)
+            elif name == "schedules":
+                self.schedules = read_schedules(self, value)
         examples = {
             "version": "`version: 1.0`",
             "events": "a list of event names, e.g. `events: [LAUNCH, DESTROY]`",
@@ -807,6 +821,8 @@ class _Linter:
                 )
                 for task_name, task in self.tasks.items()
             },
+            "lifecycle": self.lifecycle.document if self.lifecycle else None,
+            "schedules": [s.document for s in self.schedules or []] or None,
             "base_dir": base_dir,
         }
         try:

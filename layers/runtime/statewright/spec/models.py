@@ -12,16 +12,28 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from statewright.durations import Duration
 from statewright.executors.registry import default_timeout_seconds
 from statewright.spec.rules import (
+    DEFAULT_TIMEZONE,
     MAX_ATTEMPTS,
     MAX_BACKOFF_SECONDS,
     MIN_ATTEMPTS,
     MIN_TIMEOUT_SECONDS,
+    SCHEDULE_NAME_PATTERN,
     SPEC_VERSION,
 )
 
-__all__ = ["SPEC_VERSION", "Action", "RetryPolicy", "Spec", "StateSpec", "TaskSpec"]
+__all__ = [
+    "SPEC_VERSION",
+    "Action",
+    "Lifecycle",
+    "RetryPolicy",
+    "Schedule",
+    "Spec",
+    "StateSpec",
+    "TaskSpec",
+]
 
 
 class RetryPolicy(BaseModel):
@@ -87,6 +99,54 @@ class StateSpec(BaseModel):
     description: str | None = None
 
 
+class Lifecycle(BaseModel):
+    """Extension: a machine's time to live (docs/spec.md#lifecycle). Durations are whole
+    seconds here and canonical text (``3d``) in the JSON document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: Duration
+    # The most a create or an extension may ask for; the normalized spec always has it.
+    max_ttl: Duration
+    expire_event: str
+    # Offsets before expiry at which a `Machine Expiring` notice goes out, largest first.
+    warn_before: list[Duration] = Field(default_factory=list)
+    extend_on: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _max_ttl_defaults_to_ttl(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("max_ttl") is None and "ttl" in data:
+            return {**data, "max_ttl": data["ttl"]}
+        return data
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> Lifecycle:
+        if self.ttl > self.max_ttl:
+            raise ValueError("ttl is longer than max_ttl")
+        self.warn_before = sorted(set(self.warn_before), reverse=True)
+        return self
+
+
+class Schedule(BaseModel):
+    """Extension: send ``event`` to the spec's machines at each fire time of ``cron``
+    (five fields, in ``timezone``), to those in ``states`` when given
+    (docs/spec.md#schedules). ``cron`` is stored normalized (statewright.cron)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=SCHEDULE_NAME_PATTERN)
+    cron: str
+    timezone: str = DEFAULT_TIMEZONE
+    event: str
+    states: list[str] | None = None
+
+    def applies_in(self, state: str) -> bool:
+        """Whether a machine in ``state`` is one the schedule is for (its state must
+        still handle the event)."""
+        return self.states is None or state in self.states
+
+
 class Spec(BaseModel):
     """A normalized spec. ``name`` is the file name without .yml/.yaml; ``base_dir`` is
     the spec file's folder (relative terraform ``local`` locations resolve against it)
@@ -99,6 +159,9 @@ class Spec(BaseModel):
     events: list[str]
     states: dict[str, StateSpec]
     tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    # None when absent, so a spec without them keeps its digest.
+    lifecycle: Lifecycle | None = None
+    schedules: list[Schedule] | None = None
     base_dir: str | None = None
 
     def document(self) -> dict[str, Any]:
@@ -110,6 +173,9 @@ class Spec(BaseModel):
         """sha256 of the canonical JSON of :meth:`document` (stable across runs)."""
         canonical = json.dumps(self.document(), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def schedule(self, name: str) -> Schedule | None:
+        return next((s for s in self.schedules or [] if s.name == name), None)
 
     def handler(self, state: str, event: str) -> list[Action] | None:
         """The actions ``state`` runs for ``event``, or None when it has no handler."""

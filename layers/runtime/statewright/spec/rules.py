@@ -23,6 +23,31 @@ MACHINE_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # Keys of Statewright's own extensions to any mapping (ignored by the format).
 EXTENSION_PREFIX: Final = "x-"
 
+# Schedule names: they become part of an EventBridge Scheduler schedule's name
+# (SCHEDULER_NAME_FORMAT), whose characters are [0-9A-Za-z_.-]; `.` separates its parts.
+SCHEDULE_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+# What a spec's name may hold when the spec has schedules (it is part of the same name).
+SPEC_NAME_IN_SCHEDULER_PATTERN: Final = r"^[A-Za-z0-9_.-]+$"
+# The recurring schedule of spec schedule NAME of spec SPEC in environment ENV; it must
+# fit Scheduler's 64 characters for the longest environment name (infra/settings.py).
+SCHEDULER_NAME_FORMAT: Final = "{env}.{spec}.{schedule}"
+SCHEDULER_NAME_CHARS: Final = 64
+MAX_ENVIRONMENT_NAME_CHARS: Final = 20
+DEFAULT_TIMEZONE: Final = "UTC"
+
+
+def scheduler_name(env: str, spec: str, schedule: str) -> str:
+    """The EventBridge Scheduler name of a spec schedule's recurring schedule."""
+    return SCHEDULER_NAME_FORMAT.format(env=env, spec=spec, schedule=schedule)
+
+
+def scheduler_name_room(spec: str) -> int:
+    """How many characters a schedule name of ``spec`` may have so that its Scheduler
+    name fits with any environment name."""
+    longest = scheduler_name("e" * MAX_ENVIRONMENT_NAME_CHARS, spec, "")
+    return SCHEDULER_NAME_CHARS - len(longest)
+
+
 # ---- events and actions ---------------------------------------------------------------
 
 INIT_STATE: Final = "INIT"
@@ -31,13 +56,17 @@ ACTIONS: Final = ("advance", "no-op")
 
 # ---- the keys of each mapping ---------------------------------------------------------
 
-TOP_KEYS: Final = ("version", "events", "states", "tasks")
+TOP_KEYS: Final = ("version", "events", "states", "tasks", "lifecycle", "schedules")
 STATE_KEYS: Final = ("terminal", "tasks", "on", "description")
 TASK_KEYS: Final = ("executor", "config", "needs", "retry", "timeout_seconds", "description")
 ACTION_KEYS: Final = ("action", "state")
 RETRY_KEYS: Final = ("attempts", "backoff_seconds")
+LIFECYCLE_KEYS: Final = ("ttl", "max_ttl", "expire_event", "warn_before", "extend_on")
+SCHEDULE_KEYS: Final = ("name", "cron", "timezone", "event", "states")
 # Statewright's own optional keys, reported by --strict (CloudSeam would refuse them).
-EXTENSION_KEYS: Final = frozenset({"needs", "retry", "timeout_seconds", "description"})
+EXTENSION_KEYS: Final = frozenset(
+    {"needs", "retry", "timeout_seconds", "description", "lifecycle", "schedules"}
+)
 
 SPEC_VERSION: Final = "1.0"
 
@@ -107,6 +136,8 @@ ERROR_RULES: Final = (
     "needs",
     "reference",
     "next-cycle",
+    "lifecycle",
+    "schedule",
 )
 WARNING_RULES: Final = (
     "unreachable-state",
@@ -117,4 +148,5 @@ WARNING_RULES: Final = (
     "empty-handler",
     "needs",
     "extension",
+    "schedule",
 )

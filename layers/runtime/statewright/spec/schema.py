@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from statewright.durations import DURATION_PATTERN, EXAMPLES
 from statewright.executors.registry import registry
 from statewright.spec.rules import (
     ACTIONS,
+    DEFAULT_TIMEZONE,
     MAX_ATTEMPTS,
     MAX_BACKOFF_SECONDS,
     MIN_ATTEMPTS,
@@ -20,6 +22,7 @@ from statewright.spec.rules import (
     NAME_PATTERN,
     REFERENCE_FORMS,
     REFERENCE_STRING_PATTERN,
+    SCHEDULE_NAME_PATTERN,
     SYSTEM_EVENTS,
     TASK_NAME_PATTERN,
 )
@@ -102,6 +105,12 @@ def spec_schema() -> dict[str, Any]:
                 "propertyNames": {"anyOf": [{"pattern": TASK_NAME_PATTERN}, {"pattern": "^x-"}]},
                 "patternProperties": _EXTENSIONS,
                 "additionalProperties": {"$ref": "#/definitions/task"},
+            },
+            "lifecycle": {"$ref": "#/definitions/lifecycle"},
+            "schedules": {
+                "description": "Extension: events sent to the spec's machines on a cron.",
+                "type": ["array", "null"],
+                "items": {"$ref": "#/definitions/schedule"},
             },
         },
         "patternProperties": _EXTENSIONS,
@@ -197,6 +206,66 @@ def spec_schema() -> dict[str, Any]:
                         "type": "number",
                         "minimum": 0,
                         "maximum": MAX_BACKOFF_SECONDS,
+                    },
+                },
+                "patternProperties": _EXTENSIONS,
+                "additionalProperties": False,
+            },
+            "duration": {
+                "description": f"Days, hours, minutes, seconds, largest first: {EXAMPLES}.",
+                "type": "string",
+                "pattern": DURATION_PATTERN,
+            },
+            "lifecycle": {
+                "description": "Extension: machines expire `ttl` after creation unless "
+                "extended; `expire_event` is sent to them then.",
+                "type": "object",
+                "required": ["ttl", "expire_event"],
+                "properties": {
+                    "ttl": {"$ref": "#/definitions/duration"},
+                    "max_ttl": {
+                        "description": "The most a create or an extension may ask for "
+                        "(default: ttl).",
+                        "$ref": "#/definitions/duration",
+                    },
+                    "expire_event": {**name, "description": "A declared event."},
+                    "warn_before": {
+                        "description": "`Machine Expiring` notices this long before expiry.",
+                        "type": "array",
+                        "uniqueItems": True,
+                        "items": {"$ref": "#/definitions/duration"},
+                    },
+                    "extend_on": {
+                        "description": "Accepted events that restart the ttl from now.",
+                        "type": "array",
+                        "items": name,
+                    },
+                },
+                "patternProperties": _EXTENSIONS,
+                "additionalProperties": False,
+            },
+            "schedule": {
+                "type": "object",
+                "required": ["name", "cron", "event"],
+                "properties": {
+                    "name": {"type": "string", "pattern": SCHEDULE_NAME_PATTERN},
+                    "cron": {
+                        "description": "Five fields: minute hour day-of-month month "
+                        "day-of-week; one of the day fields stays `*`.",
+                        "type": "string",
+                        "pattern": r"^\s*\S+(\s+\S+){4}\s*$",
+                    },
+                    "timezone": {
+                        "description": f"An IANA time zone (default {DEFAULT_TIMEZONE}).",
+                        "type": "string",
+                    },
+                    "event": {**name, "description": "A declared event."},
+                    "states": {
+                        "description": "Only machines in these states (default: every "
+                        "state that handles the event).",
+                        "type": "array",
+                        "minItems": 1,
+                        "items": name,
                     },
                 },
                 "patternProperties": _EXTENSIONS,
