@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 
 from statewright import __version__
@@ -190,15 +192,72 @@ def _validation_message(errors: list[dict[str, Any]], accepted: Mapping[str, lis
     return "invalid request: " + "; ".join(parts)
 
 
+class _RequestState(threading.local):
+    """What Powertools keeps about the request being resolved, one copy per thread."""
+
+    def __init__(self) -> None:
+        self.event: BaseProxyEvent | None = None
+        self.context: dict[str, Any] = {}
+        self.frames: list[str] = []
+
+
 class StatewrightResolver(APIGatewayRestResolver):
-    """The resolver, with the raw request screened before routing (see module doc)."""
+    """The resolver, with the raw request screened before routing (see module doc), and
+    safe to call from several threads at once (the local server resolves its requests
+    in parallel). Powertools keeps the request being resolved on the router *class*
+    (``current_event``) and its routing context and middleware frames on the instance;
+    here all three are kept per thread, so concurrent requests never see each other's."""
+
+    def __init__(self, **options: Any) -> None:
+        self._request = _RequestState()
+        super().__init__(**options)
+
+    # Reads of ``self.current_event`` find this property before the class attribute
+    # Powertools' resolve() assigns; _to_proxy_event is where resolve() builds the event.
+    @property
+    def current_event(self) -> BaseProxyEvent:  # type: ignore[override]
+        event = self._request.event
+        if event is None:
+            raise RuntimeError("no request is being resolved on this thread")
+        return event
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
+        self._request.event = super()._to_proxy_event(event)
+        return self._request.event
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return self._request.context
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self._request.context = value
+
+    @property
+    def processed_stack_frames(self) -> list[str]:
+        return self._request.frames
+
+    @processed_stack_frames.setter
+    def processed_stack_frames(self, value: list[str]) -> None:
+        self._request.frames = value
+
+    def build_middleware_stacks(self) -> None:
+        """Powertools builds a route's middleware stack on the route's first request,
+        without a lock: two first requests at once would wrap it twice. Built here, once,
+        before any request."""
+        for route in (*self._static_routes, *self._dynamic_routes):
+            if not route._middleware_stack_built:
+                route._build_middleware_stack(router_middlewares=self._router_middlewares, app=self)
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         try:
             screened = screen_request(event)
         except StatewrightError as exc:
             return proxy_result(error_response(exc))
-        return super().resolve(screened, context)
+        try:
+            return super().resolve(screened, context)
+        finally:
+            self._request.event = None
 
 
 def proxy_result(response: Response[Any]) -> dict[str, Any]:
@@ -365,29 +424,44 @@ def _machine_json(machine: Machine) -> dict[str, Any]:
     return machine.public()
 
 
-class _RouteTable:
-    """Which methods a path takes, read from the routes' own OpenAPI description on the
-    first miss (so a wrong method answers 405 with Allow, not 404)."""
+class _Description:
+    """The API's OpenAPI document and, from it, which methods a path takes (so a wrong
+    method answers 405 with Allow, not 404). Made on first need, not at start (it costs
+    a cold start tens of milliseconds), and by one thread: Powertools' schema
+    generation is not safe to run on two at once."""
 
     def __init__(self, app: APIGatewayRestResolver) -> None:
         self._app = app
+        self._lock = threading.Lock()
+        self._document: dict[str, Any] | None = None
         self._routes: list[tuple[re.Pattern[str], list[str]]] = []
 
+    def document(self) -> dict[str, Any]:
+        with self._lock:
+            if self._document is None:
+                self._document = openapi_document(self._app)
+                self._routes = self._route_table(self._document)
+            return self._document
+
+    @staticmethod
+    def _route_table(document: dict[str, Any]) -> list[tuple[re.Pattern[str], list[str]]]:
+        routes = []
+        for template, operations in document["paths"].items():
+            # templates hold letters, "/", "_" and {parameters} only
+            pattern = re.sub(r"\{[^/]+\}", "[^/]+", template)
+            methods = sorted(m.upper() for m in operations)
+            routes.append((re.compile(f"^{pattern}$"), methods))
+        routes.append((re.compile(f"^{re.escape(OPENAPI_PATH)}$"), ["GET"]))
+        return routes
+
     def methods_of(self, path: str) -> list[str]:
-        if not self._routes:
-            for template, operations in openapi_document(self._app)["paths"].items():
-                # templates hold letters, "/", "_" and {parameters} only
-                pattern = re.sub(r"\{[^/]+\}", "[^/]+", template)
-                methods = sorted(m.upper() for m in operations)
-                self._routes.append((re.compile(f"^{pattern}$"), methods))
-            self._routes.append((re.compile(f"^{re.escape(OPENAPI_PATH)}$"), ["GET"]))
+        self.document()
         return next((m for p, m in self._routes if p.match(path)), [])
 
 
-def _register_error_handlers(app: APIGatewayRestResolver) -> None:
+def _register_error_handlers(app: APIGatewayRestResolver, table: _Description) -> None:
     """Every error answer comes from here (domain errors through error_response)."""
     app.exception_handler(StatewrightError)(error_response)
-    table = _RouteTable(app)
 
     def validation_error(exc: RequestValidationError) -> Response[Any]:
         path = app.current_event.path
@@ -448,19 +522,21 @@ def _idempotency_middleware(idempotency: Idempotency) -> Middleware:
     return idempotent
 
 
-def build_api(service: Service, *, serialized: bool = False) -> APIGatewayRestResolver:
-    """The resolver with every route of docs/api.md#routes, bound to ``service``.
-    ``serialized``: the caller resolves one request at a time (the local server), so
-    idempotency keys need no claim against concurrent requests."""
+def build_api(service: Service) -> StatewrightResolver:
+    """The resolver with every route of docs/api.md#routes, bound to ``service``; it may
+    resolve several requests at once."""
     app = StatewrightResolver(enable_validation=True)
-    _register_error_handlers(app)
-    idempotency = Idempotency(service, claim=not serialized)
-    app.use(middlewares=[_idempotency_middleware(idempotency)])
-    _register_routes(app, service)
+    description = _Description(app)
+    _register_error_handlers(app, description)
+    app.use(middlewares=[_idempotency_middleware(Idempotency(service))])
+    _register_routes(app, service, description)
+    app.build_middleware_stacks()
     return app
 
 
-def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
+def _register_routes(
+    app: APIGatewayRestResolver, service: Service, description: _Description
+) -> None:
     # ---- specs ------------------------------------------------------------------------
 
     @app.get("/specs", responses=_responses(200, SpecList, 400), summary="list the loaded specs")
@@ -584,7 +660,7 @@ def _register_routes(app: APIGatewayRestResolver, service: Service) -> None:
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     def openapi() -> Response[Any]:
-        return _json(200, openapi_document(app))
+        return _json(200, description.document())
 
 
 def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:

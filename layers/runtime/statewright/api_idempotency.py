@@ -76,9 +76,8 @@ class Idempotency:
         claim_seconds: float = CLAIM_SECONDS,
         claim: bool = True,
     ) -> None:
-        """``claim=False`` when the caller resolves one request at a time (the local
-        server): no request can then be in flight beside another, and a claim could only
-        be a crashed process's, blocking its key for nothing."""
+        """``claim=False`` takes no claim: only for a caller that never runs two
+        requests at once (the API always claims)."""
         self._store = store
         self._now = wall_clock
         self._sleep = sleep

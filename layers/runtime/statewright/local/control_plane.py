@@ -74,7 +74,6 @@ class LocalControlPlane:
         self.bus_workers = bus_workers
         self.access = access
         self.recovery: RecoveryReport | None = None
-        self._resolve_lock = threading.Lock()
         self._changed = threading.Condition()
         self._server: ApiServer | None = None
         self._server_thread: threading.Thread | None = None
@@ -120,8 +119,7 @@ class LocalControlPlane:
             catalog=catalog,
             access=self.access,
         )
-        # resolve() below takes one request at a time
-        self.api = build_api(self.service, serialized=True)
+        self.api = build_api(self.service)
         self.bus.bind(self.service.handle_bus_event)
         self.bus.subscribe(self._on_event)
         self.bus.start()
@@ -195,11 +193,11 @@ class LocalControlPlane:
         return self._server.url if self._server is not None else None
 
     def resolve(self, event: dict[str, Any]) -> dict[str, Any]:
-        """One API Gateway proxy event through the API. Powertools' resolver keeps the
-        request in class-level state, so requests are resolved one at a time."""
-        with self._resolve_lock:
-            # The local server has no Lambda context; the API never reads it.
-            return self.api.resolve(event, None)  # type: ignore[arg-type]
+        """One API Gateway proxy event through the API; requests on several threads are
+        resolved in parallel (the store's conditional writes keep each machine's single
+        writer)."""
+        # The local server has no Lambda context; the API never reads it.
+        return self.api.resolve(event, None)
 
     def request(
         self,
