@@ -44,6 +44,7 @@ from statewright.model import (
     Machine,
     MachineStatus,
     Metadata,
+    StateRun,
     TaskFinishedDetail,
     TaskInvocation,
     TaskRecord,
@@ -341,20 +342,83 @@ class _Step:
 
     def schedule(self, name: str, attempt: int, delay: float) -> None:
         """Reset ``name``'s record to a pending ``attempt`` of the current epoch and ask
-        for it to start after ``delay`` seconds."""
+        for it to start after ``delay`` seconds; or, while another run holds the state
+        its runs work on, leave it pending, waiting for that run's task (its end starts
+        this one)."""
         m = self.machine
+        holder = self.holder(name, attempt)
         record = TaskRecord(
             executor=self.spec.tasks[name].executor,
             status="pending",
             attempt=attempt,
             state=m.state,
             epoch=m.epoch,
-            not_before=add_seconds(self.now, delay),
+            not_before=None if holder else add_seconds(self.now, delay),
+            waiting_for=[holder.task] if holder else None,
         )
+        if holder is not None:
+            if m.tasks.get(name) != record:
+                m.tasks[name] = record
+                self.changed = True
+            return
         m.tasks[name] = record
+        self.hold(name, record)
         m.idle_next = 0  # a task runs: the machine is making progress
         self.changed = True
         self.effects.append(StartTask(self.invocation(name, record, delay)))
+
+    # -- runs that hold a state (docs/runtime.md, "One run per state file")
+
+    def holder(self, name: str, attempt: int) -> StateRun | None:
+        """The run holding the state ``name``'s runs work on, unless it is this very
+        attempt (None: the state is free, or the task's runs keep no state)."""
+        key = self.spec.tasks[name].state_key
+        run = self.machine.state_runs.get(key) if key is not None else None
+        if run is None or run.is_attempt(name, self.machine.epoch, attempt):
+            return None
+        return run
+
+    def hold(self, name: str, record: TaskRecord) -> None:
+        key = self.spec.tasks[name].state_key
+        if key is None:
+            return
+        held = self.machine.state_runs.get(key)
+        if held is None or not held.is_attempt(name, record.epoch, record.attempt):
+            self.machine.state_runs[key] = StateRun(
+                task=name,
+                state=record.state,
+                epoch=record.epoch,
+                attempt=record.attempt,
+                since=self.now,
+            )
+            self.changed = True
+
+    def held_run(self, task: str, epoch: int, attempt: int) -> StateRun | None:
+        """The run of this attempt, while it holds a state."""
+        for run in self.machine.state_runs.values():
+            if run.is_attempt(task, epoch, attempt):
+                return run
+        return None
+
+    def release(self, task: str, epoch: int, attempt: int) -> StateRun | None:
+        """The attempt's run has ended: the state it held is free (returns the run)."""
+        runs = self.machine.state_runs
+        for key, run in list(runs.items()):
+            if run.is_attempt(task, epoch, attempt):
+                del runs[key]
+                self.changed = True
+                return run
+        return None
+
+    def stop_run(self, task: str, run_id: str) -> None:
+        self.effects.append(
+            CancelTask(
+                machine_id=self.machine.id,
+                task=task,
+                run_id=run_id,
+                executor=self.spec.tasks[task].executor,
+            )
+        )
 
     def start_state_tasks(self) -> None:
         """On entering the current state: start the tasks that need nothing in it, and
@@ -376,8 +440,8 @@ class _Step:
             self.changed = True
 
     def release_waiting(self) -> None:
-        """Start each waiting task of the current state whose needs have all succeeded;
-        narrow ``waiting_for`` of the others."""
+        """Start each waiting task of the current state whose needs have all succeeded
+        and whose state is free; narrow ``waiting_for`` of the others."""
         m = self.machine
         for name in self.spec.states[m.state].tasks:
             record = m.tasks.get(name)
@@ -393,7 +457,7 @@ class _Step:
                 )
             ]
             if not waiting:
-                self.schedule(name, record.attempt, 0.0)
+                self.schedule(name, record.attempt, 0.0)  # or wait for the state's holder
             elif waiting != record.waiting_for:
                 record.waiting_for = waiting
                 self.changed = True
@@ -412,12 +476,17 @@ class _Step:
         error: str | None = None,
         error_type: str | None = None,
         redacted_outputs: list[str] | None = None,
+        run_ended: bool = True,
     ) -> None:
         """Record the end of the current attempt of ``name``; on failure retry per the
-        task's policy (unless the failure would only repeat) or fail the machine; on
-        success start the tasks that were waiting for it."""
+        task's policy (unless the failure would only repeat) or fail the machine; start
+        the tasks that were waiting for it. ``run_ended`` False: the attempt ends while
+        its run is still being stopped (a timeout), so the run keeps its state until
+        the run's own end is reported."""
         m = self.machine
         record = m.tasks[name]
+        if run_ended:
+            self.release(name, record.epoch, record.attempt)
         if status == "succeeded" and (problem := output_problem(m, name, output)) is not None:
             status, output, error, error_type = "failed", None, problem, OUTPUT_TOO_LARGE
         record.status = "succeeded" if status == "succeeded" else "failed"
@@ -444,27 +513,39 @@ class _Step:
                 nxt = record.attempt + 1
                 delay = task_spec.retry.delay_before(nxt) if task_spec.retry else 0.0
                 self.schedule(name, nxt, delay)
-        else:
-            self.release_waiting()
+        self.release_waiting()
         self.settle()
 
     def cancel_current_tasks(self) -> None:
-        """Tasks of the state being left that are still pending or running."""
+        """Tasks of the state being left that are still pending or running: their
+        records are cancelled. A run that keeps state goes on (graceful) and keeps
+        holding its state until it ends; with ``cancel: force`` it is stopped, and holds
+        its state until the stopped run's end is reported. Other runs are stopped."""
         m = self.machine
         for name, record in m.tasks.items():
             if record.epoch != m.epoch or record.status not in ("pending", "running"):
                 continue
+            in_backoff = (
+                record.status == "pending"
+                and record.not_before is not None
+                and parse_time(record.not_before) > parse_time(self.now)
+            )
             record.status = "cancelled"
             record.finished_at = self.now
             record.not_before = None
             record.waiting_for = None
             self.record("task_cancelled", task=name, attempt=record.attempt, status="cancelled")
-            if record.run_id:
-                self.effects.append(
-                    CancelTask(
-                        machine_id=m.id, task=name, run_id=record.run_id, executor=record.executor
-                    )
-                )
+            held = self.held_run(name, record.epoch, record.attempt)
+            if held is None:
+                if record.run_id:
+                    self.stop_run(name, record.run_id)
+            elif in_backoff:
+                # Still waiting for its backoff: no run has begun, none will.
+                self.release(name, record.epoch, record.attempt)
+                if record.run_id:
+                    self.stop_run(name, record.run_id)
+            elif self.spec.tasks[name].forced and held.run_id:
+                self.stop_run(name, held.run_id)
 
     # -- states
 
@@ -501,7 +582,12 @@ class _Step:
             if "FAILED" in state.on and not applied and m.published.get("FAILED") != m.epoch:
                 self.publish_system("FAILED")
         elif is_satisfied(m, self.spec):
-            if state.terminal:
+            if state.terminal and m.state_runs:
+                # Runs of states left are still going: deleting the machine now would
+                # leave them unrecorded (and their state unwatched); the last one's end
+                # deletes it.
+                self.set_status("running")
+            elif state.terminal:
                 self.delete()
             elif "NEXT" in state.on and m.applied.get("NEXT") != m.epoch:
                 if m.idle_next >= MAX_IDLE_NEXT_TRANSITIONS:
@@ -666,12 +752,15 @@ def _internal(step: _Step, inp: InternalEvent) -> Decision:
 
 def _task_finished(step: _Step, detail: TaskFinishedDetail) -> Decision:
     m = step.machine
+    record = m.tasks.get(detail.task)
+    awaited = _in_flight(m, detail.task, detail.epoch, detail.attempt)
+    if not awaited and step.held_run(detail.task, detail.epoch, detail.attempt) is not None:
+        return _run_ended(step, detail)
     if detail.epoch != m.epoch:
         return Decision(
             Outcome.STALE,
             reason=f"task {detail.task} of epoch {detail.epoch}, machine is at {m.epoch}",
         )
-    record = m.tasks.get(detail.task)
     if record is None or record.epoch != m.epoch:
         raise InvalidRequest(
             f"task {detail.task} does not run in state {m.state}; its tasks are: "
@@ -706,6 +795,10 @@ def _tasks_started(step: _Step, inp: TasksStarted) -> Decision:
             record is not None and record.epoch == report.epoch and record.attempt == report.attempt
         )
         if record is None or not current or record.status == "cancelled":
+            held = step.held_run(report.task, report.epoch, report.attempt)
+            if held is not None:
+                _started_after_leaving(step, report, held)
+                continue
             # The attempt was superseded while it started: stop the run it got.
             if report.run_id and record is not None:
                 step.effects.append(
@@ -726,6 +819,9 @@ def _tasks_started(step: _Step, inp: TasksStarted) -> Decision:
         restarted = record.status == "running"
         record.status = "running"
         record.run_id = report.run_id
+        held = step.held_run(report.task, report.epoch, report.attempt)
+        if held is not None:
+            held.run_id = report.run_id
         record.started_at = step.now
         record.not_before = None
         step.record(
@@ -738,6 +834,43 @@ def _tasks_started(step: _Step, inp: TasksStarted) -> Decision:
         step.settle()
     if not step.changed:
         return Decision(Outcome.DUPLICATE, effects=tuple(step.effects), reason="nothing to record")
+    return step.decision()
+
+
+def _started_after_leaving(step: _Step, report: StartReport, held: StateRun) -> None:
+    """A run that holds a state started after its state was left: like one that was
+    running then, it goes on (graceful) or is stopped (``cancel: force``), and holds the
+    state until it ends. One that could not start holds nothing."""
+    if report.run_id is None:
+        step.release(report.task, report.epoch, report.attempt)
+        step.release_waiting()
+        step.settle()
+        return
+    if held.run_id != report.run_id:
+        held.run_id = report.run_id
+        step.changed = True
+    if step.spec.tasks[report.task].forced:
+        step.stop_run(report.task, report.run_id)
+
+
+def _run_ended(step: _Step, detail: TaskFinishedDetail) -> Decision:
+    """The end of a run that outlived its attempt (its state was left, or it was stopped
+    after a timeout): recorded in history (the task's record stays as it is), and the
+    state it held is free for the run waiting for it."""
+    run = step.release(detail.task, detail.epoch, detail.attempt)
+    assert run is not None
+    step.record(
+        "run_finished",
+        task=detail.task,
+        attempt=detail.attempt,
+        status=detail.status,
+        error=cut_text(detail.error) if detail.error else None,
+        error_type=detail.error_type,
+        epoch=run.epoch,
+        state=run.state,
+    )
+    step.release_waiting()
+    step.settle()
     return step.decision()
 
 
@@ -762,6 +895,7 @@ def _retry(step: _Step, inp: Retry) -> Decision:
 def _reconcile(step: _Step, inp: Reconcile) -> Decision:
     m = step.machine
     now = parse_time(step.now)
+    _reconcile_state_runs(step, now, restart=inp.restart_running)
     step.release_waiting()
     for name in step.spec.states[m.state].tasks:
         record = m.tasks.get(name)
@@ -785,17 +919,50 @@ def _reconcile_running(
     started = parse_time(record.started_at) if record.started_at else now
     if started + timedelta(seconds=timeout) <= now:
         if record.run_id:
-            step.effects.append(
-                CancelTask(
-                    machine_id=step.machine.id,
-                    task=name,
-                    run_id=record.run_id,
-                    executor=record.executor,
-                )
-            )
-        step.finish(name, "failed", error=f"timed out after {timeout} seconds", error_type=TIMEOUT)
+            step.stop_run(name, record.run_id)
+        step.finish(
+            name,
+            "failed",
+            error=f"timed out after {timeout} seconds",
+            error_type=TIMEOUT,
+            run_ended=not record.run_id,
+        )
     elif restart:
         step.restart(name, record, 0.0)
+
+
+def _reconcile_state_runs(step: _Step, now: datetime, *, restart: bool) -> None:
+    """Runs holding a state whose attempt is over (state left, timed out) and whose end
+    never came: after a restart (``restart``: they died with the process that ran them)
+    or past their task's timeout (stopped again, as a timeout is), the state is freed."""
+    m = step.machine
+    released = False
+    for run in list(m.state_runs.values()):
+        if _in_flight(m, run.task, run.epoch, run.attempt):
+            continue  # the attempt's own record is reconciled below
+        task = step.spec.tasks.get(run.task)
+        timeout = task.timeout if task is not None else 0
+        if restart:
+            error = "the run ended with the control plane that ran it"
+        elif parse_time(run.since) + timedelta(seconds=timeout) <= now:
+            error = f"no end of the run was reported within its timeout ({timeout} seconds)"
+            if run.run_id and task is not None:
+                step.stop_run(run.task, run.run_id)
+        else:
+            continue
+        step.release(run.task, run.epoch, run.attempt)
+        step.record(
+            "run_finished",
+            task=run.task,
+            attempt=run.attempt,
+            status="failed",
+            error=error,
+            epoch=run.epoch,
+            state=run.state,
+        )
+        released = True
+    if released:
+        step.settle()
 
 
 def _reconcile_pending(
@@ -828,6 +995,17 @@ def _republish_system_events(step: _Step) -> None:
             step.publish_system(event)
 
 
+def _in_flight(machine: Machine, task: str, epoch: int, attempt: int) -> bool:
+    """Whether this attempt is the task's current one, pending or running."""
+    record = machine.tasks.get(task)
+    return (
+        record is not None
+        and epoch == record.epoch == machine.epoch
+        and attempt == record.attempt
+        and record.status in ("pending", "running")
+    )
+
+
 def _working_copy(machine: Machine) -> Machine:
     """A copy the step may change freely. Containers and task records are copied; the
     values inside them (task outputs) are replaced, never changed in place, so they are
@@ -838,6 +1016,7 @@ def _working_copy(machine: Machine) -> Machine:
             "metadata": dict(machine.metadata),
             "published": dict(machine.published),
             "applied": dict(machine.applied),
+            "state_runs": {key: run.model_copy() for key, run in machine.state_runs.items()},
         }
     )
 

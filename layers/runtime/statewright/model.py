@@ -91,6 +91,26 @@ class TaskRecord(BaseModel):
         return self.model_dump(exclude={"run_id", "not_before"})
 
 
+class StateRun(BaseModel):
+    """A run holding one of the machine's states (a Terraform source's state file) from
+    the moment its start is asked for until it ends, whether or not its own state was
+    left meanwhile: the next run on that state waits for it (docs/runtime.md, "One run
+    per state file"). Internal, never shown in the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    state: str
+    epoch: int
+    attempt: int
+    # The executor's handle, once its start reported (to stop it: cancel: force, timeout).
+    run_id: str | None = None
+    since: str
+
+    def is_attempt(self, task: str, epoch: int, attempt: int) -> bool:
+        return (self.task, self.epoch, self.attempt) == (task, epoch, attempt)
+
+
 class Machine(BaseModel):
     """A running instance of a spec. ``version`` is the optimistic-concurrency counter:
     every successful write stores version + 1 on condition that version still matches."""
@@ -123,6 +143,9 @@ class Machine(BaseModel):
     # Internal: NEXT transitions in a row with no task run and no external event between
     # them; the engine halts the machine when it reaches MAX_IDLE_NEXT_TRANSITIONS.
     idle_next: int = 0
+    # Internal, by state key (a Terraform source's digest): the run still using that
+    # state, so the next one waits. At most one entry per source the spec names.
+    state_runs: dict[str, StateRun] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -145,7 +168,7 @@ class Machine(BaseModel):
     def public(self) -> dict[str, Any]:
         """The Machine JSON of docs/api.md#machine-json."""
         data = self.model_dump(
-            exclude={"published", "applied", "history_seq", "idle_next", "tasks"}
+            exclude={"published", "applied", "history_seq", "idle_next", "state_runs", "tasks"}
         )
         data["tasks"] = {name: rec.public() for name, rec in self.tasks.items()}
         return data
@@ -157,7 +180,9 @@ class Machine(BaseModel):
 class HistoryEntry(BaseModel):
     """One line of GET /machines/{id}/history. ``kind`` is one of: event (an accepted
     event), transition, task_started, task_finished, task_cancelled, created, deleted,
-    halted (the engine stopped an endless NEXT loop; ``error`` says why)."""
+    halted (the engine stopped an endless NEXT loop; ``error`` says why), run_finished (a
+    run that outlived its attempt ended: a Terraform run of a state left, or one stopped;
+    ``epoch`` and ``state`` are the run's)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -314,3 +314,45 @@ def test_a_terraform_step_ends_when_its_control_plane_dies(tmp_path: Path) -> No
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert wait_gone(int(pid_file.read_text()), timeout=10), "the step outlived its server"
+
+
+def test_a_stopped_run_reports_its_end_once_its_processes_are_gone(
+    bus: RecordingBus, data_dir: Path, tmp_path: Path
+) -> None:
+    """cancel (cancel: force, a timeout) sends SIGINT, then SIGKILL after the grace, and
+    returns at once; the run's end is reported when the process group has exited, since
+    the next run on the state waits for exactly that."""
+    fake = tmp_path / "fake-terraform"
+    pid_file = tmp_path / "pid"
+    fake.write_text(
+        textwrap.dedent(
+            f"""\
+            #!{sys.executable}
+            import os, signal, sys, time
+            if sys.argv[1] == "init":
+                sys.exit(0)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a Terraform busy saving state
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(60)
+            """
+        )
+    )
+    fake.chmod(0o755)
+    executor = LocalTerraformExecutor(bus=bus, data_dir=data_dir, terraform_bin=str(fake))
+    executor.kill_grace_seconds = 1.0
+    run_id = executor.start(invocation("terraform", tf_config("apply")))
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    asked = time.monotonic()
+    executor.cancel(run_id)
+    assert time.monotonic() - asked < 0.5  # the grace is not the caller's to wait out
+    assert bus.events == []  # still winding down: not over yet
+    detail = bus.wait_for(1, timeout=20)[0].detail
+    assert wait_gone(int(pid_file.read_text()), timeout=1.0)
+    assert (detail["status"], detail["error"]) == (
+        "failed",
+        "the run was stopped (cancel: force, or its timeout)",
+    )
+    executor.shutdown()

@@ -110,6 +110,14 @@ def test_random_inputs_keep_the_invariants(ops: list[tuple[Any, ...]]) -> None:
         # NEXT is published at most once per epoch outside reconciliation
         if op[0] != "reconcile":
             next_epochs.extend(e for name, e in system_events(decision) if name == "NEXT")
+        # a running attempt of a task that keeps state holds that state, alone; a
+        # machine is deleted only when no such run is still going
+        for name, record in m.current_tasks().items():
+            key = RICH.tasks[name].state_key
+            if key is not None and record.status == "running" and not decision.deleted:
+                assert m.state_runs[key].is_attempt(name, record.epoch, record.attempt)
+        if decision.deleted:
+            assert m.state_runs == {}
         # a failed machine has a failed current task, and only then
         failed = any(r.status == "failed" for r in m.current_tasks().values())
         assert (m.status == "failed") == failed

@@ -94,7 +94,12 @@ def test_tasks_past_their_timeout_fail_and_are_stopped() -> None:
     assert CancelTask("m-1", "soak", "run-soak-4-1", "terraform") in decision.effects
     assert run.machine.status == "failed"
     assert system_events(decision) == [("FAILED", 4)]
-    # the run's own late failure is then a duplicate
+    # The run, being stopped, holds its state until its own end comes: recorded as the
+    # end of that run; the task's record stays as the timeout left it.
+    assert run.finish("soak", "failed").outcome.value == "applied"
+    assert kinds(run.last) == ["run_finished"]
+    assert run.machine.tasks["soak"].error == "timed out after 60 seconds"
+    assert run.machine.state_runs == {}
     assert run.finish("soak", "failed").outcome.value == "duplicate"
 
 

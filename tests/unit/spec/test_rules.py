@@ -18,6 +18,15 @@ class Case:
     strict: bool = False
 
 
+# BASE with a plan task on db-teardown's source (used in PROVISION beside db-setup).
+PLANNED = edit("    tasks: [db-setup]\n", "    tasks: [db-setup, db-plan]\n") + (
+    "  db-plan:\n"
+    "    executor: terraform\n"
+    "    config:\n"
+    "      action: plan\n"
+    "      source: {type: s3, bucket: b, key: machines.tf}\n"
+)
+
 ERRORS: dict[str, Case] = {
     "yaml-syntax/unclosed-flow": Case(
         "yaml-syntax",
@@ -272,8 +281,53 @@ ERRORS: dict[str, Case] = {
     ),
     "terraform-config/action": Case(
         "terraform-config",
-        edit("      action: destroy\n", "      action: plan #!\n"),
-        edit("      action: destroy\n", "      action: apply\n"),
+        edit("      action: destroy\n", "      action: deploy #!\n"),
+        edit("      action: destroy\n", "      action: plan\n"),
+    ),
+    "terraform-config/fail-on-changes-only-for-plan": Case(
+        "terraform-config",
+        edit("      action: destroy\n", "      action: destroy\n      fail_on_changes: true #!\n"),
+        edit("      action: destroy\n", "      action: plan\n      fail_on_changes: true\n"),
+    ),
+    "terraform-config/plan-only-for-apply": Case(
+        "terraform-config",
+        edit("      action: destroy\n", "      action: destroy\n      plan: db-plan #!\n", PLANNED),
+        edit("      action: destroy\n", "      action: apply\n      plan: db-plan\n", PLANNED),
+    ),
+    "terraform-config/plan-names-a-task": Case(
+        "terraform-config",
+        edit("      action: destroy\n", "      action: apply\n      plan: db-pln #!\n", PLANNED),
+        edit("      action: destroy\n", "      action: apply\n      plan: db-plan\n", PLANNED),
+    ),
+    "terraform-config/plan-names-a-plan-task": Case(
+        "terraform-config",
+        edit("      action: destroy\n", "      action: apply\n      plan: db-setup #!\n", PLANNED),
+        edit("      action: destroy\n", "      action: apply\n      plan: db-plan\n", PLANNED),
+    ),
+    "terraform-config/plan-of-the-same-source": Case(
+        "terraform-config",
+        edit(
+            "      action: destroy\n      source: {type: s3, bucket: b, key: machines.tf}\n",
+            "      action: apply\n"
+            "      plan: db-plan #!\n"
+            "      source: {type: s3, bucket: b, key: other.tf}\n",
+            PLANNED,
+        ),
+        edit("      action: destroy\n", "      action: apply\n      plan: db-plan\n", PLANNED),
+    ),
+    "terraform-config/no-variables-with-a-plan": Case(
+        "terraform-config",
+        edit(
+            "      action: destroy\n",
+            "      action: apply\n      plan: db-plan\n      variables: {size: 1} #!\n",
+            PLANNED,
+        ),
+        edit("      action: destroy\n", "      action: apply\n      plan: db-plan\n", PLANNED),
+    ),
+    "type/cancel": Case(
+        "type",
+        edit("    executor: terraform\n", "    executor: terraform\n    cancel: forse #!\n"),
+        edit("    executor: terraform\n", "    executor: terraform\n    cancel: force\n"),
     ),
     "terraform-config/s3-needs-key": Case(
         "terraform-config",

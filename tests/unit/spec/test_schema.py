@@ -48,7 +48,14 @@ def test_the_example_specs_validate(validator: jsonschema.Draft7Validator, path:
         ("events: [LAUNCH, DESTROY]\n", "events: [launch]\n", "events"),
         ("    executor: lambda\n", "    executor: docker\n", "executor"),
         ("      name: db-setup\n", "      name: db setup!\n", "name"),
-        ("      action: destroy\n", "      action: plan\n", "action"),
+        ("      action: destroy\n", "      action: deploy\n", "action"),
+        (
+            "      action: destroy\n",
+            "      action: destroy\n      fail_on_changes: true\n",
+            "fail_on_changes",
+        ),
+        ("      action: destroy\n", "      action: destroy\n      plan: p\n", "plan"),
+        ("    executor: terraform\n", "    executor: terraform\n    cancel: now\n", "cancel"),
         (
             "        - action: advance\n          state: RUN\n",
             "        - action: advance\n",

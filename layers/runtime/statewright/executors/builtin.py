@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 
 from statewright.executors.registry import AwsContext, ExecutorPlugin, LocalContext
+from statewright.executors.terraform_run import source_digest
 from statewright.model import is_reserved_variable
+from statewright.spec.rules import TASK_NAME_PATTERN
 
 if TYPE_CHECKING:
     from statewright.ports import Executor
@@ -70,15 +72,70 @@ class LocalSource(BaseModel):
 
 
 class TerraformConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """``apply``, ``destroy`` or ``plan`` one source. ``fail_on_changes`` (plan only)
+    fails a plan with changes (``DriftDetected``); ``plan`` (apply only) applies that
+    plan task's latest successful plan, with no variables of its own (the plan holds
+    them). The linter checks that ``plan`` names a plan task of the same source."""
 
-    action: Literal["apply", "destroy"]
+    model_config = ConfigDict(
+        extra="forbid",
+        # The same pairings for editors (the validators below say them to the linter).
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"required": ["fail_on_changes"]},
+                    "then": {"properties": {"action": {"const": "plan"}}},
+                },
+                {
+                    "if": {"required": ["plan"]},
+                    "then": {
+                        "properties": {
+                            "action": {"const": "apply"},
+                            "variables": {"maxProperties": 0},
+                        }
+                    },
+                },
+            ]
+        },
+    )
+
+    action: Literal["apply", "destroy", "plan"]
     source: Annotated[S3Source | LocalSource, Field(discriminator="type")]
+    fail_on_changes: bool | None = None
+    plan: Annotated[str | None, Field(pattern=TASK_NAME_PATTERN)] = None
     variables: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("fail_on_changes")
+    @classmethod
+    def _only_for_a_plan(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        action = info.data.get("action")
+        if value is not None and action is not None and action != "plan":
+            raise ValueError(
+                f"`fail_on_changes` applies to `action: plan` only, not `action: {action}`"
+            )
+        return value
+
+    @field_validator("plan")
+    @classmethod
+    def _only_for_an_apply(cls, value: str | None, info: ValidationInfo) -> str | None:
+        action = info.data.get("action")
+        if value is not None and action is not None and action != "apply":
+            raise ValueError(
+                f"`plan` (the plan task whose saved plan to apply) goes with `action: apply` "
+                f"only, not `action: {action}`"
+            )
+        return value
 
     @field_validator("variables")
     @classmethod
-    def _no_reserved_names(cls, variables: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    def _no_reserved_names(
+        cls, variables: dict[str, JsonValue], info: ValidationInfo
+    ) -> dict[str, JsonValue]:
+        if variables and info.data.get("plan") is not None:
+            raise ValueError(
+                "an apply of a saved plan takes no `variables`: the plan was made with the "
+                "plan task's variables and applies exactly those; set them on the plan task"
+            )
         reserved = sorted(name for name in variables if is_reserved_variable(name))
         if reserved:
             raise ValueError(
@@ -87,6 +144,12 @@ class TerraformConfig(BaseModel):
                 "rename it"
             )
         return variables
+
+
+def terraform_state_key(config: Any) -> str | None:
+    """A Terraform task's runs work on the machine's state of their source."""
+    assert isinstance(config, TerraformConfig)
+    return source_digest(config.source)
 
 
 # Each mode's implementation is imported when it is built, so the linter never loads
@@ -150,4 +213,5 @@ TERRAFORM = ExecutorPlugin(
     reference_fields=("variables",),
     local=_local_terraform,
     aws=_aws_terraform,
+    state_key=terraform_state_key,
 )

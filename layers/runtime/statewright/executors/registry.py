@@ -66,7 +66,13 @@ class ExecutorPlugin:
     findings carry (``lambda-config`` for the lambda executor); ``reference_fields`` are
     the config fields whose strings may hold references (``${{ ... }}``), resolved when
     an attempt starts; ``local`` and ``aws`` build the executor in each mode (None: no
-    implementation in that mode)."""
+    implementation in that mode).
+
+    ``state_key`` (optional) names the state a task's runs work on, from its validated
+    config: on one machine, runs with the same key never overlap (a later one waits for
+    the earlier run to end), and leaving a state lets such a run finish unless its task
+    says ``cancel: force`` (docs/runtime.md, "One run per state file"). None: the
+    executor's runs keep no state and are stopped when their state is left."""
 
     name: str
     config_model: type[BaseModel]
@@ -75,6 +81,7 @@ class ExecutorPlugin:
     reference_fields: tuple[str, ...] = ()
     local: Callable[[LocalContext], Executor] | None = None
     aws: Callable[[AwsContext], Executor] | None = None
+    state_key: Callable[[Any], str | None] | None = None
 
     def validate_config(self, config: dict[str, Any]) -> BaseModel:
         return self.config_model.model_validate(config)
@@ -107,6 +114,19 @@ def default_timeout_seconds(executor: str) -> int:
     """The timeout of a task of ``executor`` that sets none."""
     plugin = registry().get(executor)
     return plugin.default_timeout_seconds if plugin else DEFAULT_TIMEOUT_SECONDS
+
+
+def task_state_key(executor: str, config: dict[str, Any]) -> str | None:
+    """The state key of a task's runs (see ExecutorPlugin.state_key), or None: the
+    executor keeps no state, is not registered, or the config is not valid (a spec
+    stored by an older deployment; its tasks then fail when they start)."""
+    plugin = registry().get(executor)
+    if plugin is None or plugin.state_key is None:
+        return None
+    try:
+        return plugin.state_key(plugin.validate_config(config))
+    except ValueError:  # pydantic's ValidationError is one
+        return None
 
 
 def local_executors(context: LocalContext) -> dict[str, Executor]:

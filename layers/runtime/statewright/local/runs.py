@@ -1,7 +1,9 @@
 """What the local executors share: the run table (one run per attempt, whatever the
 number of starts), cancellation, retry backoff, a bound on concurrent runs, and child
 processes that run in their own process group so a timeout or a cancel kills the whole
-tree. Each run reports its result to the bus as a ``Task Finished`` event."""
+tree. Each run reports its result to the bus as a ``Task Finished`` event; a run that
+keeps state (Terraform) also reports the end of a run it was asked to stop, since the
+next run on its state waits for that end (docs/runtime.md, "One run per state file")."""
 
 from __future__ import annotations
 
@@ -86,6 +88,8 @@ class Run:
     deadline: float = 0.0  # time.monotonic() when the attempt's timeout expires
     process: subprocess.Popen[bytes] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Asked to stop by ``cancel`` (not by a shutdown of the control plane).
+    stopped: bool = False
 
 
 def kill_group(process: subprocess.Popen[bytes], grace_seconds: float = 0.0) -> None:
@@ -112,6 +116,10 @@ class LocalExecutor(ABC):
 
     name: str
     kill_grace_seconds: float = 0.0
+    # Whether the end of a run stopped by ``cancel`` is reported (as a failure of its
+    # attempt): executors whose runs hold a state say yes, so the run waiting for that
+    # state starts when the stopped one is really over.
+    reports_stopped_runs: bool = False
 
     def __init__(self, *, bus: Bus, logs_dir: Path | None = None, max_concurrent: int = 8) -> None:
         self._bus = bus
@@ -147,10 +155,13 @@ class LocalExecutor(ABC):
         return run.run_id
 
     def cancel(self, run_id: str) -> None:
+        """Stop the run: SIGINT to its process group, SIGKILL after
+        ``kill_grace_seconds``. Returns at once; the run's thread sees it end."""
         with self._lock:
             run = self._by_id.get(run_id)
         if run is not None:
-            self._abort(run)
+            run.stopped = True
+            self._abort(run, wait=False)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -260,25 +271,30 @@ class LocalExecutor(ABC):
         run.log_path.parent.mkdir(parents=True, exist_ok=True)
         return run.log_path.open("ab")
 
-    def _abort(self, run: Run) -> None:
+    def _abort(self, run: Run, *, wait: bool = True) -> None:
         with run.lock:
             run.cancelled.set()
             process = run.process
-        if process is not None:
+        if process is None:
+            return
+        if wait:
             kill_group(process, self.kill_grace_seconds)
+        else:
+            # The grace period may take seconds: not in the caller's (a request's) time.
+            threading.Thread(
+                target=kill_group,
+                args=(process, self.kill_grace_seconds),
+                name=f"stop {run.run_id}",
+                daemon=True,
+            ).start()
 
     def _thread(self, run: Run) -> None:
         invocation = run.invocation
         try:
-            # Retry backoff: wait before this attempt unless cancelled meanwhile.
-            if invocation.delay_seconds > 0 and run.cancelled.wait(invocation.delay_seconds):
-                return
-            with self._slots:
-                if run.cancelled.is_set():
-                    return
-                run.deadline = time.monotonic() + invocation.timeout_seconds
-                detail = self._attempt(run)
-            if detail is not None and not run.cancelled.is_set():
+            detail = self._run(run)
+            if run.cancelled.is_set():
+                detail = self._stopped(run, detail)
+            if detail is not None:
                 self._bus.publish(
                     [BusEvent(detail_type="Task Finished", detail=detail.model_dump(mode="json"))]
                 )
@@ -289,6 +305,35 @@ class LocalExecutor(ABC):
                 self._finished[invocation.start_key] = run.run_id
                 while len(self._finished) > FINISHED_RUNS_REMEMBERED:
                     self._finished.popitem(last=False)
+
+    def _run(self, run: Run) -> TaskFinishedDetail | None:
+        invocation = run.invocation
+        # Retry backoff: wait before this attempt unless cancelled meanwhile.
+        if invocation.delay_seconds > 0 and run.cancelled.wait(invocation.delay_seconds):
+            return None
+        with self._slots:
+            if run.cancelled.is_set():
+                return None
+            run.deadline = time.monotonic() + invocation.timeout_seconds
+            return self._attempt(run)
+
+    def _stopped(self, run: Run, result: TaskFinishedDetail | None) -> TaskFinishedDetail | None:
+        """What a run that was stopped reports: its end (its result, if it got that
+        far), when this executor's runs hold a state and ``cancel`` stopped it; else
+        nothing (after a shutdown, recovery restarts the attempt)."""
+        if not (run.stopped and self.reports_stopped_runs):
+            return None
+        if result is not None:
+            return result
+        inv = run.invocation
+        return TaskFinishedDetail(
+            machine_id=inv.machine_id,
+            epoch=inv.epoch,
+            task=inv.task,
+            attempt=inv.attempt,
+            status="failed",
+            error="the run was stopped (cancel: force, or its timeout)",
+        )
 
     def _attempt(self, run: Run) -> TaskFinishedDetail | None:
         invocation = run.invocation

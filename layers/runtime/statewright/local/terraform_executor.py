@@ -90,6 +90,7 @@ def find_binary(configured: str | None) -> str:
 class LocalTerraformExecutor(LocalExecutor):
     name = "terraform"
     kill_grace_seconds = KILL_GRACE_SECONDS
+    reports_stopped_runs = True
 
     def __init__(  # noqa: PLR0913 — wiring passed by name, once, by LocalControlPlane
         self,

@@ -21,7 +21,12 @@ from statewright.executors.registry import registry
 from statewright.spec import rules
 from statewright.spec.findings import Finding, Severity
 from statewright.spec.lint_config import config_problems, strip_extensions
-from statewright.spec.lint_tasks import check_needs, check_next_cycle, check_references
+from statewright.spec.lint_tasks import (
+    check_needs,
+    check_next_cycle,
+    check_references,
+    check_saved_plans,
+)
 from statewright.spec.lint_time import (
     TimeLifecycle,
     TimeSchedule,
@@ -43,6 +48,7 @@ from statewright.spec.models import Spec
 from statewright.spec.rules import (
     ACTION_KEYS,
     ACTIONS,
+    CANCEL_MODES,
     EXTENSION_KEYS,
     MAX_ATTEMPTS,
     MAX_BACKOFF_SECONDS,
@@ -173,6 +179,7 @@ class _Task:
     config: Any = None
     retry: dict[str, Any] | None = None
     timeout_seconds: int | None = None
+    cancel: str | None = None
     description: str | None = None
     needs: list[Scalar] | None = field(default_factory=list)
     config_node: Node | None = None
@@ -527,6 +534,8 @@ class _Linter:
                 task.retry = self.retry(value)
             elif name == "timeout_seconds":
                 task.timeout_seconds = self.timeout(value)
+            elif name == "cancel":
+                task.cancel = self.cancel(value)
             elif name == "description":
                 task.description = self.description(value)
         if body.pair("executor") is None:
@@ -604,6 +613,22 @@ class _Linter:
         )
         return None
 
+    def cancel(self, node: Node) -> str | None:
+        if isinstance(node, Scalar) and node.value in CANCEL_MODES:
+            return str(node.value)
+        self.report(
+            node,
+            "type",
+            explain(
+                f"`cancel` must be `graceful` (a run that keeps state, such as Terraform's, "
+                f"finishes when its state is left; the default) or `force` (it is stopped), "
+                f"not {_described(node)}",
+                word=str(node.value) if isinstance(node, Scalar) else None,
+                candidates=CANCEL_MODES,
+            ),
+        )
+        return None
+
     # -- references between the parts
 
     def cross_check(self) -> None:
@@ -631,6 +656,7 @@ class _Linter:
             )
         check_needs(self)
         check_references(self)
+        check_saved_plans(self)
         check_next_cycle(self)
         for name, state in states.items():
             self.check_state_tasks(name, state)
@@ -816,6 +842,7 @@ class _Linter:
                         "needs": [n.name for n in task.needs] if task.needs else None,
                         "retry": task.retry,
                         "timeout_seconds": task.timeout_seconds,
+                        "cancel": task.cancel,
                         "description": task.description,
                     }
                 )

@@ -130,6 +130,10 @@ def _bad_value(at: _Located, kind: str, error: Any, hint: str | None) -> str:
     if kind == "string_pattern_mismatch":
         wanted = hint or "a value of the accepted form"
         return f"`{at.field}` must be {wanted} (got {got})"
+    if kind == "value_error":
+        # A validator's own sentence, which names what it got; pydantic's "Value error, "
+        # prefix adds nothing.
+        return f"`{at.field}`: {error.get('ctx', {}).get('error', error['msg'])}"
     message: str = error["msg"]
     return f"`{at.field}`: {message[:1].lower()}{message[1:]} (got {got})"
 

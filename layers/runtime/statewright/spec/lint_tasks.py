@@ -1,6 +1,7 @@
 """The linter's checks of the task graph: ``needs`` (rule ``needs``), references in the
-config fields an executor names (rule ``reference``), and task-less states that hand
-``NEXT`` around a cycle (rule ``next-cycle``). docs/spec.md shows a spec tripping each.
+config fields an executor names (rule ``reference``), task-less states that hand
+``NEXT`` around a cycle (rule ``next-cycle``), and the plan a Terraform apply applies
+(rule ``terraform-config``). docs/spec.md shows a spec tripping each.
 
 They run on what the linter's walk learned (statewright.spec.lint), after the walk, and
 skip whatever part of the spec had the wrong type."""
@@ -17,7 +18,7 @@ from statewright.spec.rules import MAX_IDLE_NEXT_TRANSITIONS
 from statewright.spec.wording import explain
 
 if TYPE_CHECKING:
-    from statewright.spec.lint import _Linter
+    from statewright.spec.lint import _Linter, _Task
 
 
 def _state_task_sets(linter: _Linter) -> dict[str, list[str]]:
@@ -230,3 +231,53 @@ def check_next_cycle(linter: _Linter) -> None:
             f"{MAX_IDLE_NEXT_TRANSITIONS} transitions); give one of them a task, or let it "
             "wait for an event instead of handling `NEXT`",
         )
+
+
+def _plan_tasks(tasks: dict[str, _Task]) -> list[str]:
+    return [
+        name
+        for name, task in tasks.items()
+        if task.executor == "terraform"
+        and isinstance(task.config, dict)
+        and task.config.get("action") == "plan"
+    ]
+
+
+def check_saved_plans(linter: _Linter) -> None:
+    """An apply's ``plan`` names a plan task of the same source: the saved plan is kept
+    beside that source's state, and only a plan of that state can be applied to it."""
+    tasks = linter.tasks
+    if tasks is None:
+        return
+    plans = _plan_tasks(tasks)
+    for name, task in tasks.items():
+        if task.executor != "terraform" or not isinstance(task.config_node, MappingNode):
+            continue
+        node = task.config_node.get("plan")
+        if not isinstance(node, Scalar) or not isinstance(node.value, str):
+            continue  # absent, or the wrong type (the config check reported it)
+        wanted = node.value
+        if wanted not in plans:
+            what = "is not defined under `tasks`" if wanted not in tasks else "is not a plan"
+            linter.report(
+                node,
+                "terraform-config",
+                explain(
+                    f"task `{name}` applies the saved plan of `{wanted}`, which {what}: "
+                    "`plan` names a terraform task with `action: plan`",
+                    word=wanted,
+                    candidates=plans,
+                    accepted=plans,
+                ),
+            )
+            continue
+        ours = task.config.get("source") if isinstance(task.config, dict) else None
+        theirs = tasks[wanted].config.get("source")
+        if ours != theirs:
+            linter.report(
+                node,
+                "terraform-config",
+                f"task `{name}` applies the saved plan of `{wanted}`, which plans another "
+                f"source: a plan applies only to the state it was made from; give `{name}` "
+                f"the same `source` as `{wanted}`",
+            )

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from statewright.durations import Duration
-from statewright.executors.registry import default_timeout_seconds
+from statewright.executors.registry import default_timeout_seconds, task_state_key
 from statewright.spec.rules import (
     DEFAULT_TIMEZONE,
     MAX_ATTEMPTS,
@@ -60,17 +60,21 @@ class TaskSpec(BaseModel):
     needs: list[str] | None = None
     retry: RetryPolicy | None = None
     timeout_seconds: int | None = Field(default=None, ge=MIN_TIMEOUT_SECONDS)
+    # None (graceful) rather than the default's name, so a spec without it keeps its digest.
+    cancel: Literal["graceful", "force"] | None = None
     description: str | None = None
     # Resolved when the spec is built, so the engine never consults the executor registry
     # while it decides; not part of the normalized document (nor of its digest).
     _timeout: int = PrivateAttr()
+    _state_key: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _resolve_timeout(self) -> TaskSpec:
+    def _resolve_executor_facts(self) -> TaskSpec:
         if self.timeout_seconds is not None:
             self._timeout = self.timeout_seconds
         else:
             self._timeout = default_timeout_seconds(self.executor)
+        self._state_key = task_state_key(self.executor, self.config)
         return self
 
     @property
@@ -81,6 +85,17 @@ class TaskSpec(BaseModel):
     def timeout(self) -> int:
         """``timeout_seconds``, else the executor's default."""
         return self._timeout
+
+    @property
+    def state_key(self) -> str | None:
+        """The state its runs work on (a Terraform source's state file), or None: on one
+        machine, runs with the same key never overlap (docs/runtime.md)."""
+        return self._state_key
+
+    @property
+    def forced(self) -> bool:
+        """Whether leaving its state stops a run that keeps state (``cancel: force``)."""
+        return self.cancel == "force"
 
 
 class Action(BaseModel):

@@ -58,15 +58,26 @@ ACTIONS: Final = ("advance", "no-op")
 
 TOP_KEYS: Final = ("version", "events", "states", "tasks", "lifecycle", "schedules")
 STATE_KEYS: Final = ("terminal", "tasks", "on", "description")
-TASK_KEYS: Final = ("executor", "config", "needs", "retry", "timeout_seconds", "description")
+TASK_KEYS: Final = (
+    "executor",
+    "config",
+    "needs",
+    "retry",
+    "timeout_seconds",
+    "cancel",
+    "description",
+)
 ACTION_KEYS: Final = ("action", "state")
 RETRY_KEYS: Final = ("attempts", "backoff_seconds")
 LIFECYCLE_KEYS: Final = ("ttl", "max_ttl", "expire_event", "warn_before", "extend_on")
 SCHEDULE_KEYS: Final = ("name", "cron", "timezone", "event", "states")
 # Statewright's own optional keys, reported by --strict (CloudSeam would refuse them).
 EXTENSION_KEYS: Final = frozenset(
-    {"needs", "retry", "timeout_seconds", "description", "lifecycle", "schedules"}
+    {"needs", "retry", "timeout_seconds", "cancel", "description", "lifecycle", "schedules"}
 )
+# A task's `cancel`: what becomes of a run that keeps state (Terraform) when its state is
+# left: `graceful` lets it finish (the default), `force` stops it.
+CANCEL_MODES: Final = ("graceful", "force")
 
 SPEC_VERSION: Final = "1.0"
 

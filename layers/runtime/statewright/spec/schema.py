@@ -14,6 +14,7 @@ from statewright.durations import DURATION_PATTERN, EXAMPLES
 from statewright.executors.registry import registry
 from statewright.spec.rules import (
     ACTIONS,
+    CANCEL_MODES,
     DEFAULT_TIMEZONE,
     MAX_ATTEMPTS,
     MAX_BACKOFF_SECONDS,
@@ -186,6 +187,12 @@ def spec_schema() -> dict[str, Any]:
                         + ".",
                         "type": "integer",
                         "minimum": MIN_TIMEOUT_SECONDS,
+                    },
+                    "cancel": {
+                        "description": "When the state is left while a run that keeps state "
+                        "(Terraform) is going: `graceful` (default) lets it finish, `force` "
+                        "stops it.",
+                        "enum": list(CANCEL_MODES),
                     },
                     "description": {"type": "string"},
                 },
