@@ -187,17 +187,25 @@ def test_a_build_may_report_only_its_own_task(
     assert dep.get("t-2")[1]["tasks"]["network"]["status"] == "succeeded"
 
 
-def test_leaving_a_state_stops_its_running_build(env_spec: Deployment) -> None:
+def test_leaving_a_state_lets_its_build_finish_and_its_end_starts_the_next(
+    env_spec: Deployment,
+) -> None:
     dep = env_spec
     dep.api("POST", "/machines", {"spec": "env", "id": "e-2"})
     dep.api("POST", "/machines/e-2/events", {"event": "LAUNCH"})
     status, machine = dep.api("POST", "/machines/e-2/events", {"event": "DESTROY"})
     assert status == 202 and machine["state"] == "TEARDOWN"
     assert machine["tasks"]["network"]["status"] == "cancelled"
-    assert dep.stopped == [dep.builds[0].build_id]
-    # The cancelled build's news comes late: stale.
-    assert dep.deliver(dep.builds[0].state_change("STOPPED")) == "stale"
+    # Graceful: the apply's build goes on; the destroy waits for it, unstarted.
+    assert dep.stopped == []
+    assert len(dep.builds) == 1
+    down = machine["tasks"]["network-down"]
+    assert (down["status"], down["waiting_for"]) == ("pending", ["network"])
+    # The build's end, of the state left, starts the destroy on the same state.
+    assert dep.deliver(dep.builds[0].state_change("SUCCEEDED")) == "applied"
+    assert len(dep.builds) == 2
     assert dep.get("e-2")[1]["tasks"]["network-down"]["status"] == "running"
+    assert dep.deliver(dep.builds[0].state_change("SUCCEEDED")) == "stale"
 
 
 def test_the_reconciler_completes_builds_whose_events_never_came(env_spec: Deployment) -> None:

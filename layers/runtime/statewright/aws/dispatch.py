@@ -205,9 +205,13 @@ def _attempt_of(
         return "stale"
     if not by_run and not (env.get(cb.EPOCH) and env.get(cb.ATTEMPT)):
         return "stale"  # neither recorded nor self-describing: not this attempt's build
-    if record.epoch != epoch or record.attempt != number or epoch != machine.epoch:
+    # A run still holding its state file (its state was left, or it was stopped): its
+    # end frees the state for the run waiting on it (docs/runtime.md).
+    holds_state = any(run.is_attempt(task, epoch, number) for run in machine.state_runs.values())
+    current = record.epoch == epoch == machine.epoch and record.attempt == number
+    if not (current or holds_state):
         return "stale"
-    if record.status in ("succeeded", "failed", "cancelled"):
+    if not holds_state and record.status in ("succeeded", "failed", "cancelled"):
         return "duplicate"  # the buildspec's own report came first
     return task, epoch, number
 
