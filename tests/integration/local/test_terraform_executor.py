@@ -263,10 +263,10 @@ def test_tofu_on_path_is_used_when_terraform_is_not(
     assert run(executor, bus, invocation("terraform", tf_config("apply")))["status"] == "succeeded"
 
 
-def test_timeout_kills_the_process_group(bus: RecordingBus, data_dir: Path, tmp_path: Path) -> None:
-    """A binary that hangs (here a stand-in for terraform that ignores SIGINT) is killed."""
+def hanging_terraform(tmp_path: Path, pid_file: Path) -> Path:
+    """A stand-in for terraform whose init succeeds and whose other commands ignore
+    SIGINT (as a Terraform busy saving its state) and hang, writing their pid first."""
     fake = tmp_path / "fake-terraform"
-    pid_file = tmp_path / "pid"
     fake.write_text(
         textwrap.dedent(
             f"""\
@@ -281,6 +281,13 @@ def test_timeout_kills_the_process_group(bus: RecordingBus, data_dir: Path, tmp_
         )
     )
     fake.chmod(0o755)
+    return fake
+
+
+def test_timeout_kills_the_process_group(bus: RecordingBus, data_dir: Path, tmp_path: Path) -> None:
+    """A binary that hangs (here a stand-in for terraform that ignores SIGINT) is killed."""
+    pid_file = tmp_path / "pid"
+    fake = hanging_terraform(tmp_path, pid_file)
     executor = LocalTerraformExecutor(bus=bus, data_dir=data_dir, terraform_bin=str(fake))
     executor.kill_grace_seconds = 0.5
     started = time.monotonic()
@@ -322,22 +329,8 @@ def test_a_stopped_run_reports_its_end_once_its_processes_are_gone(
     """cancel (cancel: force, a timeout) sends SIGINT, then SIGKILL after the grace, and
     returns at once; the run's end is reported when the process group has exited, since
     the next run on the state waits for exactly that."""
-    fake = tmp_path / "fake-terraform"
     pid_file = tmp_path / "pid"
-    fake.write_text(
-        textwrap.dedent(
-            f"""\
-            #!{sys.executable}
-            import os, signal, sys, time
-            if sys.argv[1] == "init":
-                sys.exit(0)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a Terraform busy saving state
-            open({str(pid_file)!r}, "w").write(str(os.getpid()))
-            time.sleep(60)
-            """
-        )
-    )
-    fake.chmod(0o755)
+    fake = hanging_terraform(tmp_path, pid_file)
     executor = LocalTerraformExecutor(bus=bus, data_dir=data_dir, terraform_bin=str(fake))
     executor.kill_grace_seconds = 1.0
     run_id = executor.start(invocation("terraform", tf_config("apply")))

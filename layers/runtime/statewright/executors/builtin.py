@@ -71,6 +71,10 @@ class LocalSource(BaseModel):
     location: Annotated[str, Field(min_length=1)]
 
 
+# The one action each of these config keys goes with.
+_ACTION_OF = {"fail_on_changes": "plan", "plan": "apply"}
+
+
 class TerraformConfig(BaseModel):
     """``apply``, ``destroy`` or ``plan`` one source. ``fail_on_changes`` (plan only)
     fails a plan with changes (``DriftDetected``); ``plan`` (apply only) applies that
@@ -105,24 +109,14 @@ class TerraformConfig(BaseModel):
     plan: Annotated[str | None, Field(pattern=TASK_NAME_PATTERN)] = None
     variables: dict[str, JsonValue] = Field(default_factory=dict)
 
-    @field_validator("fail_on_changes")
+    @field_validator("fail_on_changes", "plan")
     @classmethod
-    def _only_for_a_plan(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+    def _only_with_its_action(cls, value: object, info: ValidationInfo) -> object:
         action = info.data.get("action")
-        if value is not None and action is not None and action != "plan":
+        wanted = _ACTION_OF[str(info.field_name)]
+        if value is not None and action is not None and action != wanted:
             raise ValueError(
-                f"`fail_on_changes` applies to `action: plan` only, not `action: {action}`"
-            )
-        return value
-
-    @field_validator("plan")
-    @classmethod
-    def _only_for_an_apply(cls, value: str | None, info: ValidationInfo) -> str | None:
-        action = info.data.get("action")
-        if value is not None and action is not None and action != "apply":
-            raise ValueError(
-                f"`plan` (the plan task whose saved plan to apply) goes with `action: apply` "
-                f"only, not `action: {action}`"
+                f"`{info.field_name}` goes with `action: {wanted}` only, not `action: {action}`"
             )
         return value
 
