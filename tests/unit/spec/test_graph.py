@@ -73,8 +73,13 @@ def expected_edges(spec: Spec) -> set[tuple[str, str, str]]:
     return edges
 
 
+def event_of(label: str) -> str:
+    """An edge label's event, without what else sends it (`DESTROY (expiry)`)."""
+    return label.split(" (", maxsplit=1)[0]
+
+
 def named_edges(diagram: MermaidDiagram) -> set[tuple[str, str, str]]:
-    return {(diagram.name(a), diagram.name(b), label) for a, b, label in diagram.edges}
+    return {(diagram.name(a), diagram.name(b), event_of(label)) for a, b, label in diagram.edges}
 
 
 TRICKY = """\
@@ -205,7 +210,9 @@ def parse_dot(text: str) -> tuple[dict[str, dict[str, str]], set[tuple[str, str,
 def test_dot_parses_and_has_every_transition(spec: Spec) -> None:
     nodes, edges = parse_dot(dot(spec))
     assert set(nodes) == {*spec.states, "[*]"}
-    assert edges == {e for e in expected_edges(spec) if e[1] != "[*]"}
+    assert {(a, b, event_of(label)) for a, b, label in edges} == {
+        e for e in expected_edges(spec) if e[1] != "[*]"
+    }
     for name, state in spec.states.items():
         label = nodes[name]["label"].split("\n")
         assert label[0] == name
@@ -227,3 +234,27 @@ def test_tasks_show_in_the_order_they_start() -> None:
         "PROVISION : task app (terraform) after db",
         "PROVISION : task smoke (lambda) after app",
     ]
+
+
+def test_expiry_and_schedules_show_on_states_and_edges() -> None:
+    from tests.unit.spec.test_time_rules import TIMED
+
+    result = lint_text(TIMED, path="timed.yml")
+    assert result.spec is not None
+    diagram = parse_mermaid(mermaid(result.spec))
+    assert diagram.descriptions["INIT"] == [
+        "expires after 3d (at most 7d) with DESTROY",
+        "warned 1d, 1h before",
+        "extended by MARK_ACCESS",
+    ]
+    # The schedule lists RUN, which handles SLEEP; `hourly` reaches every state that
+    # handles MARK_ACCESS (RUN only).
+    assert diagram.descriptions["RUN"] == [
+        "no-op on SLEEP, MARK_ACCESS",
+        "schedule nightly-sleep sends SLEEP at 0 19 * * MON-FRI (Europe/Berlin)",
+        "schedule hourly sends MARK_ACCESS at 0 * * * * (UTC)",
+    ]
+    assert ("RUN", "TEARDOWN", "DESTROY (expiry)") in diagram.edges
+    nodes, edges = parse_dot(dot(result.spec))
+    assert ("RUN", "TEARDOWN", "DESTROY (expiry)") in edges
+    assert "schedule hourly sends MARK_ACCESS" in nodes["RUN"]["label"]

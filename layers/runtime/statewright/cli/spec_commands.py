@@ -131,7 +131,8 @@ def graph(
         GraphFormat, typer.Option("--format", help="Mermaid stateDiagram-v2 or Graphviz DOT.")
     ] = GraphFormat.mermaid,
 ) -> None:
-    """Print the state diagram of a spec, tasks shown on their states."""
+    """Print the state diagram of a spec, tasks shown on their states, with its expiry and
+    schedules."""
     from statewright.spec.graph import render
 
     result = _valid_spec(spec)

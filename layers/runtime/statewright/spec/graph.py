@@ -3,13 +3,16 @@
 Every state shows its tasks (and their executors) in the order they start, a task that
 needs others in the state saying which (``after a, b``); ``no-op`` handlers are listed on
 their state since they change nothing; terminal states lead to the end marker
-(Mermaid) or get a double border (DOT)."""
+(Mermaid) or get a double border (DOT). Time shows too: INIT carries the lifecycle (ttl,
+warnings, the events that extend it), each state a schedule reaches names it, and an
+edge taken by the expire event or a schedule's event says so."""
 
 from __future__ import annotations
 
 import re
 
-from statewright.spec.models import Action, Spec
+from statewright.durations import format_duration
+from statewright.spec.models import Action, Schedule, Spec
 
 # Mermaid's state-diagram lexer is case-insensitive and reads these words as keywords
 # wherever an identifier may start, so a state called NOTE or DEFAULT_ENV cannot be
@@ -46,7 +49,45 @@ def _state_lines(spec: Spec, name: str) -> list[str]:
     ignored = [event for event, actions in state.on.items() if _target(actions) is None]
     if ignored:
         lines.append("no-op on " + ", ".join(ignored))
+    return lines + _time_lines(spec, name)
+
+
+def _time_lines(spec: Spec, name: str) -> list[str]:
+    lines: list[str] = []
+    life = spec.lifecycle
+    if life is not None and name == "INIT":
+        ttl = format_duration(life.ttl)
+        if life.max_ttl != life.ttl:
+            ttl += f" (at most {format_duration(life.max_ttl)})"
+        lines.append(f"expires after {ttl} with {life.expire_event}")
+        if life.warn_before:
+            offsets = ", ".join(format_duration(o) for o in life.warn_before)
+            lines.append(f"warned {offsets} before")
+        if life.extend_on:
+            lines.append("extended by " + ", ".join(life.extend_on))
+    for schedule in _schedules_in(spec, name):
+        lines.append(
+            f"schedule {schedule.name} sends {schedule.event} at {schedule.cron} "
+            f"({schedule.timezone})"
+        )
     return lines
+
+
+def _schedules_in(spec: Spec, state: str) -> list[Schedule]:
+    """The schedules that reach a machine in ``state``."""
+    return [
+        s
+        for s in spec.schedules or []
+        if s.applies_in(state) and spec.handler(state, s.event) is not None
+    ]
+
+
+def _edge_label(spec: Spec, state: str, event: str) -> str:
+    """The event, and what sends it besides a caller: expiry, a schedule."""
+    senders = [f"schedule {s.name}" for s in _schedules_in(spec, state) if s.event == event]
+    if spec.lifecycle is not None and spec.lifecycle.expire_event == event:
+        senders.insert(0, "expiry")
+    return f"{event} ({', '.join(senders)})" if senders else event
 
 
 def _target(actions: list[Action]) -> str | None:
@@ -89,7 +130,8 @@ def mermaid(spec: Spec) -> str:
         for event, actions in state.on.items():
             target = _target(actions)
             if target is not None and target in ids:
-                out.append(f"    {ids[name]} --> {ids[target]} : {event}")
+                label = _MERMAID_UNSAFE.sub(" ", _edge_label(spec, name, event)).strip()
+                out.append(f"    {ids[name]} --> {ids[target]} : {label}")
         if state.terminal:
             out.append(f"    {ids[name]} --> [*]")
     return "\n".join(out) + "\n"
@@ -126,7 +168,7 @@ def dot(spec: Spec) -> str:
             if target is not None and target in spec.states:
                 out.append(
                     f"    {_dot_string(name)} -> {_dot_string(target)} "
-                    f"[label={_dot_string(event)}];"
+                    f"[label={_dot_string(_edge_label(spec, name, event))}];"
                 )
     out.append("}")
     return "\n".join(out) + "\n"
