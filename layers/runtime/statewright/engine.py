@@ -103,6 +103,25 @@ class InternalEvent:
 
 
 @dataclass(frozen=True)
+class ScheduledEvent:
+    """The event of the machine's spec schedule ``schedule`` for its fire at ``fire``
+    (engine time format). It reaches a machine whose state handles the event and is
+    listed by the schedule, once per fire; other machines are skipped, not refused."""
+
+    schedule: str
+    fire: str
+
+    @property
+    def actor(self) -> str:
+        return schedule_actor(self.schedule)
+
+
+def schedule_actor(schedule: str) -> str:
+    """The history source and actor of a schedule's events."""
+    return f"schedule:{schedule}"
+
+
+@dataclass(frozen=True)
 class TaskFinished:
     detail: TaskFinishedDetail
 
@@ -150,7 +169,9 @@ class Reconcile:
     pending_grace_seconds: float = 0.0
 
 
-Input = ExternalEvent | InternalEvent | TaskFinished | TasksStarted | Retry | Reconcile
+Input = (
+    ExternalEvent | InternalEvent | ScheduledEvent | TaskFinished | TasksStarted | Retry | Reconcile
+)
 
 
 # ---- effects ------------------------------------------------------------------------
@@ -670,19 +691,24 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
 def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
     """The decision for ``inp`` on ``machine``. Raises a domain error (StatewrightError)
     for input that is refused; the machine passed in is never modified."""
-    actor = inp.actor if isinstance(inp, ExternalEvent | Retry) else EVENT_SOURCE
+    actor = inp.actor if isinstance(inp, ExternalEvent | Retry | ScheduledEvent) else EVENT_SOURCE
     step = _Step(machine=_working_copy(machine), spec=spec, now=now, actor=actor)
-    if isinstance(inp, ExternalEvent):
-        return _external(step, inp)
-    if isinstance(inp, InternalEvent):
-        return _internal(step, inp)
-    if isinstance(inp, TaskFinished):
-        return _task_finished(step, inp.detail)
-    if isinstance(inp, TasksStarted):
-        return _tasks_started(step, inp)
-    if isinstance(inp, Retry):
-        return _retry(step, inp)
-    return _reconcile(step, inp)
+    match inp:
+        case ExternalEvent():
+            decision = _external(step, inp)
+        case InternalEvent():
+            decision = _internal(step, inp)
+        case TaskFinished():
+            decision = _task_finished(step, inp.detail)
+        case TasksStarted():
+            decision = _tasks_started(step, inp)
+        case Retry():
+            decision = _retry(step, inp)
+        case ScheduledEvent():
+            decision = _scheduled(step, inp)
+        case Reconcile():
+            decision = _reconcile(step, inp)
+    return decision
 
 
 def _external(step: _Step, inp: ExternalEvent) -> Decision:
@@ -713,6 +739,30 @@ def _external(step: _Step, inp: ExternalEvent) -> Decision:
     m.halted = None
     step.record("event", event=event, source=inp.source)
     step.run_actions(actions, event)
+    return step.decision()
+
+
+def _scheduled(step: _Step, inp: ScheduledEvent) -> Decision:
+    spec, m = step.spec, step.machine
+    schedule = spec.schedule(inp.schedule)
+    if schedule is None:
+        return Decision(Outcome.STALE, reason=f"the machine's spec has no schedule {inp.schedule}")
+    if m.schedule_fires.get(inp.schedule, "") >= inp.fire:
+        return Decision(
+            Outcome.DUPLICATE, reason=f"schedule {inp.schedule} fire {inp.fire} already applied"
+        )
+    actions = spec.handler(m.state, schedule.event)
+    if actions is None or not schedule.applies_in(m.state):
+        return Decision(
+            Outcome.STALE,
+            reason=f"schedule {inp.schedule} does not apply in state {m.state}; skipped",
+        )
+    m.schedule_fires[inp.schedule] = inp.fire
+    m.idle_next = 0
+    m.halted = None
+    source = schedule_actor(inp.schedule)
+    step.record("event", event=schedule.event, source=source)
+    step.run_actions(actions, schedule.event)
     return step.decision()
 
 

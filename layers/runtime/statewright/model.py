@@ -146,6 +146,9 @@ class Machine(BaseModel):
     # Internal, by state key (a Terraform source's digest): the run still using that
     # state, so the next one waits. At most one entry per source the spec names.
     state_runs: dict[str, StateRun] = Field(default_factory=dict)
+    # Internal: by spec schedule, the latest fire whose event reached this machine, so a
+    # fire delivered twice is applied once (docs/runtime.md#schedules).
+    schedule_fires: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -168,7 +171,15 @@ class Machine(BaseModel):
     def public(self) -> dict[str, Any]:
         """The Machine JSON of docs/api.md#machine-json."""
         data = self.model_dump(
-            exclude={"published", "applied", "history_seq", "idle_next", "state_runs", "tasks"}
+            exclude={
+                "published",
+                "applied",
+                "history_seq",
+                "idle_next",
+                "state_runs",
+                "schedule_fires",
+                "tasks",
+            }
         )
         data["tasks"] = {name: rec.public() for name, rec in self.tasks.items()}
         return data

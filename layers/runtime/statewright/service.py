@@ -32,6 +32,7 @@ from statewright.engine import (
     Publish,
     Reconcile,
     Retry,
+    ScheduledEvent,
     StartReport,
     StartTask,
     TaskFinished,
@@ -66,6 +67,7 @@ from statewright.model import (
     validate_machine_id,
 )
 from statewright.ports import Bus, Executor, IdempotencyRecord, Store, Write
+from statewright.schedules import ScheduleFire, fan_out_page, fire_time
 from statewright.spec.models import Spec
 
 __all__ = ["MetricsSink", "Outcome", "RecoveryReport", "Service"]
@@ -260,6 +262,22 @@ class Service:
             outcome = Outcome.REFUSED
         self.metrics.count(f"events_{outcome.value}")
         return outcome
+
+    def fan_out_schedule(self, fire: ScheduleFire) -> str | None:
+        """Send one page of a schedule fire to the machines it applies to; the token of
+        the next page, or None when this was the last (docs/runtime.md#schedules). A
+        fire of a schedule the served spec no longer has sends nothing."""
+        spec = self.catalog.get(fire.spec)
+        if spec is None or spec.schedule(fire.schedule) is None:
+            log.warning(
+                "schedule %s of spec %s fired, but no served spec has it; nothing sent",
+                fire.schedule,
+                fire.spec,
+            )
+            return None
+        sent, token = fan_out_page(store=self.store, bus=self.bus, catalog=self.catalog, fire=fire)
+        self.metrics.count("schedule_events", sent)
+        return token
 
     def recover(
         self, *, restart_running: bool = False, pending_grace_seconds: float = 0.0
@@ -534,6 +552,8 @@ class Service:
     # ---- internals: bus ---------------------------------------------------------------
 
     def _bus_machine_event(self, source: str, detail: Mapping[str, Any]) -> Outcome:
+        if "schedule" in detail:
+            return self._bus_scheduled_event(source, detail)
         machine_id = _text(detail, "machine_id", "stackId")
         event = _text(detail, "event", "action")
         spec = detail.get("spec") or detail.get("machine")
@@ -553,6 +573,27 @@ class Service:
         inp = ExternalEvent(event, detail.get("metadata"), source=actor, actor=actor)
         self._send_event(machine_id, inp, spec, None)
         return Outcome.APPLIED
+
+    def _bus_scheduled_event(self, source: str, detail: Mapping[str, Any]) -> Outcome:
+        """One fire of a spec schedule for one machine (statewright.schedules)."""
+        if source != EVENT_SOURCE:
+            raise InvalidRequest(
+                f"a schedule's Machine Event from source {source!r} refused: only "
+                f"{EVENT_SOURCE} sends those"
+            )
+        machine_id = _text(detail, "machine_id")
+        validate_machine_id(machine_id)
+        schedule = _text(detail, "schedule")
+        try:
+            fire = fire_time(_text(detail, "fire"))
+        except ValueError as exc:
+            raise InvalidRequest(f"detail.fire: {exc}") from exc
+        try:
+            applied = self._apply(machine_id, ScheduledEvent(schedule, fire))
+        except MachineNotFound:
+            # Deleted since its page was listed: nothing left to reach.
+            return Outcome.STALE
+        return applied.decision.outcome
 
     def _bus_task_finished(self, source: str, detail: Mapping[str, Any]) -> Outcome:
         if source != EVENT_SOURCE:
@@ -673,10 +714,11 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _text(detail: Mapping[str, Any], key: str, alias: str) -> str:
-    value = detail.get(key, detail.get(alias))
+def _text(detail: Mapping[str, Any], key: str, alias: str | None = None) -> str:
+    value = detail.get(key, detail.get(alias) if alias else None)
     if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"detail.{key} (or {alias}) must be a non-empty string")
+        named = f"detail.{key} (or {alias})" if alias else f"detail.{key}"
+        raise InvalidRequest(f"{named} must be a non-empty string")
     return value
 
 

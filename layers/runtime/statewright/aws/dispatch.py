@@ -11,6 +11,8 @@ should do with it.
 - CodeBuild's ``Build State Change`` (source ``aws.codebuild``) becomes the ``Task
   Finished`` of the attempt the build was started for, unless the buildspec's own report
   got there first; a SUCCEEDED build's outputs are read from where the build stored them.
+- EventBridge Scheduler's fire of a spec schedule (``{"statewright_schedule": ...}``)
+  fans out to the spec's machines in pages (statewright.aws.schedule_fanout).
 - The task runner's on-failure destination (``Lambda Function Invocation Result -
   Failure``, source ``lambda``) fails the attempt it was running.
 
@@ -28,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from statewright.aws import codebuild_executor as cb
+from statewright.aws import schedule_fanout
 from statewright.aws.observability import METRICS, logger, run
 from statewright.aws.wiring import Runtime, runtime
 from statewright.errors import InvalidRequest, MachineNotFound
@@ -64,6 +67,11 @@ def _dispatch(event: Any, context: Any, *, handler_dir: Path | None) -> Any:
         return rt.api.resolve(dict(event), context)
     if isinstance(event, Mapping) and "detail-type" in event and "source" in event:
         return {"outcome": route_bus_event(rt, event)}
+    if schedule_fanout.is_schedule_fire(event):
+        outcome = schedule_fanout.fan_out(
+            rt.service, event, context, lambda_client=rt.lambda_client
+        )
+        return {"outcome": outcome}
     logger.error("not an API Gateway or EventBridge event; dropped", extra={"keys": _keys(event)})
     METRICS.count("events_ignored")
     return {"outcome": IGNORED}

@@ -23,6 +23,7 @@ from statewright.spec.models import Spec
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
 
     from statewright.aws.settings import Settings
@@ -78,6 +79,7 @@ class Runtime:
     codebuild: CodeBuildClient
     session: boto3.session.Session
     _s3: S3Client | None = field(default=None, repr=False)
+    _lambda: LambdaClient | None = field(default=None, repr=False)
     _api: Any = field(default=None, repr=False)
 
     @property
@@ -85,6 +87,13 @@ class Runtime:
         if self._s3 is None:
             self._s3 = _lazy(self.session, "s3")
         return self._s3
+
+    @property
+    def lambda_client(self) -> LambdaClient:
+        """For the dispatcher's own follow-up invocations (a schedule's fan-out)."""
+        if self._lambda is None:
+            self._lambda = _lazy(self.session, "lambda")
+        return self._lambda
 
     @property
     def api(self) -> Any:
