@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -15,7 +16,7 @@ from infra.function import StatewrightFunction, removal_policy
 from infra.grants import grant_service_access
 from infra.paths import SourcePaths
 from infra.queues import dead_letter_queue
-from infra.settings import EnvironmentSettings, SettingsError
+from infra.settings import EnvironmentSettings, SettingsError, function_name
 from infra.table import StateTable
 from infra.task_runner import TaskRunner
 from infra.terraform_runner import TerraformRunner
@@ -134,4 +135,21 @@ class Dispatcher(Construct):
             bus=bus,
             task_runner=task_runner,
             terraform=terraform,
+        )
+        # A schedule's fan-out continues in an asynchronous invocation of the dispatcher
+        # itself (statewright/aws/schedule_fanout.py). The ARN is built from the fixed
+        # name: the function's own ARN attribute would make its role depend on it.
+        self.dispatcher.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ContinueScheduleFanOut",
+                actions=["lambda:InvokeFunction"],
+                resources=[
+                    cdk.Stack.of(self).format_arn(
+                        service="lambda",
+                        resource="function",
+                        resource_name=function_name(env_name, "dispatcher"),
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
         )

@@ -93,9 +93,25 @@ def test_only_the_task_runner_invokes_task_functions_and_only_by_prefix(
         ]
     }
     runner_id, _ = synth.one("AWS::Lambda::Function", "TasksRunner")
-    for role in ("DispatchDispatcherRole", "ReconcileReconcilerRole"):
+    itself = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":lambda:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":function:statewright-{synth.env}-dispatcher",
+            ],
+        ]
+    }
+    # The dispatcher also invokes itself: a schedule's fan-out continues that way.
+    for role, also in (("DispatchDispatcherRole", [itself]), ("ReconcileReconcilerRole", [])):
         invoke = _statements_with(_role_statements(synth, role), "lambda:InvokeFunction")
-        assert [s["Resource"] for s in invoke] == [{"Fn::GetAtt": [runner_id, "Arn"]}], role
+        resources = [s["Resource"] for s in invoke]
+        assert resources == [{"Fn::GetAtt": [runner_id, "Arn"]}, *also], role
     assert not _statements_with(_role_statements(synth, "TerraformRole"), "lambda:InvokeFunction")
 
 
