@@ -73,40 +73,32 @@ def test_managed_policies_only_where_configured_or_required(synth: Synthesized) 
             assert managed == [], (logical_id, managed)
 
 
+def _function_arn(name: str) -> dict[str, Any]:
+    """A function ARN the template builds from a name (CDK's format_arn)."""
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":lambda:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":function:{name}",
+            ],
+        ]
+    }
+
+
 def test_only_the_task_runner_invokes_task_functions_and_only_by_prefix(
     synth: Synthesized,
 ) -> None:
     runner = _statements_with(_role_statements(synth, "TasksRunnerRole"), "lambda:InvokeFunction")
     assert len(runner) == 1
-    assert runner[0]["Resource"] == {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":lambda:",
-                {"Ref": "AWS::Region"},
-                ":",
-                {"Ref": "AWS::AccountId"},
-                f":function:{synth.settings.task_function_prefix}*",
-            ],
-        ]
-    }
+    assert runner[0]["Resource"] == _function_arn(f"{synth.settings.task_function_prefix}*")
     runner_id, _ = synth.one("AWS::Lambda::Function", "TasksRunner")
-    itself = {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":lambda:",
-                {"Ref": "AWS::Region"},
-                ":",
-                {"Ref": "AWS::AccountId"},
-                f":function:statewright-{synth.env}-dispatcher",
-            ],
-        ]
-    }
+    itself = _function_arn(f"statewright-{synth.env}-dispatcher")
     # The dispatcher also invokes itself: a schedule's fan-out continues that way.
     for role, also in (("DispatchDispatcherRole", [itself]), ("ReconcileReconcilerRole", [])):
         invoke = _statements_with(_role_statements(synth, role), "lambda:InvokeFunction")
