@@ -80,6 +80,15 @@ def grant_service_access(
     )
     role.add_to_principal_policy(
         iam.PolicyStatement(
+            # The lock a stopped build left, deleted by the next run on its state only
+            # when it is that build's (statewright/aws/terraform_locks.py).
+            sid="ReleaseStoppedBuildsLocks",
+            actions=["s3:DeleteObject"],
+            resources=[terraform.lock_objects_arn],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
             # Without it S3 answers a missing outputs object with 403 instead of
             # NoSuchKey, and the dispatcher could not tell "not stored yet" from a fault.
             sid="TellMissingOutputsApart",
@@ -93,6 +102,13 @@ def grant_service_access(
         "A build's `terraform output -json` is stored beside its state under "
         "<env>/<machine>/..., named at run time; reading is limited to this environment's "
         "prefix of the control plane's own state bucket.",
+    )
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::{finding_resource(role, terraform.lock_objects_arn)}]",
+        "Terraform's lock objects are <env>/<machine>/<source-digest>.tfstate.tflock, named "
+        "at run time; deleting is limited to those objects of the control plane's own state "
+        "bucket, and the code deletes one only when a stopped build of its own holds it.",
     )
     acknowledge(
         role,

@@ -35,6 +35,11 @@ class SourcePaths:
         return self.layer / "statewright"
 
     @property
+    def plan_module(self) -> Path:
+        """The plan summary, shipped to the Terraform builds as it is (stdlib only)."""
+        return self.package / "executors" / "terraform_plan.py"
+
+    @property
     def layer_cache(self) -> Path:
         return self.layer / "build"
 

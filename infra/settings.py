@@ -38,13 +38,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TerraformSettings(_Strict):
-    """The Terraform binary the CodeBuild project downloads and verifies."""
+# The first release of each distribution whose S3 backend has use_lockfile (the lock
+# object beside the state that Statewright's builds use).
+LOCKFILE_SINCE = {"terraform": (1, 10, 0), "opentofu": (1, 10, 0)}
+DISTRIBUTIONS = tuple(LOCKFILE_SINCE)
 
+
+class TerraformSettings(_Strict):
+    """The Terraform (or OpenTofu) binary the CodeBuild project downloads and verifies."""
+
+    # Which CLI: HashiCorp's terraform, or OpenTofu's tofu.
+    distribution: str = "terraform"
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
-    # SHA-256 of terraform_<version>_linux_amd64.zip from releases.hashicorp.com.
+    # SHA-256 of the release zip for linux_amd64: terraform_<version>_linux_amd64.zip
+    # (releases.hashicorp.com) or tofu_<version>_linux_amd64.zip (OpenTofu's GitHub
+    # releases).
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     compute_type: Literal["SMALL", "MEDIUM", "LARGE"] = "SMALL"
+
+    @field_validator("distribution")
+    @classmethod
+    def _known_distribution(cls, distribution: str) -> str:
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"distribution {distribution!r} is not accepted: use one of "
+                f"{', '.join(DISTRIBUTIONS)} (OpenTofu's CLI is tofu; its S3 backend "
+                "keeps the same state and lock objects)"
+            )
+        return distribution
+
+    @model_validator(mode="after")
+    def _has_lockfile(self) -> TerraformSettings:
+        since = LOCKFILE_SINCE[self.distribution]
+        if tuple(int(part) for part in self.version.split(".")) < since:
+            oldest = ".".join(str(part) for part in since)
+            raise ValueError(
+                f"{self.distribution} {self.version} is too old: accepted are {oldest} and "
+                "later, whose S3 backend has use_lockfile (the lock every build takes)"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

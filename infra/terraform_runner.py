@@ -1,6 +1,7 @@
-"""Terraform tasks run in CodeBuild: a project (not privileged, pinned Terraform with its
-checksum), the state bucket (versioned, encrypted, private, TLS-only) and the zipped
-``specs/`` asset that ``local`` Terraform sources are read from."""
+"""Terraform tasks run in CodeBuild: a project (not privileged, pinned Terraform or
+OpenTofu with its checksum), the state bucket (versioned, encrypted, private, TLS-only),
+the zipped ``specs/`` asset that ``local`` Terraform sources are read from, and the plan
+summary module the builds import."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from constructs import Construct
 from infra.bus import ControlBus
 from infra.function import log_group, removal_policy
 from infra.nag import acknowledge, finding_resource
-from infra.paths import MissingSourceError, SourcePaths
+from infra.paths import MissingSourceError, SourcePaths, require_file
 from infra.settings import EnvironmentSettings
 
 STATE_LOG_PREFIX = "access-logs/"
@@ -88,6 +89,10 @@ class TerraformRunner(Construct):
             removal_policy=policy,
         )
         self.specs_asset = s3_assets.Asset(self, "SpecsAsset", path=str(paths.specs))
+        # The same file computes a plan's summary locally and in the builds.
+        self.plan_module = s3_assets.Asset(
+            self, "PlanSummaryModule", path=str(require_file(paths.plan_module, "the plan summary"))
+        )
 
         self.log_group = log_group(self, "Logs", settings)
         self.project_name = f"statewright-{env_name}-terraform"
@@ -124,7 +129,7 @@ class TerraformRunner(Construct):
             self,
             "Project",
             project_name=self.project_name,
-            description=f"Statewright {env_name}: runs one Terraform apply/destroy per build",
+            description=f"Statewright {env_name}: one Terraform plan, apply or destroy per build",
             build_spec=codebuild.BuildSpec.from_object_to_yaml(load_buildspec(paths)),
             environment=codebuild.BuildEnvironment(
                 build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
@@ -134,12 +139,14 @@ class TerraformRunner(Construct):
             environment_variables={
                 name: codebuild.BuildEnvironmentVariable(value=value)
                 for name, value in {
+                    "TF_DISTRIBUTION": settings.terraform.distribution,
                     "TF_VERSION": settings.terraform.version,
                     "TF_SHA256": settings.terraform.sha256,
                     "STATEWRIGHT_STATE_BUCKET": self.state_bucket.bucket_name,
                     "STATEWRIGHT_BUS": bus.bus_name,
                     "STATEWRIGHT_ENV": env_name,
                     "STATEWRIGHT_SPECS_ASSET": self.specs_asset.s3_object_url,
+                    "STATEWRIGHT_PLAN_MODULE": self.plan_module.s3_object_url,
                 }.items()
             },
             # No project timeout: every build is started with its task's own timeout.
@@ -177,8 +184,8 @@ class TerraformRunner(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadWriteThisEnvironmentsState",
-                # Terraform's S3 backend: state, its lock file (use_lockfile) and the
-                # outputs the buildspec stores beside the state.
+                # Terraform's S3 backend: state, its lock file (use_lockfile); beside
+                # them what the buildspec keeps: outputs, saved plans, the run record.
                 actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                 resources=[self.state_objects_arn],
             )
@@ -187,7 +194,10 @@ class TerraformRunner(Construct):
             iam.PolicyStatement(
                 sid="ReadSpecsAsset",
                 actions=["s3:GetObject"],
-                resources=[self.specs_asset.bucket.arn_for_objects(self.specs_asset.s3_object_key)],
+                resources=[
+                    asset.bucket.arn_for_objects(asset.s3_object_key)
+                    for asset in (self.specs_asset, self.plan_module)
+                ],
             )
         )
         bus.grant_put(role)
@@ -253,6 +263,13 @@ class TerraformRunner(Construct):
     @property
     def state_objects_arn(self) -> str:
         return self.state_bucket.arn_for_objects(f"{self.env_name}/*")
+
+    @property
+    def lock_objects_arn(self) -> str:
+        """``<env>/<machine>/<source-digest>.tfstate.tflock``: Terraform's lock objects,
+        which the control plane deletes when a stopped build left one
+        (statewright/aws/terraform_locks.py)."""
+        return self.state_bucket.arn_for_objects(f"{self.env_name}/*.tflock")
 
     @property
     def variables_objects_arn(self) -> str:

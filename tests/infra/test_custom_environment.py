@@ -21,8 +21,10 @@ STAGING = {
     "region": "eu-west-1",
     "task_function_prefix": "acme-staging-",
     "terraform": {
-        "version": "1.11.4",
-        "sha256": "1ce994251c00281d6845f0f268637ba50c0005657eb3cf096b92f753b42ef4dc",
+        "distribution": "opentofu",
+        "version": "1.10.6",
+        # Made up: a synth downloads nothing (the build checks it against the zip).
+        "sha256": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         "compute_type": "LARGE",
     },
     "terraform_managed_policy_arns": ["arn:aws:iam::aws:policy/AmazonSQSFullAccess"],
@@ -88,6 +90,21 @@ def test_settings_reach_the_template(staging: tuple[dict[str, Any], Path]) -> No
     template.has_resource_properties(
         "AWS::CodeBuild::Project",
         {"Environment": assertions.Match.object_like({"ComputeType": "BUILD_GENERAL1_LARGE"})},
+    )
+    template.has_resource_properties(
+        "AWS::CodeBuild::Project",
+        {
+            "Environment": assertions.Match.object_like(
+                {
+                    "EnvironmentVariables": assertions.Match.array_with(
+                        [
+                            {"Name": "TF_DISTRIBUTION", "Type": "PLAINTEXT", "Value": "opentofu"},
+                            {"Name": "TF_VERSION", "Type": "PLAINTEXT", "Value": "1.10.6"},
+                        ]
+                    )
+                }
+            )
+        },
     )
     template.has_resource_properties(
         "AWS::IAM::Role",

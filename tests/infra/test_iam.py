@@ -142,6 +142,13 @@ def test_service_roles_reach_only_their_own_resources(synth: Synthesized) -> Non
         assert variables["Resource"] == {
             "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{synth.env}/*.inputs/*"]]
         }
+        # Deletes only Terraform's lock objects (a lock a stopped build left), never a
+        # state, a plan or outputs.
+        (locks,) = _statements_with(statements, "s3:DeleteObject")
+        assert locks["Action"] == "s3:DeleteObject"
+        assert locks["Resource"] == {
+            "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{synth.env}/*.tflock"]]
+        }
 
 
 def test_terraform_runner_role_is_scoped_to_state_specs_bus_logs_and_configuration(
@@ -156,6 +163,8 @@ def test_terraform_runner_role_is_scoped_to_state_specs_bus_logs_and_configurati
     assert by_sid["ListStateBucket"]["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
     specs = json.dumps(by_sid["ReadSpecsAsset"]["Resource"])
     assert "cdk-hnb659fds-assets" in specs and ".zip" in specs
+    # ... and the plan summary module, one file: the two assets, nothing else.
+    assert ".py" in specs and len(by_sid["ReadSpecsAsset"]["Resource"]) == 2
     log_group_id, _ = synth.one("AWS::Logs::LogGroup", "TerraformLogs")
     assert by_sid["LogToOwnLogGroup"]["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
     # Nothing CDK would have added on its own (report groups, default log groups).

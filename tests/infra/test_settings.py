@@ -100,6 +100,32 @@ def test_terraform_pin_is_the_published_release_checksum() -> None:
             r"its task's timeout_seconds",
         ),
         (
+            _with(
+                "dev",
+                terraform={**_environments()["dev"]["terraform"], "distribution": "tofu"},
+            ),
+            "dev",
+            r"terraform.distribution: .*'tofu' is not accepted: use one of terraform, opentofu",
+        ),
+        (
+            _with("dev", terraform={**_environments()["dev"]["terraform"], "version": "1.9.8"}),
+            "dev",
+            r"terraform: .*terraform 1.9.8 is too old: accepted are 1.10.0 and later, whose S3 "
+            r"backend has use_lockfile",
+        ),
+        (
+            _with(
+                "dev",
+                terraform={
+                    **_environments()["dev"]["terraform"],
+                    "distribution": "opentofu",
+                    "version": "1.9.1",
+                },
+            ),
+            "dev",
+            r"opentofu 1.9.1 is too old: accepted are 1.10.0 and later",
+        ),
+        (
             _with("dev", terraform_module_buckets=["Modules_Bucket"]),
             "dev",
             r"terraform_module_buckets\.0: String should match pattern",

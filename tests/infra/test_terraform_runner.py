@@ -4,6 +4,7 @@ Terraform, the state bucket locked down, the specs asset for `local` sources."""
 from __future__ import annotations
 
 import filecmp
+import json
 import re
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import yaml
 from infra.paths import REPO_ROOT, MissingSourceError, SourcePaths
 from infra.terraform_runner import BuildspecError, load_buildspec
 from tests.infra.conftest import Synthesized
+
+PLAN_MODULE = "layers/runtime/statewright/executors/terraform_plan.py"
 
 
 def test_project_runs_the_repository_buildspec_unprivileged(synth: Synthesized) -> None:
@@ -39,6 +42,7 @@ def test_project_environment_pins_terraform_and_names_the_control_plane(
         v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]
     }
     bucket_id, _ = synth.one("AWS::S3::Bucket", "TerraformStateBucket")
+    assert env["TF_DISTRIBUTION"] == synth.settings.terraform.distribution == "terraform"
     assert env["TF_VERSION"] == synth.settings.terraform.version
     assert re.fullmatch(r"[0-9a-f]{64}", env["TF_SHA256"])
     assert env["TF_SHA256"] == synth.settings.terraform.sha256
@@ -55,6 +59,16 @@ def test_project_environment_pins_terraform_and_names_the_control_plane(
     comparison = filecmp.dircmp(specs, REPO_ROOT / "specs")
     assert not comparison.left_only and not comparison.right_only
     assert not comparison.diff_files
+    # The builds summarise plans with the very file the local mode imports.
+    module = env["STATEWRIGHT_PLAN_MODULE"]["Fn::Sub"]
+    match = re.fullmatch(
+        r"s3://cdk-hnb659fds-assets-\$\{AWS::AccountId\}-\$\{AWS::Region\}/(\w+\.py)", module
+    )
+    assert match, module
+    manifest = json.loads((synth.outdir / f"statewright-{synth.env}.assets.json").read_text())
+    source = manifest["files"][match.group(1).removesuffix(".py")]["source"]
+    assert source["packaging"] == "file"
+    assert filecmp.cmp(synth.outdir / source["path"], REPO_ROOT / PLAN_MODULE, shallow=False)
 
 
 def test_state_bucket_is_versioned_encrypted_private_and_tls_only(synth: Synthesized) -> None:

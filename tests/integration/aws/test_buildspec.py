@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -59,26 +61,37 @@ def shell_commands(document: dict[str, Any]) -> list[str]:
     return [c for c in commands(document) if "<<'PY'" not in c]
 
 
-def test_terraform_is_pinned_and_its_checksum_verified_before_use() -> None:
+def test_the_binary_is_pinned_and_its_checksum_verified_before_use() -> None:
     install = "\n".join(load()["phases"]["install"]["commands"])
-    assert "terraform_${TF_VERSION}_linux_" in install
+    # Terraform from HashiCorp, OpenTofu from its GitHub releases; nothing else.
+    assert (
+        "releases.hashicorp.com/terraform/${TF_VERSION}/terraform_${TF_VERSION}_linux_" in install
+    )
+    assert (
+        "github.com/opentofu/opentofu/releases/download/v${TF_VERSION}/"
+        "tofu_${TF_VERSION}_linux_" in install
+    )
+    assert "TF_DISTRIBUTION must be terraform or opentofu" in install
     assert re.search(r'echo "\$\{TF_SHA256\}  /tmp/terraform\.zip" \| sha256sum -c -', install)
     assert install.index("sha256sum -c") < install.index("unzip")
+    assert install.index("unzip") < install.index('"$TF_BIN" version')
 
 
-def test_terraform_runs_without_prompts_with_a_lock_timeout_and_stores_outputs() -> None:
-    build = "\n".join(load()["phases"]["build"]["commands"])
-    assert "init -input=false" in build
-    for action in ("apply", "destroy"):
-        assert re.search(
-            rf"{action} -auto-approve -input=false -no-color -lock-timeout=\"\$TF_LOCK_TIMEOUT\"",
-            build,
-        )
+def test_terraform_runs_from_the_helper_without_prompts_with_a_lock_timeout() -> None:
+    build = load()["phases"]["build"]["commands"]
+    assert build == ['python3 "$SW_HELPER" run', 'python3 "$SW_HELPER" store-outputs']
+    source = helper_source(load())
+    assert '"init", "-input=false"' in source
+    assert 'terraform(action, "-auto-approve", "-input=false", "-no-color", lock_timeout())' in (
+        source
+    )
+    assert 'terraform("plan", "-input=false", "-no-color", lock_timeout(), f"-out={PLAN}")' in (
+        source
+    )
+    assert 'terraform("apply", "-input=false", "-no-color", lock_timeout(), str(PLAN))' in source
     # The helper runs `terraform output -json` itself: sensitive values never reach a
     # file or the build's log.
-    assert "output -json" not in build
-    assert build.index("apply -auto-approve") < build.index("store-outputs")
-    assert '"output", "-json"' in helper_source(load())
+    assert '"output", "-json"' in source
 
 
 def test_no_user_value_is_on_a_command_line() -> None:
@@ -396,3 +409,194 @@ def test_the_build_waits_until_the_attempt_may_begin(helper: dict[str, Any]) -> 
     at = soon.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert run(helper, "wait", STATEWRIGHT_NOT_BEFORE=at).returncode == 0
     assert datetime.now(UTC) >= soon  # it slept until then (a lower bound, not a timing)
+
+
+# ---- runs: plans, saved plans, Terraform's own messages, OpenTofu --------------------
+
+PLAN_MODULE = BUILDSPEC.parents[2] / "layers/runtime/statewright/executors/terraform_plan.py"
+PLAN_KEY = "dev/pr-1/abc.plans/check/3-1.tfplan"
+RUN_KEY = "dev/pr-1/abc.run.json"
+SIZED_MODULE = (
+    'variable "size" {}\n'
+    'output "size" { value = var.size }\n'
+    f'output "password" {{\n  value = "{SECRET}"\n  sensitive = true\n}}\n'
+)
+
+
+def module(helper: dict[str, Any], main_tf: str, **variables: Any) -> Path:
+    """The working directory as `prepare` leaves it (local state: no S3 backend here)."""
+    work = Path(helper["env"]["SW_WORK"])
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "main.tf").write_text(main_tf)
+    (work / "statewright.auto.tfvars.json").write_text(json.dumps(variables))
+    return work
+
+
+def run_terraform(
+    helper: dict[str, Any], step: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """A helper step with the real Terraform on PATH and the plan module in the bucket."""
+    put_s3(helper, "assets", "terraform_plan.py", PLAN_MODULE.read_text())
+    env = {
+        "PATH": f"{helper['env']['PATH']}{os.pathsep}{TERRAFORM.parent}",
+        "CHECKPOINT_DISABLE": "1",
+        "TF_IN_AUTOMATION": "1",
+        cb.RUN_KEY: RUN_KEY,
+        "STATEWRIGHT_PLAN_MODULE": "s3://assets/terraform_plan.py",
+    }
+    return run(helper, step, **{**env, **extra})
+
+
+def in_bucket(helper: dict[str, Any], key: str) -> Path:
+    return Path(helper["root"]) / "s3" / "state-bucket" / key
+
+
+def reported(helper: dict[str, Any], **extra: str) -> dict[str, Any]:
+    assert run(helper, "report", **extra).returncode == 0
+    state = Path(helper["env"]["SW_STATE_DIR"])
+    detail: dict[str, Any] = json.loads(
+        json.loads((state / "report.json").read_text())[0]["Detail"]
+    )
+    return detail
+
+
+@pytest.mark.terraform
+def test_a_plan_is_kept_beside_the_state_and_its_summary_is_the_output(
+    helper: dict[str, Any],
+) -> None:
+    module(helper, SIZED_MODULE, size=1)
+    plan = {cb.ACTION: "plan", "STATEWRIGHT_PLAN_KEY": PLAN_KEY}
+    done = run_terraform(helper, "run", **plan)
+    assert done.returncode == 0, done.stderr
+    assert zipfile.is_zipfile(in_bucket(helper, PLAN_KEY))  # Terraform's saved plan
+    stored = run_terraform(helper, "store-outputs", **plan)
+    assert stored.returncode == 0, stored.stderr
+    summary = {"changes": True, "add": 0, "change": 0, "destroy": 0, "resources": []}
+    outputs = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
+    assert outputs == {"outputs": summary, "redacted_outputs": []}
+    detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="1", **plan)
+    assert detail["status"] == "succeeded" and detail["output"] == summary
+    # The build said who it is before Terraform could take the state's lock.
+    record = json.loads(in_bucket(helper, RUN_KEY).read_text())
+    assert record["build_id"] == "tf:1234"
+    assert record["who"] == f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
+    assert datetime.fromisoformat(record["started"]) <= datetime.now(UTC)
+    # The plan holds the sensitive value (as the state does); nothing else written does.
+    state = Path(helper["env"]["SW_STATE_DIR"])
+    written = [p for p in state.rglob("*") if p.is_file() and state / "work" not in p.parents]
+    for file in [*written, in_bucket(helper, "dev/pr-1/abc.outputs.json")]:
+        assert SECRET not in file.read_text(errors="replace"), file
+    for step in (done, stored):
+        assert SECRET not in step.stdout + step.stderr
+
+
+@pytest.mark.terraform
+def test_fail_on_changes_fails_the_task_with_drift_detected_and_keeps_no_plan(
+    helper: dict[str, Any],
+) -> None:
+    module(helper, SIZED_MODULE, size=1)
+    drift = {
+        cb.ACTION: "plan",
+        "STATEWRIGHT_PLAN_KEY": PLAN_KEY,
+        "STATEWRIGHT_FAIL_ON_CHANGES": "true",
+    }
+    done = run_terraform(helper, "run", **drift)
+    # The build did what it was asked; the task fails.
+    assert done.returncode == 0, done.stderr
+    assert "fail_on_changes" in done.stdout
+    assert not in_bucket(helper, PLAN_KEY).exists()
+    assert run_terraform(helper, "store-outputs", **drift).returncode == 0
+    stored = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
+    detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="1", **drift)
+    for result in (stored, detail):
+        assert result["error_type"] == "DriftDetected"
+        assert result["error"] == (
+            "the plan has changes (0 to add, 0 to change, 0 to destroy; outputs change), and "
+            "the task says fail_on_changes: the environment drifted from its configuration"
+        )
+    assert detail["status"] == "failed" and detail["output"]["changes"] is True
+    # Once applied, the same check finds nothing and succeeds.
+    assert run_terraform(helper, "run", **{cb.ACTION: "apply"}).returncode == 0
+    assert run_terraform(helper, "run", **drift).returncode == 0
+    assert run_terraform(helper, "store-outputs", **drift).returncode == 0
+    detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="1", **drift)
+    assert detail["status"] == "succeeded" and detail["output"]["changes"] is False
+    assert in_bucket(helper, PLAN_KEY).exists()
+
+
+@pytest.mark.terraform
+def test_apply_applies_exactly_the_saved_plan_and_a_stale_one_fails_with_terraforms_reason(
+    helper: dict[str, Any],
+) -> None:
+    work = module(helper, SIZED_MODULE, size=1)
+    assert run_terraform(helper, "run", **{cb.ACTION: "apply"}).returncode == 0
+    (work / "statewright.auto.tfvars.json").write_text(json.dumps({"size": 2}))
+    first, second = "dev/pr-1/abc.plans/plan/4-1.tfplan", "dev/pr-1/abc.plans/plan/5-1.tfplan"
+    for key in (first, second):
+        planned = run_terraform(helper, "run", **{cb.ACTION: "plan", "STATEWRIGHT_PLAN_KEY": key})
+        assert planned.returncode == 0, planned.stderr
+    # What the apply's own variables say does not matter: the plan is applied.
+    (work / "statewright.auto.tfvars.json").write_text(json.dumps({"size": 3}))
+    apply = {cb.ACTION: "apply", "STATEWRIGHT_PLAN_KEY": first}
+    done = run_terraform(helper, "run", **apply)
+    assert done.returncode == 0, done.stderr
+    assert run_terraform(helper, "store-outputs", **apply).returncode == 0
+    outputs = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
+    assert outputs == {"outputs": {"size": 2}, "redacted_outputs": ["password"]}
+    # The second plan was made before the first was applied: Terraform refuses it.
+    stale = run_terraform(helper, "run", **{**apply, "STATEWRIGHT_PLAN_KEY": second})
+    assert stale.returncode != 0
+    detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="0", **apply)
+    assert detail["status"] == "failed"
+    assert detail["error"].startswith("terraform apply failed in CodeBuild build tf:1234: ")
+    assert (
+        "terraform apply failed: Error: Saved plan is stale The given plan file can no"
+        in (detail["error"])
+    )
+
+
+@pytest.mark.terraform
+def test_a_missing_saved_plan_and_a_broken_module_fail_with_a_reason(
+    helper: dict[str, Any],
+) -> None:
+    module(helper, SIZED_MODULE, size=1)
+    gone = run_terraform(helper, "run", **{cb.ACTION: "apply", "STATEWRIGHT_PLAN_KEY": PLAN_KEY})
+    assert gone.returncode != 0
+    detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="0")
+    assert "the saved plan to apply is not in the state bucket" in detail["error"]
+    module(helper, 'output "x" {\n  value = \n}\n')
+    broken = run_terraform(helper, "run", **{cb.ACTION: "apply"})
+    assert broken.returncode != 0
+    detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="0")
+    assert "terraform init failed: Error:" in detail["error"]
+    assert "the saved plan" not in detail["error"]
+
+
+FAKE_TOFU = """#!{python}
+import json, os, sys
+with open(os.environ["FAKE_TOFU_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if "output" in sys.argv:
+    sys.stdout.write('{"url": {"sensitive": false, "type": "string", "value": "https://x"}}')
+"""
+
+
+def test_opentofu_builds_run_tofu(helper: dict[str, Any]) -> None:
+    tofu = helper["root"] / "bin" / "tofu"
+    tofu.write_text(FAKE_TOFU.replace("{python}", sys.executable))
+    tofu.chmod(tofu.stat().st_mode | stat.S_IEXEC)
+    log = helper["root"] / "tofu.log"
+    extra = {
+        "TF_DISTRIBUTION": "opentofu",
+        "FAKE_TOFU_LOG": str(log),
+        cb.ACTION: "destroy",
+        cb.RUN_KEY: RUN_KEY,
+    }
+    Path(helper["env"]["SW_WORK"]).mkdir(parents=True)
+    for step in ("run", "store-outputs"):
+        done = run(helper, step, **extra)
+        assert done.returncode == 0, done.stderr
+    calls = [json.loads(line)[1:2] for line in log.read_text().splitlines()]
+    assert calls == [["init"], ["destroy"], ["output"]]
+    stored = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
+    assert stored == {"outputs": {"url": "https://x"}, "redacted_outputs": []}

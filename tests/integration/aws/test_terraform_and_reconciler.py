@@ -297,3 +297,31 @@ def test_stored_outputs_over_the_limit_fail_the_apply_with_output_too_large(
         None,
     )
     assert "32 KiB" in record["error"]
+
+
+def test_a_build_that_stored_why_its_task_fails_fails_it_by_either_signal(
+    env_spec: Deployment,
+) -> None:
+    """A drift check's build ends SUCCEEDED (Terraform planned fine) but stores that the
+    task fails (DriftDetected): the Build State Change says what its report says."""
+    dep = env_spec
+    dep.api("POST", "/machines", {"spec": "env", "id": "e-9"})
+    dep.api("POST", "/machines/e-9/events", {"event": "LAUNCH"})
+    [build] = dep.builds
+    summary = {"changes": True, "add": 1, "change": 0, "destroy": 0, "resources": []}
+    why = (
+        "the plan has changes (1 to add, 0 to change, 0 to destroy), and the task says "
+        "fail_on_changes: the environment drifted from its configuration"
+    )
+    stored = {
+        "outputs": summary,
+        "redacted_outputs": [],
+        "error": why,
+        "error_type": "DriftDetected",
+    }
+    store_outputs(build.variables["STATEWRIGHT_OUTPUTS_KEY"], stored)
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"
+    record = dep.get("e-9")[1]["tasks"]["network"]
+    assert record["status"] == "failed"
+    assert (record["error_type"], record["error"]) == ("DriftDetected", why)
+    assert record["output"] == summary

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import posixpath
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from statewright.aws.terraform_locks import release_stopped_builds_lock
 from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.terraform_run import state_name, terraform_variables
 from statewright.report_tokens import ReportedAttempt, report_token
@@ -33,8 +35,10 @@ if TYPE_CHECKING:
     from mypy_boto3_codebuild.type_defs import EnvironmentVariableTypeDef
     from mypy_boto3_s3 import S3Client
 
-    from statewright.executors.builtin import LocalSource
+    from statewright.executors.builtin import LocalSource, TerraformConfig
     from statewright.model import TaskInvocation
+
+log = logging.getLogger(__name__)
 
 # Per-build variables (the buildspec and the dispatcher read these names).
 MACHINE_ID = "STATEWRIGHT_MACHINE_ID"
@@ -49,6 +53,9 @@ SOURCE_LOCATION = "STATEWRIGHT_SOURCE_LOCATION"
 STATE_KEY = "STATEWRIGHT_STATE_KEY"
 OUTPUTS_KEY = "STATEWRIGHT_OUTPUTS_KEY"
 VARIABLES_KEY = "STATEWRIGHT_VARIABLES_KEY"
+# Where the build says who it is before Terraform may take the state's lock
+# (statewright.aws.terraform_locks).
+RUN_KEY = "STATEWRIGHT_RUN_KEY"
 BUS = "STATEWRIGHT_BUS"
 NOT_BEFORE = "STATEWRIGHT_NOT_BEFORE"
 # The attempt's report token (statewright.report_tokens): its report carries it back.
@@ -77,6 +84,15 @@ def variables_key(stem: str, invocation: TaskInvocation) -> str:
     beside the state, one per attempt."""
     name = f"{invocation.epoch}-{invocation.attempt}-{invocation.task}"
     return f"{stem}.inputs/{name}.tfvars.json"
+
+
+def state_key(stem: str) -> str:
+    return f"{stem}.tfstate"
+
+
+def run_key(stem: str) -> str:
+    """The run record of the last build on the state (statewright.aws.terraform_locks)."""
+    return f"{stem}.run.json"
 
 
 def _wait_before(invocation: TaskInvocation) -> float:
@@ -127,13 +143,18 @@ class CodeBuildExecutor:
             )
         return relative
 
+    def state_stem(self, machine_id: str, config: TerraformConfig) -> str:
+        """``<env>/<machine>/<source-digest>``: the state's key without ``.tfstate``;
+        what a run keeps beside the state is named from it."""
+        return f"{self.env_name}/{state_name(machine_id, config.source)}"
+
     def environment(self, invocation: TaskInvocation) -> list[EnvironmentVariableTypeDef]:
         """The build's environment overrides for one attempt."""
         from statewright.executors.builtin import S3Source, TerraformConfig
 
         config = TerraformConfig.model_validate(invocation.task_spec.config)
         source = config.source
-        stem = f"{self.env_name}/{state_name(invocation.machine_id, source)}"
+        stem = self.state_stem(invocation.machine_id, config)
         values = {
             MACHINE_ID: invocation.machine_id,
             EPOCH: str(invocation.epoch),
@@ -141,8 +162,9 @@ class CodeBuildExecutor:
             ATTEMPT: str(invocation.attempt),
             ACTION: config.action,
             SOURCE_TYPE: source.type,
-            STATE_KEY: f"{stem}.tfstate",
+            STATE_KEY: state_key(stem),
             OUTPUTS_KEY: f"{stem}.outputs.json",
+            RUN_KEY: run_key(stem),
             VARIABLES_KEY: variables_key(stem, invocation),
             BUS: self.bus_name,
             REPORT_TOKEN: self.report_token(invocation),
@@ -197,7 +219,7 @@ class CodeBuildExecutor:
                 "through (check STATEWRIGHT_STATE_BUCKET)"
             )
         config = TerraformConfig.model_validate(invocation.task_spec.config)
-        stem = f"{self.env_name}/{state_name(invocation.machine_id, config.source)}"
+        stem = self.state_stem(invocation.machine_id, config)
         body = json.dumps(terraform_variables(invocation, config), separators=(",", ":"))
         s3 = self._s3
         try:
@@ -217,9 +239,39 @@ class CodeBuildExecutor:
                 f"could not store the variables of task {invocation.task}: {exc}"
             ) from exc
 
+    def release_stopped_builds_lock(self, invocation: TaskInvocation) -> None:
+        """Before a build starts on a state: release the lock a stopped build left on
+        it, when the lock is that build's (statewright.aws.terraform_locks)."""
+        from statewright.executors.builtin import TerraformConfig
+
+        if self._s3 is None or not self.state_bucket:
+            return
+        stem = self.state_stem(
+            invocation.machine_id, TerraformConfig.model_validate(invocation.task_spec.config)
+        )
+        check = release_stopped_builds_lock(
+            self._s3,
+            self._client,
+            bucket=self.state_bucket,
+            state_key=state_key(stem),
+            run_key=run_key(stem),
+        )
+        if check.locked:
+            # Kept, the build waits for the lock for its lock timeout, then fails saying
+            # who holds it.
+            level = logging.INFO if check.released else logging.WARNING
+            log.log(
+                level,
+                "task %s of machine %s: %s",
+                invocation.task,
+                invocation.machine_id,
+                check.reason,
+            )
+
     def start(self, invocation: TaskInvocation) -> str:
         parameters = self.parameters(invocation)
         self.write_variables(invocation)
+        self.release_stopped_builds_lock(invocation)
         client = self._client
         try:
             response = client.start_build(

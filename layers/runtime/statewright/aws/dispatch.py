@@ -226,12 +226,16 @@ def _attempt_of(
 
 class StoredOutputs(BaseModel):
     """What the buildspec stores beside the state: the task output (``{name: value}``,
-    sensitive outputs already left out inside the build) and the names left out."""
+    sensitive outputs already left out inside the build; a plan's summary) and the names
+    left out — and, when the build did its job but the task fails (a plan with changes
+    under ``fail_on_changes``: ``DriftDetected``), why."""
 
     model_config = ConfigDict(extra="ignore")
 
     outputs: dict[str, Any]
     redacted_outputs: list[str]
+    error: str | None = None
+    error_type: str | None = None
 
 
 def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> dict[str, Any]:
@@ -249,6 +253,13 @@ def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> dict[
             f"task's output is limited to {TASK_OUTPUT_MAX_BYTES} bytes (32 KiB) as compact "
             "JSON: output less from the module (or store it elsewhere and output where)",
             "error_type": OUTPUT_TOO_LARGE,
+        }
+    if output and output.error_type:
+        return {
+            "status": "failed",
+            "output": output.outputs,
+            "error": output.error or f"the build stored {output.error_type}",
+            "error_type": output.error_type,
         }
     return {
         "status": "succeeded",

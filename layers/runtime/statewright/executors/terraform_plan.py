@@ -1,97 +1,113 @@
-"""A plan task's output, computed from ``terraform show -json PLANFILE`` the same way in
-every mode (the local executor and the CodeBuild buildspec's report step both call
-:func:`plan_summary`), and the message of a plan that fails ``fail_on_changes``.
+"""The summary of a saved Terraform plan, the output of an ``action: plan`` task
+(docs/runtime.md, "Plans"): ``{"changes", "add", "change", "destroy", "resources"}``
+computed from ``terraform show -json <planfile>``.
 
-The summary holds addresses and actions only, never a value: ``show -json`` prints
-every planned value, sensitive ones included, so that document is read here and
-nowhere else (neither stored nor logged). Standard library only, so a build can import
-it without the control plane's dependencies."""
+Standard library only, and no import of the rest of Statewright: the CodeBuild project
+ships this very file to its builds (infra/terraform_runner.py), whose helper imports it,
+so a plan is summarised by the same function in every mode. Only addresses and actions
+leave it: the show-json document holds every value of the plan, sensitive ones in
+clear text, so it is never written anywhere."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from statewright.limits import TASK_OUTPUT_MAX_BYTES
+# Room the summary's resource list may take: half of one task output's 32 KiB
+# (statewright.limits.TASK_OUTPUT_MAX_BYTES, not imported: this file stands alone; a
+# test ties the two). A plan of thousands of resources lists the first ones that fit
+# and says how many it left out, so the task never fails on its own summary.
+RESOURCES_MAX_BYTES = 16 * 1024
 
-# Room the summary leaves for the rest of a machine's outputs: a plan of thousands of
-# resources lists the first ones that fit and says how many it left out.
-RESOURCES_MAX_BYTES = TASK_OUTPUT_MAX_BYTES // 2
+# A resource change whose actions are one of these changes nothing real.
+_UNCHANGED = (("no-op",), ("read",))
+# Terraform's action lists, as one word each, and what each counts as in its own
+# "Plan: N to add, N to change, N to destroy".
+_ACTIONS: dict[tuple[str, ...], tuple[str, int, int, int]] = {
+    ("create",): ("create", 1, 0, 0),
+    ("update",): ("update", 0, 1, 0),
+    ("delete",): ("delete", 0, 0, 1),
+    ("delete", "create"): ("replace", 1, 0, 1),
+    ("create", "delete"): ("replace", 1, 0, 1),
+}
 
 
 class PlanNotUnderstood(ValueError):
     """``terraform show -json`` printed something that is not a plan document."""
 
 
-def resource_action(actions: list[str]) -> str | None:
-    """Terraform's action list for one resource as one word, or None when it changes
-    nothing (``no-op``, or ``read``: a data source read is not a change)."""
-    if set(actions) == {"create", "delete"}:
-        return "replace"  # ["delete", "create"] or ["create", "delete"]
-    if len(actions) == 1 and actions[0] in ("create", "update", "delete"):
-        return actions[0]
-    return None
+def _actions(change: Any, where: str) -> tuple[str, ...]:
+    actions = change.get("actions") if isinstance(change, Mapping) else None
+    if not isinstance(actions, Sequence) or isinstance(actions, str) or not actions:
+        raise PlanNotUnderstood(f"{where} has no list of actions")
+    if not all(isinstance(action, str) for action in actions):
+        raise PlanNotUnderstood(f"{where} has an action that is not a string")
+    return tuple(actions)
+
+
+def _resource_action(actions: tuple[str, ...], change: Mapping[str, Any]) -> str | None:
+    """One word for a resource's change, or None when it changes nothing. Actions this
+    function does not know (a newer Terraform's, ``forget`` say) count as a change:
+    a drift check that is unsure says so rather than staying quiet."""
+    if actions in _UNCHANGED:
+        # An import (Terraform 1.5+ import blocks) changes the state, not the resource.
+        return "import" if change.get("importing") else None
+    known = _ACTIONS.get(actions)
+    return known[0] if known else "+".join(actions)
 
 
 def plan_summary(document: Any) -> dict[str, Any]:
-    """``{"changes", "add", "change", "destroy", "resources": [{"address", "action"}]}``
-    from a ``show -json`` plan document. ``add``/``change``/``destroy`` count as
-    Terraform's own "Plan: X to add, Y to change, Z to destroy" (a replacement adds one
-    and destroys one); ``changes`` is true when any resource or any output would
-    change. When the resource list would pass RESOURCES_MAX_BYTES, it holds the first
-    ones and ``resources_omitted`` says how many more there are."""
+    """``terraform show -json <planfile>`` -> ``{"changes": bool, "add": n, "change": n,
+    "destroy": n, "resources": [{"address", "action"}]}``.
+
+    ``add``/``change``/``destroy`` count as Terraform's own plan line does (a replace is
+    one to add and one to destroy); ``resources`` lists every resource that changes, in
+    the plan's order, with ``create``, ``update``, ``delete``, ``replace`` or
+    ``import``; ``changes`` is true when a resource or an output changes. When the list
+    would pass RESOURCES_MAX_BYTES it holds the first resources, and
+    ``resources_omitted`` says how many more there are."""
     if not isinstance(document, Mapping):
         raise PlanNotUnderstood(
-            f"terraform show -json printed a JSON {type(document).__name__}, not a plan"
+            f"terraform show -json printed a JSON {type(document).__name__}, not a plan object"
         )
-    counts = {"create": 0, "update": 0, "delete": 0}
+    # Terraform leaves either out when it is empty.
+    resource_changes = document.get("resource_changes", [])
+    output_changes = document.get("output_changes", {})
+    if not isinstance(resource_changes, list) or not isinstance(output_changes, Mapping):
+        raise PlanNotUnderstood(
+            "terraform show -json printed no plan (resource_changes must be a list and "
+            "output_changes an object)"
+        )
+    add = change = destroy = 0
     resources: list[dict[str, str]] = []
-    for change in _entries(document, "resource_changes"):
-        action = resource_action(list(change.get("change", {}).get("actions", [])))
+    for entry in resource_changes:
+        address = entry.get("address") if isinstance(entry, Mapping) else None
+        if not isinstance(address, str):
+            raise PlanNotUnderstood("a resource change of the plan has no address")
+        details = entry.get("change")
+        actions = _actions(details, f"resource {address}")
+        action = _resource_action(actions, details)
         if action is None:
             continue
-        for counted in ("create", "delete") if action == "replace" else (action,):
-            counts[counted] += 1
-        resources.append({"address": str(change.get("address", "")), "action": action})
-    outputs = document.get("output_changes")
-    outputs = {} if outputs is None else outputs
-    if not isinstance(outputs, Mapping):
-        raise PlanNotUnderstood("terraform show -json: output_changes is not an object")
-    output_changed = any(
-        isinstance(entry, Mapping) and list(entry.get("actions", [])) != ["no-op"]
-        for entry in outputs.values()
+        _, added, changed, destroyed = _ACTIONS.get(actions, (action, 0, 0, 0))
+        add, change, destroy = add + added, change + changed, destroy + destroyed
+        resources.append({"address": address, "action": action})
+    outputs_change = any(
+        _actions(details, f"output {name}") not in _UNCHANGED
+        for name, details in output_changes.items()
     )
     listed, omitted = _fit(resources)
     summary: dict[str, Any] = {
-        "changes": bool(resources) or output_changed,
-        "add": counts["create"],
-        "change": counts["update"],
-        "destroy": counts["delete"],
+        "changes": bool(resources) or outputs_change,
+        "add": add,
+        "change": change,
+        "destroy": destroy,
         "resources": listed,
     }
     if omitted:
         summary["resources_omitted"] = omitted
     return summary
-
-
-def drift_message(summary: Mapping[str, Any]) -> str:
-    """The error of a plan with changes under ``fail_on_changes: true``."""
-    return (
-        f"the plan has changes ({summary['add']} to add, {summary['change']} to change, "
-        f"{summary['destroy']} to destroy"
-        + ("" if summary["resources"] else "; outputs change")
-        + "), and the task says fail_on_changes: the environment drifted from its "
-        "configuration"
-    )
-
-
-def _entries(document: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    entries = document.get(key)
-    entries = [] if entries is None else entries
-    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-        raise PlanNotUnderstood(f"terraform show -json: {key} is not a list of objects")
-    return entries
 
 
 def _fit(resources: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
@@ -101,3 +117,25 @@ def _fit(resources: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
         if used > RESOURCES_MAX_BYTES:
             return resources[:count], len(resources) - count
     return resources, 0
+
+
+def describe_changes(summary: Mapping[str, Any]) -> str:
+    """``1 to add, 0 to change, 2 to destroy``, and what else changes, for messages."""
+    text = (
+        f"{summary['add']} to add, {summary['change']} to change, {summary['destroy']} to destroy"
+    )
+    counted = {"create", "update", "delete", "replace"}
+    others = sorted({r["action"] for r in summary["resources"]} - counted)
+    if others:
+        text += f"; also {', '.join(others)}"
+    if summary["changes"] and not summary["resources"]:
+        text += "; outputs change"
+    return text
+
+
+def drift_message(summary: Mapping[str, Any]) -> str:
+    """The task's error for a plan with changes under ``fail_on_changes: true``."""
+    return (
+        f"the plan has changes ({describe_changes(summary)}), and the task says "
+        "fail_on_changes: the environment drifted from its configuration"
+    )
