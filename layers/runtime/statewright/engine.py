@@ -45,6 +45,7 @@ from statewright.model import (
     MachineStatus,
     Metadata,
     StateRun,
+    SucceededRun,
     TaskFinishedDetail,
     TaskInvocation,
     TaskRecord,
@@ -342,7 +343,7 @@ class _Step:
     def invocation(self, name: str, record: TaskRecord, delay: float) -> TaskInvocation:
         m = self.machine
         task_spec = self.spec.tasks[name]
-        outputs = {n: r.output for n, r in m.tasks.items() if r.status == "succeeded" and n != name}
+        done = {n: r for n, r in m.tasks.items() if r.status == "succeeded" and n != name}
         return TaskInvocation(
             machine_id=m.id,
             spec=m.spec,
@@ -353,7 +354,8 @@ class _Step:
             epoch=record.epoch,
             attempt=record.attempt,
             metadata=dict(m.metadata),
-            outputs=outputs,
+            outputs={n: r.output for n, r in done.items()},
+            succeeded={n: SucceededRun(epoch=r.epoch, attempt=r.attempt) for n, r in done.items()},
             base_dir=self.spec.base_dir,
             timeout_seconds=task_spec.timeout,
             delay_seconds=max(0.0, delay),

@@ -276,6 +276,15 @@ def _json_type(value: Any) -> str:
 # ---- task invocations (what an executor is asked to start) ------------------------
 
 
+class SucceededRun(BaseModel):
+    """Which attempt of a task succeeded last: its epoch and attempt number."""
+
+    model_config = ConfigDict(frozen=True)
+
+    epoch: int
+    attempt: int
+
+
 class TaskInvocation(BaseModel):
     """Everything an executor needs to start one attempt of one task."""
 
@@ -289,6 +298,9 @@ class TaskInvocation(BaseModel):
     attempt: int
     metadata: Metadata = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
+    # Beside ``outputs``: which run of each succeeded task they came from (an apply of a
+    # saved plan applies exactly the plan that run made).
+    succeeded: dict[str, SucceededRun] = Field(default_factory=dict)
     base_dir: str | None = None
     timeout_seconds: int
     delay_seconds: float = 0.0

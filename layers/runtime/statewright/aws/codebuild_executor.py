@@ -56,6 +56,10 @@ VARIABLES_KEY = "STATEWRIGHT_VARIABLES_KEY"
 # Where the build says who it is before Terraform may take the state's lock
 # (statewright.aws.terraform_locks).
 RUN_KEY = "STATEWRIGHT_RUN_KEY"
+# A plan: where to keep the saved plan; an apply of a saved plan: the plan to apply.
+PLAN_KEY = "STATEWRIGHT_PLAN_KEY"
+# "true": a plan with changes fails the task (DriftDetected).
+FAIL_ON_CHANGES = "STATEWRIGHT_FAIL_ON_CHANGES"
 BUS = "STATEWRIGHT_BUS"
 NOT_BEFORE = "STATEWRIGHT_NOT_BEFORE"
 # The attempt's report token (statewright.report_tokens): its report carries it back.
@@ -93,6 +97,13 @@ def state_key(stem: str) -> str:
 def run_key(stem: str) -> str:
     """The run record of the last build on the state (statewright.aws.terraform_locks)."""
     return f"{stem}.run.json"
+
+
+def plan_stem(stem: str, task: str, epoch: int, attempt: int) -> str:
+    """``<stem>.plans/<plan-task>/<epoch>-<attempt>``: one saved plan (``.tfplan``) and
+    its summary (``.json``) per attempt, so a stale plan run that still finishes never
+    replaces the plan an apply was approved for."""
+    return f"{stem}.plans/{task}/{epoch}-{attempt}"
 
 
 def _wait_before(invocation: TaskInvocation) -> float:
@@ -169,6 +180,7 @@ class CodeBuildExecutor:
             BUS: self.bus_name,
             REPORT_TOKEN: self.report_token(invocation),
         }
+        values.update(self._plan_variables(invocation, config, stem))
         if invocation.not_before is not None:
             # The time, not the delay left: every start of the attempt says the same.
             values[NOT_BEFORE] = invocation.not_before
@@ -178,6 +190,28 @@ class CodeBuildExecutor:
         else:
             values[SOURCE_LOCATION] = self._local_location(invocation, source)
         return [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in values.items()]
+
+    @staticmethod
+    def _plan_variables(
+        invocation: TaskInvocation, config: TerraformConfig, stem: str
+    ) -> dict[str, str]:
+        """A plan's: where its plan and summary go. An apply of a saved plan's: the plan
+        of the plan task's latest successful run."""
+        if config.action == "plan":
+            kept = plan_stem(stem, invocation.task, invocation.epoch, invocation.attempt)
+            values = {PLAN_KEY: f"{kept}.tfplan", OUTPUTS_KEY: f"{kept}.json"}
+            if config.fail_on_changes:
+                values[FAIL_ON_CHANGES] = "true"
+            return values
+        if config.plan is None:
+            return {}
+        run = invocation.succeeded.get(config.plan)
+        if run is None:
+            raise ConfigurationError(
+                f"task {invocation.task} applies the saved plan of task {config.plan}, which "
+                "has no successful plan on this machine: run the plan task first"
+            )
+        return {PLAN_KEY: f"{plan_stem(stem, config.plan, run.epoch, run.attempt)}.tfplan"}
 
     def report_token(self, invocation: TaskInvocation) -> str:
         """The token this attempt's build reports with (the same for every start)."""

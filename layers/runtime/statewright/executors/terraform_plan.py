@@ -1,6 +1,6 @@
 """The summary of a saved Terraform plan, the output of an ``action: plan`` task
-(docs/runtime.md, "Plans"): ``{"changes", "add", "change", "destroy", "resources"}``
-computed from ``terraform show -json <planfile>``.
+(docs/spec.md; on AWS docs/aws.md, "Plans and drift"): ``{"changes", "add",
+"change", "destroy", "resources"}`` computed from ``terraform show -json <planfile>``.
 
 Standard library only, and no import of the rest of Statewright: the CodeBuild project
 ships this very file to its builds (infra/terraform_runner.py), whose helper imports it,
