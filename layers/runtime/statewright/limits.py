@@ -30,7 +30,8 @@ DYNAMODB_ITEM_MAX_BYTES = 400 * KIB
 
 # With the limits above a machine item stays well below DynamoDB's: metadata 16 KiB,
 # outputs 256 KiB, 20 inline history entries and the task records with errors of at
-# most 2 KiB each; what is left is the store's backstop (ItemTooLarge).
+# most 2 KiB each, the runs holding a state (one small entry per Terraform source); what
+# is left is the store's backstop (ItemTooLarge).
 
 
 def json_size(value: Any) -> int:

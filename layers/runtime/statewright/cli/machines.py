@@ -210,9 +210,9 @@ def _history_line(entry: dict[str, Any]) -> Text:
         what = f"event {entry.get('event')}" + (
             f" from {entry['source']}" if entry.get("source") else ""
         )
-    elif kind.startswith("task_"):
+    elif kind.startswith("task_") or kind == "run_finished":
         what = f"{kind} {entry.get('task')} attempt {entry.get('attempt')}"
-        if entry.get("status") and kind == "task_finished":
+        if entry.get("status") and kind in ("task_finished", "run_finished"):
             what += f": {entry['status']}"
         if entry.get("error"):
             what += f" ({entry['error']})"
