@@ -239,6 +239,16 @@ class Deployment:
         return self.api("GET", f"/machines/{machine_id}")
 
 
+def deploy_specs(root: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> Path:
+    """The specs folder the dispatcher ships with: ``files`` (path inside it -> text),
+    specs and the modules of their ``local`` Terraform sources."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    monkeypatch.setenv("STATEWRIGHT_SPECS_DIR", str(root))
+    return root
+
+
 def _zip(source: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -21,6 +21,7 @@ from tests.integration.aws.deployment import (
     STATE_BUCKET,
     TABLE,
     Deployment,
+    deploy_specs,
     emitted,
     lambda_context,
 )
@@ -52,11 +53,8 @@ STORED = {"outputs": {"vpc_id": "vpc-123"}, "redacted_outputs": ["db_password"]}
 
 @pytest.fixture
 def env_spec(deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Deployment:
-    specs = tmp_path / "specs"
-    (specs / "modules" / "net").mkdir(parents=True)
-    (specs / "modules" / "net" / "main.tf").write_text('output "vpc_id" { value = "vpc-123" }\n')
-    (specs / "env.yml").write_text(SPEC)
-    monkeypatch.setenv("STATEWRIGHT_SPECS_DIR", str(specs))
+    module = 'output "vpc_id" { value = "vpc-123" }\n'
+    deploy_specs(tmp_path / "specs", monkeypatch, {"modules/net/main.tf": module, "env.yml": SPEC})
     return deployment
 
 

@@ -20,7 +20,13 @@ from statewright.errors import ConfigurationError
 from statewright.model import SucceededRun
 
 from tests import fakes
-from tests.integration.aws.deployment import REGION, STATE_BUCKET, Build, Deployment
+from tests.integration.aws.deployment import (
+    REGION,
+    STATE_BUCKET,
+    Build,
+    Deployment,
+    deploy_specs,
+)
 
 SPEC = """\
 version: 1.0
@@ -79,11 +85,9 @@ BUILD_HOST = "root@ip-10-0-3-9"
 
 @pytest.fixture
 def dep(deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Deployment:
-    specs = tmp_path / "specs"
-    (specs / "modules" / "env").mkdir(parents=True)
-    (specs / "modules" / "env" / "main.tf").write_text('output "size" { value = 1 }\n')
-    (specs / "guarded.yml").write_text(SPEC)
-    monkeypatch.setenv("STATEWRIGHT_SPECS_DIR", str(specs))
+    module = 'output "size" { value = 1 }\n'
+    files = {"modules/env/main.tf": module, "guarded.yml": SPEC}
+    deploy_specs(tmp_path / "specs", monkeypatch, files)
     return deployment
 
 
