@@ -6,6 +6,7 @@ lock held by someone else that stays."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,10 +15,12 @@ from unittest import mock
 
 import boto3
 import pytest
+from statewright.aws import wiring
 from statewright.aws.codebuild_executor import CodeBuildExecutor
 from statewright.aws.terraform_locks import lock_key
 from statewright.errors import ConfigurationError
 from statewright.model import SucceededRun
+from statewright.service import Service
 
 from tests import fakes
 from tests.integration.aws.deployment import (
@@ -26,6 +29,7 @@ from tests.integration.aws.deployment import (
     Build,
     Deployment,
     deploy_specs,
+    lambda_context,
 )
 
 SPEC = """\
@@ -68,6 +72,8 @@ tasks:
   apply:
     executor: terraform
     cancel: force
+    timeout_seconds: 600
+    retry: {attempts: 2}
     config: {action: apply, plan: plan, source: {type: local, location: modules/env}}
   drift:
     executor: terraform
@@ -298,3 +304,35 @@ def test_a_lock_someone_else_holds_stays(dep: Deployment) -> None:
     assert dep.builds[-1].variables["STATEWRIGHT_ACTION"] == "destroy"
     # The destroy's build starts and meets the lock: Terraform waits, then fails.
     assert lock_of(apply) == info
+
+
+def test_a_timeout_stops_the_build_and_its_end_starts_the_retry_which_releases_the_lock(
+    dep: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reconciler finds the apply past its timeout_seconds: StopBuild; the retry
+    waits for the stopped build's end, then releases the lock it left and starts."""
+    now = [datetime.now(UTC)]
+
+    def clock() -> str:
+        return now[0].isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    # The service's clock, which the reconciler judges timeouts by.
+    monkeypatch.setattr(wiring, "Service", functools.partial(Service, clock=clock))
+    wiring._build.cache_clear()
+    planned(dep, "g-9")
+    send(dep, "g-9", "APPROVE")
+    apply = dep.builds[-1]
+    leave_a_lock(dep, apply, who=BUILD_HOST)
+    now[0] += timedelta(seconds=601)
+    dep.reconciler.handler({}, lambda_context("reconciler"))
+    assert dep.stopped == [apply.build_id]
+    retry = task(dep, "g-9", "apply")
+    assert (retry["attempt"], retry["status"], retry["waiting_for"]) == (2, "pending", ["apply"])
+    history = dep.api("GET", "/machines/g-9/history")[1]["entries"]
+    assert [e["error_type"] for e in history if e["kind"] == "task_finished"][-1] == "Timeout"
+    assert lock_of(apply) is not None
+    assert dep.deliver(apply.state_change("STOPPED")) == "applied"
+    second = dep.builds[-1]
+    assert second.variables["STATEWRIGHT_ATTEMPT"] == "2"
+    assert second.variables["STATEWRIGHT_PLAN_KEY"] == apply.variables["STATEWRIGHT_PLAN_KEY"]
+    assert lock_of(apply) is None
