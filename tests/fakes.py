@@ -1,6 +1,7 @@
 """The fakes tests share, each implementing its port's protocol (tests.integration.service
 .harness checks them against the protocols with annotated assignments): a recording bus,
-a recording executor, and task invocations with defaults for every field."""
+a recording executor, timers fired at an injected time, and task invocations with
+defaults for every field."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from statewright.model import BusEvent, TaskInvocation
+from statewright.timers import Timer
 
 if TYPE_CHECKING:
     from statewright.service import Outcome, Service
@@ -87,6 +89,40 @@ class FakeExecutor:
 
     def cancel(self, run_id: str) -> None:
         self.cancelled.append(run_id)
+
+
+class FakeTimers:
+    """Keeps armed timers by name (arming one again keeps the first, as every adapter
+    does); ``fire_due`` fires, earliest first, what is due at a time the test chooses."""
+
+    def __init__(self) -> None:
+        self.armed: dict[str, Timer] = {}
+        self.disarmed: list[str] = []
+        self.fired: list[Timer] = []
+
+    def arm(self, timers: Sequence[Timer]) -> None:
+        for timer in timers:
+            self.armed.setdefault(timer.name, timer)
+
+    def disarm(self, names: Sequence[str]) -> None:
+        for name in names:
+            self.disarmed.append(name)
+            self.armed.pop(name, None)
+
+    def due(self, at: str) -> list[Timer]:
+        return sorted((t for t in self.armed.values() if t.due <= at), key=lambda t: t.due)
+
+    def fire_due(self, service: Service, at: str) -> list[Outcome]:
+        """Fire (through ``service.fire_timer``) and forget every timer due at ``at``,
+        including those the fires arm that are due by then. The service's clock should
+        say ``at`` too."""
+        outcomes: list[Outcome] = []
+        while due := self.due(at):
+            timer = due[0]
+            del self.armed[timer.name]
+            self.fired.append(timer)
+            outcomes.append(service.fire_timer(timer))
+        return outcomes
 
 
 def invocation(

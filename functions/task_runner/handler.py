@@ -10,8 +10,7 @@ from statewright.aws.task_runner import task_runner
 
 
 def _run(event: Any, context: Any) -> Any:
-    remaining = context.get_remaining_time_in_millis() if context is not None else None
-    detail = task_runner().run(event, remaining_ms=remaining)
+    detail = task_runner().run(event)
     return {"status": detail.status}
 
 

@@ -55,6 +55,7 @@ from statewright.model import (
 from statewright.spec.models import Action, Spec
 from statewright.spec.rules import INIT_STATE, MAX_IDLE_NEXT_TRANSITIONS
 from statewright.spec.rules import SYSTEM_EVENTS as SYSTEM_EVENT_ORDER
+from statewright.timers import Timer, TimerPurpose, task_guard
 
 # Failures the same attempt would repeat: no retry (a reference that did not resolve
 # resolves no better a second later; the same task would return the same output).
@@ -170,8 +171,23 @@ class Reconcile:
     pending_grace_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class TimerFired:
+    """A timer armed by an earlier decision came due (docs/runtime.md, "Timers"). It
+    acts only while its guard still holds; otherwise it is stale and changes nothing."""
+
+    timer: Timer
+
+
 Input = (
-    ExternalEvent | InternalEvent | ScheduledEvent | TaskFinished | TasksStarted | Retry | Reconcile
+    ExternalEvent
+    | InternalEvent
+    | ScheduledEvent
+    | TaskFinished
+    | TasksStarted
+    | Retry
+    | Reconcile
+    | TimerFired
 )
 
 
@@ -201,7 +217,22 @@ class Delete:
     machine_id: str
 
 
-Effect = StartTask | CancelTask | Publish | Delete
+@dataclass(frozen=True)
+class ArmTimer:
+    """Keep ``timer`` and fire it when due (idempotent per timer name)."""
+
+    timer: Timer
+
+
+@dataclass(frozen=True)
+class DisarmTimer:
+    """The timer of this name is no longer wanted (best effort: if it fires anyway, it
+    is stale)."""
+
+    name: str
+
+
+Effect = StartTask | CancelTask | Publish | Delete | ArmTimer | DisarmTimer
 
 
 @dataclass(frozen=True)
@@ -276,6 +307,27 @@ def output_problem(machine: Machine, task: str, output: Any) -> str | None:
     return None
 
 
+def attempt_timer(machine_id: str, task: str, record: TaskRecord) -> Timer | None:
+    """The ATTEMPT timer of a pending attempt waiting for its backoff (None if it has
+    no ``not_before``)."""
+    if record.not_before is None:
+        return None
+    guard = task_guard(task, record.epoch, record.attempt)
+    return Timer(
+        purpose=TimerPurpose.ATTEMPT, machine_id=machine_id, due=record.not_before, guard=guard
+    )
+
+
+def timeout_timer(machine_id: str, task: str, record: TaskRecord) -> Timer | None:
+    """The TIMEOUT timer of a running attempt (None if it has no ``deadline``)."""
+    if record.deadline is None:
+        return None
+    guard = task_guard(task, record.epoch, record.attempt)
+    return Timer(
+        purpose=TimerPurpose.TIMEOUT, machine_id=machine_id, due=record.deadline, guard=guard
+    )
+
+
 def is_satisfied(machine: Machine, spec: Spec) -> bool:
     """Every task of the current state has succeeded (a state without tasks is)."""
     tasks = machine.tasks
@@ -340,7 +392,7 @@ class _Step:
 
     # -- tasks
 
-    def invocation(self, name: str, record: TaskRecord, delay: float) -> TaskInvocation:
+    def invocation(self, name: str, record: TaskRecord) -> TaskInvocation:
         m = self.machine
         task_spec = self.spec.tasks[name]
         done = {n: r for n, r in m.tasks.items() if r.status == "succeeded" and n != name}
@@ -358,16 +410,15 @@ class _Step:
             succeeded={n: SucceededRun(epoch=r.epoch, attempt=r.attempt) for n, r in done.items()},
             base_dir=self.spec.base_dir,
             timeout_seconds=task_spec.timeout,
-            delay_seconds=max(0.0, delay),
-            not_before=record.not_before,
             incarnation=m.created_at,
         )
 
     def schedule(self, name: str, attempt: int, delay: float) -> None:
         """Reset ``name``'s record to a pending ``attempt`` of the current epoch and ask
-        for it to start after ``delay`` seconds; or, while another run holds the state
-        its runs work on, leave it pending, waiting for that run's task (its end starts
-        this one)."""
+        for it to start now, or, with a ``delay`` (a retry's backoff), arm an ATTEMPT
+        timer for ``not_before`` (nothing waits in between, the timer starts it); or,
+        while another run holds the state its runs work on, leave it pending, waiting
+        for that run's task (its end starts this one)."""
         m = self.machine
         holder = self.holder(name, attempt)
         record = TaskRecord(
@@ -388,7 +439,11 @@ class _Step:
         self.hold(name, record)
         m.idle_next = 0  # a task runs: the machine is making progress
         self.changed = True
-        self.effects.append(StartTask(self.invocation(name, record, delay)))
+        timer = attempt_timer(m.id, name, record)
+        if delay > 0 and timer is not None:
+            self.effects.append(ArmTimer(timer))
+        else:
+            self.effects.append(StartTask(self.invocation(name, record)))
 
     # -- runs that hold a state (docs/runtime.md, "One run per state file")
 
@@ -485,10 +540,29 @@ class _Step:
                 record.waiting_for = waiting
                 self.changed = True
 
-    def restart(self, name: str, record: TaskRecord, delay: float) -> None:
+    def restart(self, name: str, record: TaskRecord) -> None:
         """Ask again for an attempt already recorded (no write: starts are idempotent
         per run key)."""
-        self.effects.append(StartTask(self.invocation(name, record, delay)))
+        self.effects.append(StartTask(self.invocation(name, record)))
+
+    def disarm(self, timer: Timer | None) -> None:
+        if timer is not None:
+            self.effects.append(DisarmTimer(timer.name))
+
+    def time_out(self, name: str, record: TaskRecord) -> None:
+        """The running attempt of ``name`` is past its deadline: stop its run and fail it
+        with ``Timeout`` (the retry policy then applies)."""
+        if record.run_id:
+            self.stop_run(name, record.run_id)
+        timeout = self.spec.tasks[name].timeout
+        # A stopped run holds its state until its own end is reported.
+        self.finish(
+            name,
+            "failed",
+            error=f"timed out after {timeout} seconds",
+            error_type=TIMEOUT,
+            run_ended=not record.run_id,
+        )
 
     def finish(  # noqa: PLR0913 — the fields of one task result, passed by name
         self,
@@ -510,6 +584,9 @@ class _Step:
         record = m.tasks[name]
         if run_ended:
             self.release(name, record.epoch, record.attempt)
+        # The attempt ends: its timeout timer has nothing left to do.
+        self.disarm(timeout_timer(m.id, name, record))
+        record.deadline = None
         if status == "succeeded" and (problem := output_problem(m, name, output)) is not None:
             status, output, error, error_type = "failed", None, problem, OUTPUT_TOO_LARGE
         record.status = "succeeded" if status == "succeeded" else "failed"
@@ -553,9 +630,13 @@ class _Step:
                 and record.not_before is not None
                 and parse_time(record.not_before) > parse_time(self.now)
             )
+            self.disarm(timeout_timer(m.id, name, record))
+            if record.status == "pending":
+                self.disarm(attempt_timer(m.id, name, record))
             record.status = "cancelled"
             record.finished_at = self.now
             record.not_before = None
+            record.deadline = None
             record.waiting_for = None
             self.record("task_cancelled", task=name, attempt=record.attempt, status="cancelled")
             held = self.held_run(name, record.epoch, record.attempt)
@@ -708,6 +789,8 @@ def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
             decision = _retry(step, inp)
         case ScheduledEvent():
             decision = _scheduled(step, inp)
+        case TimerFired():
+            decision = _timer_fired(step, inp.timer)
         case Reconcile():
             decision = _reconcile(step, inp)
     return decision
@@ -869,6 +952,8 @@ def _tasks_started(step: _Step, inp: TasksStarted) -> Decision:
             step.finish(report.task, "failed", error=report.error, error_type=report.error_type)
             continue
         restarted = record.status == "running"
+        # A restarted run has a deadline of its own; the old one's timer is stale.
+        step.disarm(timeout_timer(m.id, report.task, record))
         record.status = "running"
         record.run_id = report.run_id
         held = step.held_run(report.task, report.epoch, report.attempt)
@@ -876,6 +961,9 @@ def _tasks_started(step: _Step, inp: TasksStarted) -> Decision:
             held.run_id = report.run_id
         record.started_at = step.now
         record.not_before = None
+        record.deadline = add_seconds(step.now, step.spec.tasks[report.task].timeout)
+        if (timer := timeout_timer(m.id, report.task, record)) is not None:
+            step.effects.append(ArmTimer(timer))
         step.record(
             "task_started",
             task=report.task,
@@ -944,6 +1032,34 @@ def _retry(step: _Step, inp: Retry) -> Decision:
     return step.decision()
 
 
+def _timer_fired(step: _Step, timer: Timer) -> Decision:
+    """ATTEMPT: start the pending attempt whose backoff is over. TIMEOUT: fail the
+    running attempt past its deadline. Only for the very attempt (and due time) the
+    timer was armed for; anything else is stale, and nothing is written."""
+    m = step.machine
+    if timer.purpose not in (TimerPurpose.ATTEMPT, TimerPurpose.TIMEOUT):
+        return Decision(Outcome.STALE, reason=f"no {timer.purpose} timer is kept for machines")
+    task, epoch, attempt = (timer.guard.get(k) for k in ("task", "epoch", "attempt"))
+    record = m.tasks.get(task) if isinstance(task, str) else None
+    if record is None or epoch != m.epoch or record.epoch != epoch or record.attempt != attempt:
+        now_at = f"epoch {m.epoch}" + (f", attempt {record.attempt}" if record else "")
+        return Decision(
+            Outcome.STALE,
+            reason=f"{timer.purpose} timer of {task} (epoch {epoch}, attempt {attempt}) "
+            f"no longer applies: the task is at {now_at}",
+        )
+    assert isinstance(task, str)
+    if timer.purpose is TimerPurpose.ATTEMPT:
+        if record.status != "pending" or record.waiting_for or record.not_before != timer.due:
+            return Decision(Outcome.STALE, reason=f"attempt {attempt} of {task} is not waiting")
+        step.restart(task, record)
+        return step.decision()
+    if record.status != "running" or record.deadline != timer.due:
+        return Decision(Outcome.STALE, reason=f"attempt {attempt} of {task} is not running")
+    step.time_out(task, record)
+    return step.decision()
+
+
 def _reconcile(step: _Step, inp: Reconcile) -> Decision:
     m = step.machine
     now = parse_time(step.now)
@@ -967,20 +1083,15 @@ def _reconcile_running(
 ) -> None:
     """A running task past its timeout fails (and its run is stopped); with ``restart``
     (the runs died with the process) it starts again."""
-    timeout = step.spec.tasks[name].timeout
-    started = parse_time(record.started_at) if record.started_at else now
-    if started + timedelta(seconds=timeout) <= now:
-        if record.run_id:
-            step.stop_run(name, record.run_id)
-        step.finish(
-            name,
-            "failed",
-            error=f"timed out after {timeout} seconds",
-            error_type=TIMEOUT,
-            run_ended=not record.run_id,
-        )
+    if record.deadline is not None:
+        deadline = parse_time(record.deadline)
+    else:  # recorded before deadlines were: count from its start
+        started = parse_time(record.started_at) if record.started_at else now
+        deadline = started + timedelta(seconds=step.spec.tasks[name].timeout)
+    if deadline <= now:
+        step.time_out(name, record)
     elif restart:
-        step.restart(name, record, 0.0)
+        step.restart(name, record)
 
 
 def _reconcile_state_runs(step: _Step, now: datetime, *, restart: bool) -> None:
@@ -1021,13 +1132,15 @@ def _reconcile_pending(
     step: _Step, name: str, record: TaskRecord, now: datetime, inp: Reconcile
 ) -> None:
     """A pending task whose start was lost starts again once due (past the grace period
-    a start still in flight may need); after a restart, with the rest of its backoff."""
+    a start still in flight may need; after a restart, at once); one still waiting for
+    its backoff gets its ATTEMPT timer armed again (idempotent), in case it was lost."""
     due = parse_time(record.not_before) if record.not_before else now
     wait = (due - now).total_seconds()
-    if inp.restart_running:
-        step.restart(name, record, wait)
-    elif wait + inp.pending_grace_seconds <= 0:
-        step.restart(name, record, 0.0)
+    if wait > 0:
+        if (timer := attempt_timer(step.machine.id, name, record)) is not None:
+            step.effects.append(ArmTimer(timer))
+    elif inp.restart_running or wait + inp.pending_grace_seconds <= 0:
+        step.restart(name, record)
 
 
 def _republish_system_events(step: _Step) -> None:

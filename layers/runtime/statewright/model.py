@@ -84,11 +84,15 @@ class TaskRecord(BaseModel):
     # Internal: executor handle (CodeBuild build id, local run id) used to cancel and to
     # match CodeBuild's own events; never shown in the API.
     run_id: str | None = None
-    # Internal: earliest time the next attempt may start (retry backoff).
+    # Internal: earliest time this pending attempt may start (its retry backoff); an
+    # ATTEMPT timer is armed for it.
     not_before: str | None = None
+    # Internal: when this running attempt times out (started_at + the task's timeout);
+    # a TIMEOUT timer is armed for it.
+    deadline: str | None = None
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"run_id", "not_before"})
+        return self.model_dump(exclude={"run_id", "not_before", "deadline"})
 
 
 class StateRun(BaseModel):
@@ -303,10 +307,6 @@ class TaskInvocation(BaseModel):
     succeeded: dict[str, SucceededRun] = Field(default_factory=dict)
     base_dir: str | None = None
     timeout_seconds: int
-    delay_seconds: float = 0.0
-    # When the attempt may begin (the task record's not_before): unlike delay_seconds,
-    # the same for every start of one attempt.
-    not_before: str | None = None
     # The machine's created_at. A machine deleted and created again under the same id
     # runs the same epochs, tasks and attempts as the one before; this tells them apart.
     incarnation: str = ""

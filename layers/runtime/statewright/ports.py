@@ -1,6 +1,7 @@
-"""Ports: the Store, Bus and Executor the service talks to. Adapters live in
+"""Ports: the Store, Bus, Executor and Timers the service talks to. Adapters live in
 statewright.local (SQLite, threads, subprocesses) and statewright.aws (DynamoDB,
-EventBridge, Lambda, CodeBuild); fakes in tests implement the same protocols.
+EventBridge, Lambda, CodeBuild, EventBridge Scheduler); fakes in tests implement the
+same protocols.
 
 The Store follows Powertools' idempotency persistence layer: this base class owns the
 optimistic-concurrency protocol (read, decide, conditional write, re-read and retry with
@@ -21,6 +22,7 @@ from statewright.limits import PAGE_MAX_BYTES
 from statewright.model import BusEvent, HistoryEntry, Machine, TaskFinishedDetail, TaskInvocation
 from statewright.page_tokens import PageTokens
 from statewright.spec.models import Spec
+from statewright.timers import Timer
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -245,3 +247,18 @@ class Executor(Protocol):
 
 
 Reporter = Callable[[TaskFinishedDetail], None]
+
+
+class Timers(Protocol):
+    """Keeps timers and hands each back to ``Service.fire_timer`` once it is due
+    (EventBridge Scheduler one-time schedules, or the local SQLite table and thread).
+
+    ``arm`` is idempotent per ``Timer.name`` (arming a timer again keeps one); a due
+    time in the past fires as soon as it can. It raises only when the timer could not
+    be kept (the reconciler arms lost timers again). ``disarm`` is best-effort cleanup:
+    an unknown or already fired name is no error, and a timer that fires anyway is
+    stale."""
+
+    def arm(self, timers: Sequence[Timer]) -> None: ...
+
+    def disarm(self, names: Sequence[str]) -> None: ...

@@ -23,9 +23,11 @@ from statewright.access import LOCAL_PRINCIPAL, AccessPolicy, Action
 from statewright.attempt_config import UnresolvedReference, resolve_invocation
 from statewright.catalog import SpecCatalog
 from statewright.engine import (
+    ArmTimer,
     CancelTask,
     Create,
     Decision,
+    DisarmTimer,
     ExternalEvent,
     InternalEvent,
     Outcome,
@@ -37,6 +39,7 @@ from statewright.engine import (
     StartTask,
     TaskFinished,
     TasksStarted,
+    TimerFired,
 )
 from statewright.errors import (
     ConfigurationError,
@@ -66,9 +69,10 @@ from statewright.model import (
     now_iso,
     validate_machine_id,
 )
-from statewright.ports import Bus, Executor, IdempotencyRecord, Store, Write
+from statewright.ports import Bus, Executor, IdempotencyRecord, Store, Timers, Write
 from statewright.schedules import ScheduleFire, fan_out_page, fire_time
 from statewright.spec.models import Spec
+from statewright.timers import Timer
 
 __all__ = ["MetricsSink", "Outcome", "RecoveryReport", "Service"]
 
@@ -116,8 +120,13 @@ class Service:
         clock: Callable[[], str] = now_iso,
         metrics: MetricsSink | None = None,
         access: AccessPolicy | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.store = store
+        # None: no timer is kept (a deployment without a timers adapter); backoffs and
+        # timeouts then wait for the reconciler, which starts due attempts and fails
+        # attempts past their deadline.
+        self.timers = timers
         # None: every caller may do everything (no ``access`` rules configured).
         self.access = access
         self.bus = bus
@@ -278,6 +287,24 @@ class Service:
         sent, token = fan_out_page(store=self.store, bus=self.bus, catalog=self.catalog, fire=fire)
         self.metrics.count("schedule_events", sent)
         return token
+
+    def fire_timer(self, timer: Timer) -> Outcome:
+        """A timer came due (docs/runtime.md, "Timers"): apply it to its machine. A
+        timer whose guard no longer holds, or whose machine is gone, is ``stale`` and
+        changes nothing. Only a Conflict past its deadline or an infrastructure failure
+        raises (the adapter then fires it again later)."""
+        try:
+            outcome = self._apply(timer.machine_id, TimerFired(timer)).decision.outcome
+        except MachineNotFound:
+            log.info("%s timer %s: machine %s is gone", timer.purpose, timer.name, timer.machine_id)
+            outcome = Outcome.STALE
+        except Conflict:
+            raise
+        except StatewrightError as exc:
+            log.warning("refused timer %s: %s (%s)", timer.name, exc.message, exc.code)
+            outcome = Outcome.REFUSED
+        self.metrics.count(f"timers_{outcome.value}")
+        return outcome
 
     def recover(
         self, *, restart_running: bool = False, pending_grace_seconds: float = 0.0
@@ -473,9 +500,9 @@ class Service:
     # ---- internals: effects -----------------------------------------------------------
 
     def _run_effects(self, decision: Decision, stored: Machine | None) -> Machine | None:
-        """Cancel, start, publish; then record the started runs (pending -> running) in a
-        follow-up conditional write on the machine just written. Returns the machine as
-        last written (None when it is gone or unknown)."""
+        """Cancel, start, publish, arm and disarm timers; then record the started runs
+        (pending -> running) in a follow-up conditional write on the machine just
+        written. Returns the machine as last written (None when it is gone or unknown)."""
         reports: list[StartReport] = []
         publishes: list[BusEvent] = []
         for effect in decision.effects:
@@ -489,9 +516,21 @@ class Service:
                 publishes.append(effect.event)
         if publishes:
             self.bus.publish(publishes)
+        self._run_timer_effects(decision)
         if reports:
             return self._record_starts(decision, stored, reports)
         return stored
+
+    def _run_timer_effects(self, decision: Decision) -> None:
+        """Disarm, then arm, the decision's timers (each kind in one call)."""
+        if self.timers is None:
+            return
+        disarm = [e.name for e in decision.effects if isinstance(e, DisarmTimer)]
+        arm = [e.timer for e in decision.effects if isinstance(e, ArmTimer)]
+        if disarm:
+            self.timers.disarm(disarm)
+        if arm:
+            self.timers.arm(arm)
 
     def _start(self, inv: TaskInvocation) -> StartReport | None:
         executor = self.executors.get(inv.task_spec.executor)

@@ -279,8 +279,8 @@ def _starts(decision: engine.Decision) -> list[TaskInvocation]:
 
 def test_a_restart_within_five_minutes_gets_the_build_already_started(codebuild: Any) -> None:
     """Issue: the reconciler restarts a pending attempt (its start was recorded nowhere)
-    with another delay than the first start; CodeBuild answered the reused token with
-    a parameter mismatch, which failed the task for good."""
+    with other parameters than the first start; CodeBuild answered the reused token
+    with a parameter mismatch, which failed the task for good."""
     now = [0.0]
     rule = CodeBuildTokenRule(clock=lambda: now[0])
     rule.install(codebuild)
@@ -300,20 +300,24 @@ def test_a_restart_within_five_minutes_gets_the_build_already_started(codebuild:
         ),
         t0,
     )
-    [second] = _starts(failed)
-    assert second.attempt == 2 and second.delay_seconds == 90
+    assert _starts(failed) == []
+    [timer] = [e.timer for e in failed.effects if isinstance(e, engine.ArmTimer)]
+    assert failed.machine is not None
+    # The backoff's timer fires 90 s later and starts attempt 2.
+    fired = engine.decide(failed.machine, RETRIED, engine.TimerFired(timer), timer.due)
+    [second] = _starts(fired)
+    assert second.attempt == 2
     build = executor.start(second)  # the follow-up write that records it is lost
 
-    # Four minutes later (past the backoff and the reconciler's grace period), the
-    # reconciler finds attempt 2 still pending and starts it again, now without delay.
-    assert failed.machine is not None
+    # Four minutes after the failure (past the reconciler's grace period), the
+    # reconciler finds attempt 2 still pending and starts it again.
     later = "2026-03-01T12:04:00.000Z"
     now[0] = 240.0
     reconciled = engine.decide(
         failed.machine, RETRIED, engine.Reconcile(pending_grace_seconds=120), later
     )
     [restart] = _starts(reconciled)
-    assert restart.attempt == 2 and restart.delay_seconds == 0
+    assert restart.attempt == 2
     assert executor.start(restart) == build
     assert rule.mismatches == 0
     assert len(codebuild.list_builds()["ids"]) == 1
@@ -356,16 +360,14 @@ def test_timeouts_stay_within_codebuilds_bounds(codebuild: Any) -> None:
     short = invocation(APPLY).model_copy(update={"timeout_seconds": 30})
     long = invocation(APPLY).model_copy(update={"timeout_seconds": 10**6})
     retried = invocation({**APPLY, "retry": {"attempts": 3, "backoff_seconds": 45.5}}, attempt=3)
-    delayed = retried.model_copy(
-        update={"timeout_seconds": 600, "not_before": "2026-03-01T12:01:31.000Z"}
-    )
-    for inv in (short, long, delayed):
+    later = retried.model_copy(update={"timeout_seconds": 600})
+    for inv in (short, long, later):
         executor.start(inv)
-    # 600 s plus the backoff of attempt 3 (91 s): 12 minutes.
-    assert [c["timeoutInMinutesOverride"] for c in calls] == [5, 2160, 12]
-    assert {v["name"]: v["value"] for v in calls[2]["environmentVariablesOverride"]}[
-        "STATEWRIGHT_NOT_BEFORE"
-    ] == "2026-03-01T12:01:31.000Z"
+    # A retried attempt's build starts after its backoff (a timer waited for it), so
+    # its timeout is the task's alone: 600 s, 10 minutes.
+    assert [c["timeoutInMinutesOverride"] for c in calls] == [5, 2160, 10]
+    names = {v["name"] for v in calls[2]["environmentVariablesOverride"]}
+    assert "STATEWRIGHT_NOT_BEFORE" not in names
 
 
 def test_cancel_stops_the_build_and_a_finished_or_unknown_one_is_fine(codebuild: Any) -> None:

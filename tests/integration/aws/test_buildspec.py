@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -402,13 +402,13 @@ def test_outputs_too_big_for_an_event_are_left_to_the_build_state_change(
     assert not (state / "report.json").exists()
 
 
-def test_the_build_waits_until_the_attempt_may_begin(helper: dict[str, Any]) -> None:
-    past = run(helper, "wait", STATEWRIGHT_NOT_BEFORE="2026-01-01T00:00:00.000Z")
-    assert past.returncode == 0, past.stderr
-    soon = datetime.now(UTC) + timedelta(seconds=1.5)
-    at = soon.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    assert run(helper, "wait", STATEWRIGHT_NOT_BEFORE=at).returncode == 0
-    assert datetime.now(UTC) >= soon  # it slept until then (a lower bound, not a timing)
+def test_the_build_never_sleeps_for_a_backoff() -> None:
+    """A retry's backoff is waited for by a timer before StartBuild: a build billed
+    while it sleeps (and clamped by its own timeout) is what timers replaced."""
+    document = load()
+    source = helper_source(document)
+    assert "sleep" not in source and "NOT_BEFORE" not in source
+    assert not any("sleep" in c or " wait" in c for c in commands(document))
 
 
 # ---- runs: plans, saved plans, Terraform's own messages, OpenTofu --------------------

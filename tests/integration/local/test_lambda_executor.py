@@ -237,30 +237,6 @@ def test_cancel_kills_the_run_and_reports_nothing(
     assert executor.active_runs() == 0
 
 
-def test_delay_seconds_waits_before_the_attempt(
-    executor: LocalLambdaExecutor, bus: RecordingBus, functions: Path
-) -> None:
-    write_function(functions, "now", "import time\ndef handler(e, c):\n    return time.time()\n")
-    asked = time.time()
-    executor.start(invocation("lambda", {"name": "now"}, delay_seconds=1.0))
-    detail = bus.finished()
-    assert detail["output"] - asked >= 1.0
-
-
-def test_cancel_during_the_backoff_starts_nothing(
-    executor: LocalLambdaExecutor, bus: RecordingBus, functions: Path, tmp_path: Path
-) -> None:
-    marker = tmp_path / "ran"
-    write_function(
-        functions, "mark", f"def handler(e, c):\n    open({str(marker)!r}, 'w').write('x')\n"
-    )
-    run_id = executor.start(invocation("lambda", {"name": "mark"}, delay_seconds=0.5))
-    executor.cancel(run_id)
-    time.sleep(1.0)
-    assert not marker.exists()
-    assert bus.events == []
-
-
 def test_the_function_process_exits_when_its_control_plane_dies(
     functions: Path, tmp_path: Path
 ) -> None:

@@ -12,11 +12,11 @@ from statewright.catalog import SpecCatalog
 from statewright.engine import add_seconds
 from statewright.local.sqlite_store import SqliteStore
 from statewright.model import Machine
-from statewright.ports import Bus, Executor
+from statewright.ports import Bus, Executor, Timers
 from statewright.service import Outcome, Service
 from statewright.spec.models import Spec
 
-from tests.fakes import FakeExecutor, RecordingBus
+from tests.fakes import FakeExecutor, FakeTimers, RecordingBus
 
 T0 = "2026-05-01T08:00:00.000Z"
 
@@ -45,6 +45,12 @@ class Harness:
     executors: dict[str, FakeExecutor]
     metrics: Counter
     clock: Clock = field(default_factory=Clock)
+    timers: FakeTimers = field(default_factory=FakeTimers)
+
+    def fire_timers(self, after_seconds: float) -> list[Outcome]:
+        """Move the clock on by ``after_seconds`` and fire the timers due by then."""
+        self.clock.seconds += after_seconds
+        return self.timers.fire_due(self.service, self.clock())
 
     def finish(
         self,
@@ -79,9 +85,11 @@ def make_harness(tmp_path: Path, specs: Sequence[Spec]) -> Harness:
     executors = {"lambda": FakeExecutor("lambda"), "terraform": FakeExecutor("terraform")}
     metrics = Counter()
     clock = Clock()
+    timers = FakeTimers()
     # The fakes are checked against the ports by mypy through these annotations.
     ports_bus: Bus = bus
     ports_executors: dict[str, Executor] = dict(executors)
+    ports_timers: Timers = timers
     service = Service(
         store=store,
         bus=ports_bus,
@@ -89,5 +97,6 @@ def make_harness(tmp_path: Path, specs: Sequence[Spec]) -> Harness:
         catalog=SpecCatalog(specs),
         clock=clock,
         metrics=metrics,
+        timers=ports_timers,
     )
-    return Harness(service, store, bus, executors, metrics, clock)
+    return Harness(service, store, bus, executors, metrics, clock, timers)

@@ -254,7 +254,13 @@ def test_an_executor_that_cannot_start_fails_the_attempt_with_its_message(h: Har
     )
     h.service.create_machine("rich", "r")
     machine = h.service.send_event("r", "LAUNCH")
-    # compile has 3 attempts: each start is refused at once, so all three fail now
+    # compile has 3 attempts with a backoff of 10 s, doubling: each start is refused at
+    # once, and each next attempt starts when its timer fires
+    assert (machine.tasks["compile"].status, machine.tasks["compile"].attempt) == ("pending", 2)
+    assert h.fire_timers(10) == [Outcome.APPLIED]
+    assert h.service.get_machine("r").tasks["compile"].attempt == 3
+    assert h.fire_timers(20) == [Outcome.APPLIED]
+    machine = h.service.get_machine("r")
     assert (machine.tasks["compile"].status, machine.tasks["compile"].attempt) == ("failed", 3)
     assert [i.attempt for i in h.executors["lambda"].started if i.task == "compile"] == [1, 2, 3]
     assert machine.tasks["test"].status == "failed"

@@ -8,6 +8,7 @@ from typing import Any
 
 from statewright import engine
 from statewright.engine import (
+    ArmTimer,
     Create,
     Decision,
     ExternalEvent,
@@ -17,9 +18,11 @@ from statewright.engine import (
     StartTask,
     TaskFinished,
     TasksStarted,
+    TimerFired,
 )
 from statewright.model import Machine, TaskFinishedDetail
 from statewright.spec.models import Spec
+from statewright.timers import Timer
 
 T0 = "2026-03-01T12:00:00.000Z"
 
@@ -124,6 +127,7 @@ class Run:
         self.machine: Machine = decision.machine
         self.last = decision
         self.gone = decision.deleted
+        self.timers: list[Timer] = []  # timers armed so far, for tests that keep them
 
     def tick(self, seconds: float) -> None:
         self.clock += seconds
@@ -186,6 +190,13 @@ class Run:
         )
         return self.apply(TaskFinished(detail))
 
+    def fire(self, timer: Timer) -> Decision:
+        """The timer comes due: the clock moves to its due time (if it is later) and
+        the timer fires."""
+        if timer.due > self.now:
+            self.now = timer.due
+        return self.apply(TimerFired(timer))
+
     def complete(self, *tasks: str) -> Decision:
         self.start()
         decision = self.last
@@ -196,6 +207,10 @@ class Run:
 
 def starts(decision: Decision) -> list[StartTask]:
     return [e for e in decision.effects if isinstance(e, StartTask)]
+
+
+def armed(decision: Decision) -> list[Timer]:
+    return [e.timer for e in decision.effects if isinstance(e, ArmTimer)]
 
 
 def published(decision: Decision) -> list[tuple[str, dict[str, Any]]]:

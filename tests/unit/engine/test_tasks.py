@@ -5,6 +5,7 @@ results, retries, terminal states."""
 from __future__ import annotations
 
 import pytest
+from statewright import engine
 from statewright.engine import (
     CancelTask,
     Decision,
@@ -22,6 +23,7 @@ from tests.unit.engine.helpers import (
     RICH,
     T0,
     Run,
+    armed,
     kinds,
     published,
     starts,
@@ -158,16 +160,23 @@ def test_failed_attempts_retry_with_doubling_backoff_then_fail_the_machine() -> 
     record = run.machine.tasks["compile"]
     assert (record.status, record.attempt, record.error) == ("pending", 2, None)
     assert record.not_before == "2026-03-01T12:00:10.000Z"
-    [start] = starts(first)
-    assert (start.invocation.attempt, start.invocation.delay_seconds) == (2, 10)
+    # nothing starts now: an ATTEMPT timer is armed for the end of the backoff
+    assert starts(first) == []
+    [timer] = armed(first)
+    assert (timer.purpose, timer.due) == ("attempt", "2026-03-01T12:00:10.000Z")
+    assert timer.guard == {"task": "compile", "epoch": 2, "attempt": 2}
     assert run.machine.status == "running" and system_events(first) == []
     assert kinds(first) == ["task_finished"]
     assert (first.history[0].status, first.history[0].error) == ("failed", "E1")
 
+    [start] = starts(run.fire(timer))
+    assert start.invocation.attempt == 2
     run.start("compile")
     second = run.finish("compile", "failed", error="E2")
-    [start] = starts(second)
-    assert (start.invocation.attempt, start.invocation.delay_seconds) == (3, 20)
+    [timer] = armed(second)
+    assert timer.due == engine.add_seconds(run.now, 20)
+    assert timer.guard["attempt"] == 3
+    run.fire(timer)
 
     run.start("compile")
     third = run.finish("compile", "failed", error="E3")
@@ -234,7 +243,6 @@ def test_retry_reruns_only_the_failed_tasks_in_the_same_epoch() -> None:
     )
     assert m.tasks["compile"].status == "succeeded"
     assert [s.invocation.task for s in starts(decision)] == ["test"]
-    assert starts(decision)[0].invocation.delay_seconds == 0
     assert kinds(decision) == ["retry"]
     # the FAILED published before the retry no longer applies
     assert run.system("FAILED").outcome is Outcome.STALE

@@ -61,7 +61,6 @@ PLAN_KEY = "STATEWRIGHT_PLAN_KEY"
 # "true": a plan with changes fails the task (DriftDetected).
 FAIL_ON_CHANGES = "STATEWRIGHT_FAIL_ON_CHANGES"
 BUS = "STATEWRIGHT_BUS"
-NOT_BEFORE = "STATEWRIGHT_NOT_BEFORE"
 # The attempt's report token (statewright.report_tokens): its report carries it back.
 REPORT_TOKEN = "STATEWRIGHT_REPORT_TOKEN"  # noqa: S105 — a variable's name, not a secret
 # Set on the CodeBuild project by the CDK app (not per build).
@@ -104,13 +103,6 @@ def plan_stem(stem: str, task: str, epoch: int, attempt: int) -> str:
     its summary (``.json``) per attempt, so a stale plan run that still finishes never
     replaces the plan an apply was approved for."""
     return f"{stem}.plans/{task}/{epoch}-{attempt}"
-
-
-def _wait_before(invocation: TaskInvocation) -> float:
-    """The retry backoff of this attempt, per the task's retry policy: the same for every
-    start of the attempt (unlike the delay left at the time of one start)."""
-    retry = invocation.task_spec.retry
-    return retry.delay_before(invocation.attempt) if retry else 0.0
 
 
 class CodeBuildExecutor:
@@ -181,9 +173,6 @@ class CodeBuildExecutor:
             REPORT_TOKEN: self.report_token(invocation),
         }
         values.update(self._plan_variables(invocation, config, stem))
-        if invocation.not_before is not None:
-            # The time, not the delay left: every start of the attempt says the same.
-            values[NOT_BEFORE] = invocation.not_before
         if isinstance(source, S3Source):
             values[SOURCE_BUCKET] = source.bucket
             values[SOURCE_KEY] = source.key
@@ -233,9 +222,10 @@ class CodeBuildExecutor:
         depend only on the attempt, never on when it is started: a restart by the
         reconciler minutes later sends the very same request, so CodeBuild hands back
         the build it already started instead of a parameter-mismatch error."""
-        # The build's own timeout also covers the retry backoff it may sleep first.
-        seconds = invocation.timeout_seconds + math.ceil(_wait_before(invocation))
-        minutes = min(max(math.ceil(seconds / 60), _MIN_TIMEOUT_MINUTES), _MAX_TIMEOUT_MINUTES)
+        minutes = min(
+            max(math.ceil(invocation.timeout_seconds / 60), _MIN_TIMEOUT_MINUTES),
+            _MAX_TIMEOUT_MINUTES,
+        )
         return {
             "projectName": self.project_name,
             "environmentVariablesOverride": self.environment(invocation),

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +30,6 @@ from statewright.ports import Bus
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
-# Seconds kept back from the runner's own timeout to report after the user's function.
-REPORT_MARGIN_SECONDS = 10
-
 # One attempt only: a retried synchronous Invoke could run the user's function twice
 # behind the engine's back (its retry policy decides about second attempts). The read
 # timeout outlasts Lambda's 15-minute maximum.
@@ -44,17 +40,12 @@ _INVOKE_CONFIG = Config(retries={"total_max_attempts": 1}, read_timeout=960, con
 class TaskRunner:
     lambda_client: LambdaClient
     bus: Bus
-    sleep: Callable[[float], None] = time.sleep
 
-    def run(
-        self, payload: Mapping[str, Any], remaining_ms: int | None = None
-    ) -> TaskFinishedDetail:
+    def run(self, payload: Mapping[str, Any]) -> TaskFinishedDetail:
+        """Run the attempt at once: a retry's backoff was waited for by a timer before
+        the attempt was queued (docs/runtime.md, "Timers")."""
         invocation = TaskInvocation.model_validate(payload)
         config = LambdaConfig.model_validate(invocation.task_spec.config)
-        if invocation.delay_seconds > 0:
-            # The retry backoff; bounded by what the runner's own timeout leaves.
-            budget = (remaining_ms / 1000 - REPORT_MARGIN_SECONDS) if remaining_ms else None
-            self.sleep(max(0.0, min(invocation.delay_seconds, budget or invocation.delay_seconds)))
         detail = self._invoke(invocation, config)
         self.bus.publish([BusEvent(detail_type="Task Finished", detail=self._bounded(detail))])
         return detail

@@ -10,7 +10,8 @@ around it, and tests drive it directly.
         cp.wait_until("m1", lambda m: m is not None and m.status == "waiting")
 
 On start it recovers what a previous process left behind: tasks that were pending or
-running start again and satisfied states publish their NEXT (Service.recover)."""
+running start again and satisfied states publish their NEXT (Service.recover); then the
+timer thread fires the timers that fell due while it was down (docs/local.md, "Timers")."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ from statewright.local.bus import LocalBus
 from statewright.local.runs import LocalExecutor
 from statewright.local.server import IDLE_TIMEOUT_SECONDS, MAX_CONNECTIONS, ApiServer, proxy_event
 from statewright.local.sqlite_store import SqliteStore
+from statewright.local.sqlite_timers import SqliteTimers
+from statewright.local.timer_thread import TimerThread
 from statewright.local.trust import Token, TrustPolicy, check_bind
 from statewright.model import BusEvent, Machine
 from statewright.ports import Executor
@@ -102,6 +105,7 @@ class LocalControlPlane:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
         self.store = SqliteStore(self.data_dir / DATABASE_FILE)
+        self.timers = SqliteTimers(self.data_dir / DATABASE_FILE)
         self.bus = LocalBus(workers=self.bus_workers)
         self.executors = local_executors(
             LocalContext(
@@ -118,7 +122,9 @@ class LocalControlPlane:
             executors=self.executors,
             catalog=catalog,
             access=self.access,
+            timers=self.timers,
         )
+        self.timer_thread = TimerThread(self.timers, self.service.fire_timer)
         self.api = build_api(self.service)
         self.bus.bind(self.service.handle_bus_event)
         self.bus.subscribe(self._on_event)
@@ -126,6 +132,7 @@ class LocalControlPlane:
         self._started = True
         # The previous process's task runs died with it: restart what was running.
         self.recovery = self.service.recover(restart_running=True)
+        self.timer_thread.start()
         return self
 
     def stop(self) -> None:
@@ -138,10 +145,12 @@ class LocalControlPlane:
         if not self._started:
             return
         self._started = False
+        self.timer_thread.stop()
         for executor in self.executors.values():
             if isinstance(executor, LocalExecutor):
                 executor.shutdown()
         self.bus.stop()
+        self.timers.close()
         self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()

@@ -308,9 +308,6 @@ class LocalExecutor(ABC):
 
     def _run(self, run: Run) -> TaskFinishedDetail | None:
         invocation = run.invocation
-        # Retry backoff: wait before this attempt unless cancelled meanwhile.
-        if invocation.delay_seconds > 0 and run.cancelled.wait(invocation.delay_seconds):
-            return None
         with self._slots:
             if run.cancelled.is_set():
                 return None
