@@ -148,6 +148,12 @@ def test_a_timer_due_while_the_server_was_down_fires_when_it_starts(tmp_path: Pa
         machine = restarted.wait_for(mid, in_state("DONE"), 30)
         assert machine is not None
         assert [a for a, _ in runs(runs_file, mid)] == [1, 2]
+        # the overdue timer fired at start (recovery may have started the attempt
+        # first, the timer is then stale) and is gone from the table
+        deadline = time.monotonic() + 10
+        while row in timer_rows(restarted):
+            assert time.monotonic() < deadline, "the overdue timer never fired"
+            time.sleep(0.05)
 
 
 def test_an_attempt_past_its_timeout_fails_with_timeout_and_is_retried(tmp_path: Path) -> None:
