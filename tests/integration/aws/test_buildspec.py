@@ -600,3 +600,29 @@ def test_opentofu_builds_run_tofu(helper: dict[str, Any]) -> None:
     assert calls == [["init"], ["destroy"], ["output"]]
     stored = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
     assert stored == {"outputs": {"url": "https://x"}, "redacted_outputs": []}
+
+
+@pytest.mark.terraform
+def test_a_plan_made_before_the_state_existed_is_refused_once_it_exists(
+    helper: dict[str, Any],
+) -> None:
+    """Terraform cannot find such a plan stale (it has no lineage to compare): the build
+    marks it and refuses it once another run has written the state."""
+    module(helper, SIZED_MODULE, size=1)
+    plan = {cb.ACTION: "plan", "STATEWRIGHT_PLAN_KEY": PLAN_KEY}
+    assert run_terraform(helper, "run", **plan).returncode == 0
+    assert in_bucket(helper, f"{PLAN_KEY}.before-state").exists()
+    put_s3(helper, "state-bucket", helper["env"][cb.STATE_KEY], "{}")  # another run's state
+    apply = {cb.ACTION: "apply", "STATEWRIGHT_PLAN_KEY": PLAN_KEY}
+    refused = run_terraform(helper, "run", **apply)
+    assert refused.returncode != 0
+    detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="0", **apply)
+    assert (
+        "the saved plan is stale: it was made before this machine's state existed"
+        in (detail["error"])
+    )
+    # A plan made once the state exists carries no mark: Terraform itself judges it.
+    later = "dev/pr-1/abc.plans/check/4-1.tfplan"
+    assert run_terraform(helper, "run", **{**plan, "STATEWRIGHT_PLAN_KEY": later}).returncode == 0
+    assert in_bucket(helper, later).exists()
+    assert not in_bucket(helper, f"{later}.before-state").exists()
