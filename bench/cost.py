@@ -34,7 +34,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench import prices
+from bench import cost_floor, prices
 from bench.aws_calls import Call, CallLog
 from bench.dynamodb_units import Table, UnitCounter, Units
 from bench.template import Deployment as Facts
@@ -270,6 +270,42 @@ def _price(log: CallLog, units: Units, facts: Facts) -> dict[str, float]:
     }
 
 
+_INTERNAL = {"Machine Event", "Task Finished"}  # from source statewright: NEXT/FAILED, completions
+_NOTICES = {"Machine State Changed", "Machine Deleted"}
+
+
+def _floor(
+    log: CallLog,
+    units: Units,
+    published: list[dict[str, Any]],
+    facts: Facts,
+    dispatcher_seconds: list[float],
+    lifecycles: int,
+) -> dict[str, Any]:
+    """The run's counts, per lifecycle, that ``bench.cost_floor`` prices."""
+    ours = [e["detail-type"] for e in published if e["source"] == "statewright"]
+    started = Counter(c.kind for c in log.calls if c.actor == "dispatcher")
+    dispatcher_ms = 1000 * dispatcher_seconds[len(dispatcher_seconds) // 2]
+    counts = cost_floor.Lifecycle(
+        events=sum(inv.actor == "dispatcher" for inv in log.invocations) / lifecycles,
+        api_requests=sum(inv.trigger == "api" for inv in log.invocations) / lifecycles,
+        internal_events=sum(t in _INTERNAL for t in ours) / lifecycles,
+        notices=sum(t in _NOTICES for t in ours) / lifecycles,
+        lambda_task_starts=started["lambda.Invoke"] / lifecycles,
+        build_starts=started["codebuild.StartBuild"] / lifecycles,
+        index_entries=units.index_entries / lifecycles,
+        index_moves=units.index_moves / lifecycles,
+        index_exits=units.index_exits / lifecycles,
+    )
+    by_item = cost_floor.usd_by_item(counts, facts.functions["dispatcher"], dispatcher_ms)
+    return {
+        "per_lifecycle": counts.as_dict(),
+        "dispatcher_ms": dispatcher_ms,
+        "usd_per_lifecycle_by_item": by_item,
+        "usd_per_million_events_by_item": {k: v * 1e6 / counts.events for k, v in by_item.items()},
+    }
+
+
 def run(facts: Facts, *, lifecycles: int = 20) -> dict[str, Any]:
     with _deployment(facts) as h:
         _lifecycle(h, "bench-warmup")  # cold clients, the spec's first write
@@ -287,7 +323,8 @@ def run(facts: Facts, *, lifecycles: int = 20) -> dict[str, Any]:
     breakdown = _price(log, units, facts)
     total = sum(breakdown.values())
     events = sum(inv.actor == "dispatcher" for inv in log.invocations)
-    states_entered = sum(e["detail-type"] == "Machine State Changed" for e in published)
+    # states the machine entered, creation included: its by_spec entry put or moved
+    states_entered = units.index_entries + units.index_moves
     sfn = states_entered * prices.USD_PER_MILLION["stepfunctions_transition"] / 1e6
     kinds = log.kinds()
     reads = units.reads / events
@@ -296,6 +333,8 @@ def run(facts: Facts, *, lifecycles: int = 20) -> dict[str, Any]:
         actor: sorted(inv.seconds for inv in log.invocations if inv.actor == actor)
         for actor in ("dispatcher", "task_runner")
     }
+    floor = _floor(log, units, published, facts, durations["dispatcher"], lifecycles)
+    floor_total = sum(floor["usd_per_lifecycle_by_item"].values())
     return {
         "lifecycles": lifecycles,
         "events_per_lifecycle": events / lifecycles,
@@ -304,6 +343,9 @@ def run(facts: Facts, *, lifecycles: int = 20) -> dict[str, Any]:
         "step_functions_usd_per_million_lifecycles": sfn / lifecycles * 1e6,
         "step_functions_transitions_per_lifecycle": states_entered / lifecycles,
         "ratio_vs_step_functions": total / sfn,
+        "floor_usd_per_million_events": floor_total * lifecycles / events * 1e6,
+        "ratio_to_floor": total / (floor_total * lifecycles),
+        "floor": floor,
         "usd_per_million_events_by_item": {k: v / events * 1e6 for k, v in breakdown.items()},
         "aws_calls_per_event": {k: kinds[k] / events for k in sorted(kinds)},
         "dynamodb": {

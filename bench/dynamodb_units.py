@@ -94,6 +94,10 @@ class Units:
     index_write: int = 0
     reads: int = 0  # read requests (GetItem, Query, ...)
     writes: int = 0  # write requests (PutItem, UpdateItem, DeleteItem, BatchWriteItem)
+    # index entries put (an item enters), moved (its index key changes), deleted (it leaves)
+    index_entries: int = 0
+    index_moves: int = 0
+    index_exits: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def _add(self, kind: str, units: int) -> None:
@@ -196,7 +200,7 @@ class UnitCounter:
         units.write += table_units
         units._add(op, table_units)
         index_units = sum(
-            self._index_writes(old, new, projection, keys)
+            self._index_writes(units, old, new, projection, keys)
             for keys, projection in self.table.indexes
         )
         units.index_write += index_units
@@ -208,11 +212,10 @@ class UnitCounter:
         units.write += table_units
         units._add(op, table_units)
         if old:
-            units.index_write += sum(
-                _write_units(self._index_size(old, projection, keys))
-                for keys, projection in self.table.indexes
-                if all(k in old for k in keys)
-            )
+            for keys, projection in self.table.indexes:
+                if all(k in old for k in keys):
+                    units.index_write += _write_units(self._index_size(old, projection, keys))
+                    units.index_exits += 1
         self._seen.pop(self.table.key_of(key), None)
 
     def _index_size(self, item: Item, projection: str, keys: tuple[str, ...]) -> int:
@@ -222,7 +225,7 @@ class UnitCounter:
         return item_size({n: v for n, v in item.items() if n in names})
 
     def _index_writes(
-        self, old: Item | None, new: Item, projection: str, keys: tuple[str, ...]
+        self, units: Units, old: Item | None, new: Item, projection: str, keys: tuple[str, ...]
     ) -> int:
         in_old = old is not None and all(k in old for k in keys)
         in_new = all(k in new for k in keys)
@@ -230,12 +233,15 @@ class UnitCounter:
             return 0
         new_units = _write_units(self._index_size(new, projection, keys)) if in_new else 0
         if not in_old:
+            units.index_entries += 1
             return new_units  # the item enters the index
         assert old is not None
         old_units = _write_units(self._index_size(old, projection, keys))
         if not in_new:
+            units.index_exits += 1
             return old_units  # it leaves the index
         if any(old[k] != new[k] for k in keys):
+            units.index_moves += 1
             return old_units + new_units  # key changed: delete the old entry, put the new
         if projection == "ALL" and old != new:
             return new_units  # projected attributes changed in place

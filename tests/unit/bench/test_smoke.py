@@ -55,6 +55,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_cost_prices_a_lifecycle_against_step_functions(results: dict[str, Any]) -> None:
     c = results["cost"]
     _numbers(c, "usd_per_million_events", "ratio_vs_step_functions", "events_per_lifecycle")
+    _numbers(c, "floor_usd_per_million_events", "ratio_to_floor")
     calls = c["aws_calls_per_event"]
     # The least an event costs: a read; a lifecycle also writes, publishes and starts tasks.
     assert calls["dynamodb.GetItem"] > 0 and calls["dynamodb.UpdateItem"] > 0
@@ -100,6 +101,7 @@ def test_the_page_shows_every_goal_with_its_figure(results: dict[str, Any], tmp_
     results["cold_start"]["layer_files"] = 700
     page = report.render(results)
     for goal in report.GOALS:
+        assert goal.measured(results), goal.key
         assert f"`{goal.section}.{goal.key}`" in page
         assert f"| {report._n(goal.value(results))} |" in page
     assert results["meta"]["git_commit"][:12] in page
