@@ -10,7 +10,8 @@ Decisions (docs/api.md):
 - Two requests with one key at the same time run once: the first claims the key for
   ``CLAIM_SECONDS``; the second waits for the first's answer and replays it (or answers
   ``503 conflict`` when it does not come in time). A claim left by a crashed process
-  expires on its own.
+  expires on its own; locally, where one process owns the data dir, the next start
+  drops such claims at once.
 - A replay carries the header ``Idempotent-Replayed: true``.
 """
 
@@ -34,7 +35,8 @@ TTL_SECONDS = 3600
 CLAIM_SECONDS = 15
 MAX_KEY_LENGTH = 255
 _CLAIM_SUFFIX = "#claim"
-_IN_PROGRESS = 0
+# The status of a claim (no answer yet); stores keep it like any other record.
+IN_PROGRESS = 0
 
 
 @dataclass
@@ -114,7 +116,7 @@ class Idempotency:
         claim = IdempotencyRecord(
             key=stored_key + _CLAIM_SUFFIX,
             fingerprint=request_fingerprint,
-            status=_IN_PROGRESS,
+            status=IN_PROGRESS,
             body={},
             expires_at=int(self._now() + self._claim_seconds),
         )

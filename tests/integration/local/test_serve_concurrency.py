@@ -119,3 +119,43 @@ def test_one_idempotency_key_sent_twice_at_once_runs_once(tmp_path: Path) -> Non
         assert {a.body["version"] for a in answers} == {2}
         assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 5
         assert server.request("GET", "/machines/idem").body["version"] == 2
+
+
+def test_a_claim_left_by_a_killed_server_does_not_hold_its_key_after_restart(
+    tmp_path: Path,
+) -> None:
+    """A server killed while answering leaves its key claimed; the restarted server owns
+    the data dir alone, so the client's retry runs at once instead of answering 503
+    until the claim expires."""
+    server = Server(tmp_path).start()
+    try:
+        assert server.request("POST", "/machines", {"spec": SPEC, "id": "m"}).status == 201
+        first = {"Idempotency-Key": "answered"}
+        answer = server.request("POST", "/machines/m/events", {"event": "TOUCH"}, first)
+        assert answer.status == 202
+    finally:
+        server.kill()
+    database = sqlite3.connect(server.data_dir / "statewright.db", isolation_level=None)
+    try:
+        # The claim a request for key "crashed" would have left, stored the way the
+        # answered key was (same caller scope), with its expiry far away.
+        (stored,) = database.execute(
+            "SELECT key FROM idempotency WHERE key LIKE '%answered'"
+        ).fetchone()
+        database.execute(
+            "INSERT INTO idempotency (key, fingerprint, status, body, headers, expires_at) "
+            "SELECT ?, fingerprint, 0, '{}', '{}', expires_at FROM idempotency WHERE key = ?",
+            (stored.replace("answered", "crashed") + "#claim", stored),
+        )
+    finally:
+        database.close()
+    with Server(tmp_path) as again:
+        retry = again.request(
+            "POST", "/machines/m/events", {"event": "TOUCH"}, {"Idempotency-Key": "crashed"}
+        )
+        assert retry.status == 202, retry
+        assert retry.headers.get("Idempotent-Replayed") is None
+        replay = again.request(
+            "POST", "/machines/m/events", {"event": "TOUCH"}, {"Idempotency-Key": "answered"}
+        )
+        assert replay.status == 202 and replay.headers.get("Idempotent-Replayed") == "true"

@@ -29,6 +29,7 @@ from typing import IO, Any, Self
 
 from statewright.access import AccessPolicy
 from statewright.api import build_api
+from statewright.api_idempotency import IN_PROGRESS
 from statewright.catalog import SpecCatalog
 from statewright.errors import ConfigurationError
 from statewright.executors.registry import LocalContext, local_executors, require_implementations
@@ -105,6 +106,8 @@ class LocalControlPlane:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
         self.store = SqliteStore(self.data_dir / DATABASE_FILE)
+        # The data dir is ours alone (locked above): an unanswered claim is a dead process's.
+        self.store.drop_idempotency_records(IN_PROGRESS)
         self.timers = SqliteTimers(self.data_dir / DATABASE_FILE)
         self.bus = LocalBus(workers=self.bus_workers)
         self.executors = local_executors(

@@ -283,6 +283,14 @@ class SqliteStore(Store):
             )
             return cursor.rowcount == 1
 
+    def drop_idempotency_records(self, status: int) -> int:
+        """Delete the records of one ``status`` (the API's in-progress claims); the count.
+        Only the process that owns the data dir calls it, at start: a claim found then
+        was left by a process that died before answering, and would otherwise hold its
+        key (answering 503) until it expires."""
+        with self._write() as db:
+            return db.execute("DELETE FROM idempotency WHERE status = ?", (status,)).rowcount
+
 
 def _body(machine: Machine) -> str:
     return machine.model_dump_json()
