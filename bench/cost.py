@@ -78,7 +78,7 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def _deployment(facts: Facts) -> Iterator[_Harness]:
+def _deployment(facts: Facts, *, state_changed: bool = True) -> Iterator[_Harness]:
     """Statewright's resources under moto, and its two functions loaded in-process."""
     import boto3
     from moto import mock_aws
@@ -99,6 +99,8 @@ def _deployment(facts: Facts) -> Iterator[_Harness]:
         "STATEWRIGHT_TERRAFORM_PROJECT": aws.PROJECT,
         "STATEWRIGHT_STATE_BUCKET": aws.STATE_BUCKET,
         "STATEWRIGHT_SPECS_DIR": str(REPO / "specs"),
+        # cdk.json's notices.state_changed, as the CDK app passes it
+        "STATEWRIGHT_STATE_CHANGED_NOTICES": str(state_changed).lower(),
     }
     assert set(settings_module.ENV_VARS) <= set(env) | {"STATEWRIGHT_SPECS_DIR"}
     log = CallLog()
@@ -306,8 +308,29 @@ def _floor(
     }
 
 
+NOTICES_OFF_KEYS = (
+    "usd_per_million_events",
+    "usd_per_million_lifecycles",
+    "ratio_vs_step_functions",
+    "floor_usd_per_million_events",
+    "ratio_to_floor",
+    "usd_per_million_events_by_item",
+)
+
+
 def run(facts: Facts, *, lifecycles: int = 20) -> dict[str, Any]:
-    with _deployment(facts) as h:
+    """The lifecycles priced with the defaults, and again with ``Machine State Changed``
+    turned off (cdk.json ``notices.state_changed: false``)."""
+    results = _measure(facts, lifecycles=lifecycles, state_changed=True)
+    off = _measure(facts, lifecycles=lifecycles, state_changed=False)
+    results["notices_off"] = {k: off[k] for k in NOTICES_OFF_KEYS} | {
+        "notices_per_lifecycle": off["floor"]["per_lifecycle"]["notices"]
+    }
+    return results
+
+
+def _measure(facts: Facts, *, lifecycles: int, state_changed: bool) -> dict[str, Any]:
+    with _deployment(facts, state_changed=state_changed) as h:
         _lifecycle(h, "bench-warmup")  # cold clients, the spec's first write
         h.log.clear()
         h.seen_calls = 0

@@ -211,12 +211,41 @@ carries its recent history, so it outgrows the 1 KB of one write unit.
 Median in-process duration per invocation (billed as measured; under moto it includes
 moto's own work in place of network round trips): {durations}.
 """
+    text += _cost_notices(c)
     if _missed(r, "cost", "ratio_vs_step_functions"):
         text += _cost_missed(c)
     text += _cost_floor(r)
     text += "\nPrices used (USD per million, us-east-1):\n\n| price | USD |\n|---|---|\n"
     text += "\n".join(price_rows) + "\n"
     return text
+
+
+def _notices_row(name: str, c: dict[str, Any]) -> str:
+    cells = [
+        _usd(c["usd_per_million_events"]),
+        _usd(c["usd_per_million_lifecycles"]),
+        _n(c["ratio_vs_step_functions"]),
+        _n(c["ratio_to_floor"]),
+    ]
+    return f"| {name} | {' | '.join(cells)} |"
+
+
+def _cost_notices(c: dict[str, Any]) -> str:
+    off = c.get("notices_off")
+    if off is None:
+        return ""
+    on_notices = c["floor"]["per_lifecycle"]["notices"]
+    return f"""
+**Without state-change notices.** The same lifecycles with cdk.json's
+`notices.state_changed: false` (docs/deploy.md), for a deployment where no rule subscribes
+to `Machine State Changed`: {_n(off["notices_per_lifecycle"])} notice per lifecycle put
+(`Machine Deleted`) instead of {_n(on_notices)}.
+
+| | per million events | per million lifecycles | against Step Functions | against the floor |
+|---|---|---|---|---|
+{_notices_row("notices on (the default)", c)}
+{_notices_row("notices off (`cost.notices_off.*`)", off)}
+"""
 
 
 _ABOVE_FLOOR = {

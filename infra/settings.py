@@ -10,7 +10,15 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from statewright.access import AccessRule
 
 CONTEXT_KEY = "statewright:environments"
@@ -142,6 +150,33 @@ class BusSenders(_Strict):
         return sources
 
 
+NOTICES = {
+    "state_changed": "Machine State Changed, put on the bus for every state a machine enters",
+}
+
+
+class NoticeSettings(_Strict):
+    """Which notices the control plane puts on its bus for other systems to subscribe to
+    (docs/aws.md, "EventBridge"). Each one put is an EventBridge event billed; turn one off
+    when no rule of yours subscribes to it."""
+
+    state_changed: StrictBool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_notices(cls, data: Any) -> Any:
+        accepted = "; ".join(f"{name} (true or false): {what}" for name, what in NOTICES.items())
+        if not isinstance(data, Mapping):
+            raise ValueError(f"notices must be an object of notice names; accepted: {accepted}")
+        unknown = sorted(set(data) - set(NOTICES))
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} is not a notice; accepted: {accepted} "
+                "(Machine Deleted is always put)"
+            )
+        return data
+
+
 class EnvironmentSettings(_Strict):
     """What differs between two deployments of the control plane."""
 
@@ -183,6 +218,8 @@ class EnvironmentSettings(_Strict):
     # Who may put events on the bus; left out, any principal of the account whose IAM
     # policy allows PutEvents, with any source but the control plane's own.
     bus_senders: BusSenders | None = None
+    # Notices put on the bus for subscribers; left out, all of them.
+    notices: NoticeSettings = Field(default_factory=NoticeSettings)
 
     @field_validator("log_retention_days")
     @classmethod

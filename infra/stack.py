@@ -49,6 +49,11 @@ class StatewrightStack(cdk.Stack):
         # What of the shipped specs this deployment could not run (reported by app.py).
         self.spec_problems: list[SpecProblem] = unrunnable_tasks(paths.specs, settings)
         common = {"STATEWRIGHT_HISTORY_RETENTION_DAYS": str(settings.history_retention_days)}
+        # Only the functions that run the service publish notices (the task runner reports).
+        service_env = {
+            **common,
+            "STATEWRIGHT_STATE_CHANGED_NOTICES": str(settings.notices.state_changed).lower(),
+        }
 
         table = StateTable(self, "State", settings=settings)
         bus = ControlBus(self, "Events", env_name=env_name)
@@ -77,7 +82,7 @@ class StatewrightStack(cdk.Stack):
             bus=bus,
             task_runner=task_runner,
             terraform=terraform,
-            common_environment=common,
+            common_environment=service_env,
         )
         reconciler = Reconciler(
             self,
@@ -90,7 +95,7 @@ class StatewrightStack(cdk.Stack):
             bus=bus,
             task_runner=task_runner,
             terraform=terraform,
-            common_environment=common,
+            common_environment=service_env,
         )
         control_plane_roles = [
             dispatcher.dispatcher.role,

@@ -43,6 +43,7 @@ STAGING = {
     "api_gateway_account_role": True,
     "removal_policy": "retain",
     "history_retention_days": 12,
+    "notices": {"state_changed": False},
     "reconcile_every_minutes": 2,
     "alarm_email": "oncall@example.com",
     "access": [
@@ -164,7 +165,21 @@ def test_settings_reach_the_template(staging: tuple[dict[str, Any], Path]) -> No
             "FunctionName": "statewright-staging-dispatcher",
             "Environment": {
                 "Variables": assertions.Match.object_like(
-                    {"STATEWRIGHT_HISTORY_RETENTION_DAYS": "12"}
+                    {
+                        "STATEWRIGHT_HISTORY_RETENTION_DAYS": "12",
+                        "STATEWRIGHT_STATE_CHANGED_NOTICES": "false",
+                    }
+                )
+            },
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": "statewright-staging-reconciler",
+            "Environment": {
+                "Variables": assertions.Match.object_like(
+                    {"STATEWRIGHT_STATE_CHANGED_NOTICES": "false"}
                 )
             },
         },

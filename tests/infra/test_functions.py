@@ -70,6 +70,7 @@ def test_dispatcher_is_configured_with_exactly_the_design_variables(synth: Synth
     assert statewright == SERVICE_VARS | {
         "STATEWRIGHT_SPECS_DIR",
         "STATEWRIGHT_HISTORY_RETENTION_DAYS",
+        "STATEWRIGHT_STATE_CHANGED_NOTICES",
     }
     assert env["STATEWRIGHT_ENV"] == synth.env
     assert env["STATEWRIGHT_BUS"] == f"statewright-{synth.env}"
@@ -78,6 +79,7 @@ def test_dispatcher_is_configured_with_exactly_the_design_variables(synth: Synth
     assert env["STATEWRIGHT_TERRAFORM_PROJECT"] == _ref(synth, "AWS::CodeBuild::Project")
     assert env["STATEWRIGHT_SPECS_DIR"] == "/var/task/specs"
     assert env["STATEWRIGHT_HISTORY_RETENTION_DAYS"] == str(synth.settings.history_retention_days)
+    assert env["STATEWRIGHT_STATE_CHANGED_NOTICES"] == "true"  # cdk.json's notices
 
 
 def test_reconciler_has_the_service_variables_and_the_runner_reports_to_the_bus(
@@ -86,7 +88,9 @@ def test_reconciler_has_the_service_variables_and_the_runner_reports_to_the_bus(
     reconciler = synth.function("reconciler")["Environment"]["Variables"]
     assert reconciler["STATEWRIGHT_TABLE"] == _ref(synth, "AWS::DynamoDB::Table")
     assert set(reconciler) >= SERVICE_VARS
+    assert reconciler["STATEWRIGHT_STATE_CHANGED_NOTICES"] == "true"  # its transitions too
     runner = synth.function("taskrunner")["Environment"]["Variables"]
+    assert "STATEWRIGHT_STATE_CHANGED_NOTICES" not in runner  # it publishes no notices
     assert runner["STATEWRIGHT_BUS"] == f"statewright-{synth.env}"
     assert runner["STATEWRIGHT_ENV"] == synth.env
 

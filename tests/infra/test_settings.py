@@ -35,6 +35,9 @@ def test_cdk_json_declares_dev_and_prod_with_every_setting() -> None:
         assert settings.terraform.version and len(settings.terraform.sha256) == 64
         assert settings.history_retention_days > 0
     assert load_settings(_environments(), "dev").removal_policy == "destroy"
+    left_out = _environments()
+    del left_out["dev"]["notices"]
+    assert load_settings(left_out, "dev").notices.state_changed  # on unless turned off
     assert load_settings(_environments(), "prod").removal_policy == "retain"
 
 
@@ -134,6 +137,21 @@ def test_terraform_pin_is_the_published_release_checksum() -> None:
             _with("dev", api_execution_logs="verbose"),
             "dev",
             r"api_execution_logs: Input should be 'off', 'errors' or 'info'",
+        ),
+        (
+            _with("dev", notices={"state_changed": "yes"}),
+            "dev",
+            r"notices.state_changed: Input should be a valid boolean",
+        ),
+        (
+            _with("dev", notices={"deleted": False}),
+            "dev",
+            r"notices: .*'deleted' is not a notice; accepted: state_changed \(true or false\)",
+        ),
+        (
+            _with("dev", notices=False),
+            "dev",
+            r"notices: .*notices must be an object of notice names; accepted: state_changed",
         ),
     ],
 )

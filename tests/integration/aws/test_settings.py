@@ -65,6 +65,18 @@ def test_history_retention_is_optional_and_checked(monkeypatch: pytest.MonkeyPat
         load_settings()
 
 
+def test_state_changed_notices_are_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, COMPLETE)
+    assert load_settings().STATE_CHANGED_NOTICES is True
+    monkeypatch.setenv("STATEWRIGHT_STATE_CHANGED_NOTICES", "false")
+    assert load_settings().STATE_CHANGED_NOTICES is False  # read again once it changes
+    monkeypatch.setenv("STATEWRIGHT_STATE_CHANGED_NOTICES", "maybe")
+    with pytest.raises(
+        ConfigurationError, match=r"STATEWRIGHT_STATE_CHANGED_NOTICES is invalid.*true or false"
+    ):
+        load_settings()
+
+
 def test_a_complete_environment_is_read_and_kept_until_it_changes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -56,6 +56,11 @@ def test_cost_prices_a_lifecycle_against_step_functions(results: dict[str, Any])
     c = results["cost"]
     _numbers(c, "usd_per_million_events", "ratio_vs_step_functions", "events_per_lifecycle")
     _numbers(c, "floor_usd_per_million_events", "ratio_to_floor")
+    off = c["notices_off"]
+    _numbers(off, "usd_per_million_events", "ratio_vs_step_functions", "ratio_to_floor")
+    # Machine State Changed left out: only Machine Deleted is put, and the run costs less
+    assert off["notices_per_lifecycle"] == 1
+    assert off["usd_per_million_lifecycles"] < c["usd_per_million_lifecycles"]
     calls = c["aws_calls_per_event"]
     # The least an event costs: a read; a lifecycle also writes, publishes and starts tasks.
     assert calls["dynamodb.GetItem"] > 0 and calls["dynamodb.UpdateItem"] > 0

@@ -26,9 +26,14 @@ ENV_VARS = (
     "STATEWRIGHT_STATE_BUCKET",
     "STATEWRIGHT_SPECS_DIR",
 )
-# Optional, set by the CDK app from cdk.json: history_retention_days, and access (the
-# rules as a JSON list; unset: every authenticated caller may do everything).
-OPTIONAL_ENV_VARS = ("STATEWRIGHT_HISTORY_RETENTION_DAYS", "STATEWRIGHT_ACCESS")
+# Optional, set by the CDK app from cdk.json: history_retention_days, access (the
+# rules as a JSON list; unset: every authenticated caller may do everything), and
+# notices.state_changed (unset: Machine State Changed is published).
+OPTIONAL_ENV_VARS = (
+    "STATEWRIGHT_HISTORY_RETENTION_DAYS",
+    "STATEWRIGHT_ACCESS",
+    "STATEWRIGHT_STATE_CHANGED_NOTICES",
+)
 
 _DESCRIPTIONS = {
     "STATEWRIGHT_ENV": "the environment name, e.g. dev",
@@ -39,6 +44,7 @@ _DESCRIPTIONS = {
     "STATEWRIGHT_STATE_BUCKET": "the S3 bucket of Terraform states, outputs and variables",
     "STATEWRIGHT_HISTORY_RETENTION_DAYS": "a whole number of days, at least 1",
     "STATEWRIGHT_ACCESS": "a JSON list of access rules (docs/security.md)",
+    "STATEWRIGHT_STATE_CHANGED_NOTICES": "true or false",
 }
 
 
@@ -62,6 +68,8 @@ class Settings(BaseSettings):
     HISTORY_RETENTION_DAYS: int | None = Field(default=None, ge=1)
     # None: no access rules, every authenticated caller may do everything.
     ACCESS: tuple[AccessRule, ...] | None = None
+    # False: Machine State Changed is not put on the bus (no rule subscribes to it).
+    STATE_CHANGED_NOTICES: bool = True
 
     def access_policy(self) -> AccessPolicy | None:
         return AccessPolicy(self.ACCESS) if self.ACCESS is not None else None

@@ -18,6 +18,8 @@ from statewright.aws.dynamodb_store import DynamoStore
 from statewright.aws.eventbridge_bus import EventBridgeBus
 from statewright.catalog import SpecCatalog, lint_folders
 from statewright.executors.registry import AwsContext, aws_executors, require_implementations
+from statewright.notices import WithoutStateChanged
+from statewright.ports import Bus
 from statewright.service import MetricsSink, Service
 from statewright.spec.models import Spec
 
@@ -132,9 +134,12 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
             report_key=store.page_tokens.key,
         )
     )
+    bus: Bus = EventBridgeBus(client("events"), settings.BUS)
+    if not settings.STATE_CHANGED_NOTICES:
+        bus = WithoutStateChanged(bus)
     service = Service(
         store=store,
-        bus=EventBridgeBus(client("events"), settings.BUS),
+        bus=bus,
         executors=executors,
         # Linted on first need, not at cold start: events for existing machines need
         # only their pinned spec, which the store holds by digest.
