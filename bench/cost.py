@@ -326,7 +326,23 @@ def run(facts: Facts, *, lifecycles: int = 20) -> dict[str, Any]:
     results["notices_off"] = {k: off[k] for k in NOTICES_OFF_KEYS} | {
         "notices_per_lifecycle": off["floor"]["per_lifecycle"]["notices"]
     }
+    results["http_api_estimate"] = http_api_estimate(results)
     return results
+
+
+def http_api_estimate(results: Mapping[str, Any]) -> dict[str, float]:
+    """The same run with its API requests priced as an HTTP API's instead of the REST
+    API's: an estimate of an option that is not built (docs/benchmarks.md says so)."""
+    p = prices.USD_PER_MILLION
+    rest = results["usd_per_million_events_by_item"]["api_gateway"]
+    http = rest * p["apigateway_http_request"] / p["apigateway_rest_request"]
+    total = results["usd_per_million_events"] - rest + http
+    sfn = results["usd_per_million_events"] / results["ratio_vs_step_functions"]
+    return {
+        "usd_per_million_events": total,
+        "saving_usd_per_million_events": rest - http,
+        "ratio_vs_step_functions": total / sfn,
+    }
 
 
 def _measure(facts: Facts, *, lifecycles: int, state_changed: bool) -> dict[str, Any]:

@@ -18,6 +18,9 @@ USD_PER_MILLION = {
     "eventbridge_event": 1.00,
     # API Gateway REST API, first 333 million requests a month.
     "apigateway_rest_request": 3.50,
+    # API Gateway HTTP API, first 300 million requests a month (each 512 KB of a request
+    # is metered as one; the control plane's requests are far smaller).
+    "apigateway_http_request": 1.00,
     # S3 Standard: PUT/COPY/POST/LIST per million, GET per million.
     "s3_put": 5.00,
     "s3_get": 0.40,

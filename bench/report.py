@@ -130,7 +130,7 @@ _ITEMS = {
     "dynamodb_reads": "DynamoDB read units",
     "dynamodb_writes": "DynamoDB write units (table and index)",
     "eventbridge": "EventBridge events put",
-    "s3": "S3 requests (the build's outputs object)",
+    "s3": "S3 requests (the build's variables and outputs objects)",
 }
 
 
@@ -212,12 +212,35 @@ Median in-process duration per invocation (billed as measured; under moto it inc
 moto's own work in place of network round trips): {durations}.
 """
     text += _cost_notices(c)
+    text += _cost_http_api(c)
     if _missed(r, "cost", "ratio_vs_step_functions"):
         text += _cost_missed(c)
     text += _cost_floor(r)
     text += "\nPrices used (USD per million, us-east-1):\n\n| price | USD |\n|---|---|\n"
     text += "\n".join(price_rows) + "\n"
     return text
+
+
+def _cost_http_api(c: dict[str, Any]) -> str:
+    h = c.get("http_api_estimate")
+    if h is None:
+        return ""
+    rest = prices.USD_PER_MILLION["apigateway_rest_request"]
+    http = prices.USD_PER_MILLION["apigateway_http_request"]
+    return f"""
+**An HTTP API instead of the REST API — an assessment, not built** (`api.type: http` does
+not exist). Priced from this run: the same requests at an HTTP API's ${http:.2f} per
+million instead of the REST API's ${rest:.2f} would save
+{_usd(h["saving_usd_per_million_events"])} per million events: {_usd(h["usd_per_million_events"])}
+in all, {_n(h["ratio_vs_step_functions"])} of Step Functions
+(`cost.http_api_estimate.ratio_vs_step_functions`, an estimate). What the REST API gives
+that an HTTP API does not: request validation before the function runs, which the
+deployment uses (an HTTP API would leave it all to the dispatcher, billed as Lambda
+time), execution logs (the `api_execution_logs` option) and an AWS WAF web ACL, which an
+operator may associate. IAM (SigV4) authorization, access logs and stage throttling exist
+on both. REST stays the default until the
+HTTP option is built and these are weighed against the saving.
+"""
 
 
 def _notices_row(name: str, c: dict[str, Any]) -> str:
@@ -290,10 +313,10 @@ change ({_n(n["index_moves"])}: the old entry deleted, the new one put), one whe
 deleted ({_n(n["index_exits"])})); one API Gateway request per event sent over the API
 ({_n(n["api_requests"])}); one EventBridge event per `NEXT`/`FAILED` or task completion
 ({_n(n["internal_events"])}) and per notice published ({_n(n["notices"])}: `Machine State
-Changed`, `Machine Deleted`); one start call per task (a Lambda request for each of the
-{_n(n["lambda_task_starts"])} Lambda tasks; CodeBuild bills nothing for the
-{_n(n["build_starts"])} `StartBuild`). No second write per event, no task runner's compute,
-no S3 object.
+Changed`, `Machine Deleted`); one start call per task: a Lambda request per Lambda task
+started ({_n(n["lambda_task_starts"])}), and nothing for a build's `StartBuild`
+({_n(n["build_starts"])}), which CodeBuild does not bill. No second write per event, no
+task runner's compute, no S3 object.
 
 | item | measured | floor | above the floor |
 |---|---|---|---|
@@ -354,9 +377,9 @@ def _cost_missed(c: dict[str, Any]) -> str:
             "items under 1 KB."
         ),
         "eventbridge": "- EventBridge: `Machine State Changed` is put for every transition and "
-        "`Machine Deleted` at the end; publishing them only where a rule subscribes (a "
-        "setting), and NEXT applied in-process when the dispatcher itself fires it, "
-        "would remove most of the events put.",
+        "`Machine Deleted` at the end; a deployment where no rule subscribes turns the first "
+        "off (`notices.state_changed`, priced above), and NEXT applied in-process when the "
+        "dispatcher itself fires it would remove most of the rest.",
         "api_gateway": "- API Gateway: an HTTP API costs $1.00 per million requests against the "
         "REST API's $3.50; events sent on the bus instead of over HTTP cost $1.00.",
         "s3": "- S3: the build stores its outputs in an object even when its own report "

@@ -61,6 +61,8 @@ def test_cost_prices_a_lifecycle_against_step_functions(results: dict[str, Any])
     # Machine State Changed left out: only Machine Deleted is put, and the run costs less
     assert off["notices_per_lifecycle"] == 1
     assert off["usd_per_million_lifecycles"] < c["usd_per_million_lifecycles"]
+    http = c["http_api_estimate"]  # the REST API's requests repriced: cheaper, same calls
+    assert 0 < http["ratio_vs_step_functions"] < c["ratio_vs_step_functions"]
     calls = c["aws_calls_per_event"]
     # The least an event costs: a read; a lifecycle also writes, publishes and starts tasks.
     assert calls["dynamodb.GetItem"] > 0 and calls["dynamodb.UpdateItem"] > 0
