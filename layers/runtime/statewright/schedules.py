@@ -16,6 +16,7 @@ reaches no machine twice."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -24,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from statewright import engine
 from statewright.catalog import SpecCatalog
 from statewright.cron import next_fire
-from statewright.engine import schedule_actor
+from statewright.engine import Outcome, schedule_actor
 from statewright.model import BusEvent, Machine
-from statewright.ports import Bus, Store
+from statewright.ports import Bus, Store, Timers
 from statewright.spec.models import Schedule, Spec
+from statewright.timers import Timer, TimerPurpose
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +134,65 @@ def fan_out_page(
         len(machines),
     )
     return len(events), token
+
+
+# ---- locally: a SCHEDULE timer per spec schedule -----------------------------------
+
+
+def schedule_timer(spec: str, schedule: Schedule, fire: str) -> Timer:
+    """The local timer of one fire of a spec schedule (``machine_id`` is the spec)."""
+    return Timer(
+        purpose=TimerPurpose.SCHEDULE,
+        machine_id=spec,
+        due=fire,
+        guard={"schedule": schedule.name, "fire": fire},
+    )
+
+
+def first_timers(specs: Iterable[Spec], now: str) -> list[Timer]:
+    """A timer for the next fire of each schedule of ``specs`` (what the local server
+    arms when it starts; arming one that is armed already keeps one)."""
+    after = engine.parse_time(now)
+    return [
+        schedule_timer(spec.name, schedule, next_fire_after(schedule, after))
+        for spec in specs
+        for schedule in spec.schedules or []
+    ]
+
+
+def fire_timer(
+    timer: Timer,
+    *,
+    catalog: SpecCatalog,
+    timers: Timers,
+    now: str,
+    fan_out: Callable[[ScheduleFire], str | None],
+) -> Outcome:
+    """A SCHEDULE timer came due: arm the next fire, then send this one to the spec's
+    machines page by page, unless it is more than LATE_SECONDS late (the server was
+    down at its time) — then only the next is armed. A timer of a schedule the spec no
+    longer has, or whose cron no longer fires then, is stale: the server armed the
+    schedule's own next fire when it started."""
+    name, fire = str(timer.guard.get("schedule", "")), str(timer.guard.get("fire", ""))
+    spec = catalog.get(timer.machine_id)
+    schedule = spec.schedule(name) if spec is not None else None
+    if schedule is None or fire != timer.due or not is_fire_of(schedule, fire):
+        log.info("schedule timer %s: no such fire of a served spec any more", timer.name)
+        return Outcome.STALE
+    when, at = engine.parse_time(fire), engine.parse_time(now)
+    timers.arm(
+        [schedule_timer(timer.machine_id, schedule, next_fire_after(schedule, max(when, at)))]
+    )
+    if (at - when).total_seconds() > LATE_SECONDS:
+        log.warning(
+            "schedule %s of spec %s: the fire of %s was missed (found at %s); skipped",
+            name,
+            timer.machine_id,
+            fire,
+            now,
+        )
+        return Outcome.STALE
+    page = ScheduleFire(spec=timer.machine_id, schedule=name, fire=fire)
+    while (token := fan_out(page)) is not None:
+        page = page.continued(token)
+    return Outcome.APPLIED

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from statewright import engine
+from statewright import engine, schedules
 from statewright.access import LOCAL_PRINCIPAL, AccessPolicy, Action
 from statewright.attempt_config import UnresolvedReference, resolve_invocation
 from statewright.catalog import SpecCatalog
@@ -72,7 +72,7 @@ from statewright.model import (
 from statewright.ports import Bus, Executor, IdempotencyRecord, Store, Timers, Write
 from statewright.schedules import ScheduleFire, fan_out_page, fire_time
 from statewright.spec.models import Spec
-from statewright.timers import Timer
+from statewright.timers import Timer, TimerPurpose
 
 __all__ = ["MetricsSink", "Outcome", "RecoveryReport", "Service"]
 
@@ -272,6 +272,16 @@ class Service:
         self.metrics.count(f"events_{outcome.value}")
         return outcome
 
+    def arm_schedules(self) -> None:
+        """Arm the next fire of every served spec's schedules as a ``schedule`` timer
+        (the local server on start; on AWS, Scheduler's recurring schedules fire them).
+        Arming a timer that is armed already keeps one."""
+        if self.timers is None:
+            return
+        first = schedules.first_timers(self.catalog.specs(), self.clock())
+        if first:
+            self.timers.arm(first)
+
     def fan_out_schedule(self, fire: ScheduleFire) -> str | None:
         """Send one page of a schedule fire to the machines it applies to; the token of
         the next page, or None when this was the last (docs/runtime.md#schedules). A
@@ -292,7 +302,18 @@ class Service:
         """A timer came due (docs/runtime.md, "Timers"): apply it to its machine. A
         timer whose guard no longer holds, or whose machine is gone, is ``stale`` and
         changes nothing. Only a Conflict past its deadline or an infrastructure failure
-        raises (the adapter then fires it again later)."""
+        raises (the adapter then fires it again later). A ``schedule`` timer (local
+        only) sends its fire to the spec's machines (docs/runtime.md#schedules)."""
+        if timer.purpose is TimerPurpose.SCHEDULE and self.timers is not None:
+            outcome = schedules.fire_timer(
+                timer,
+                catalog=self.catalog,
+                timers=self.timers,
+                now=self.clock(),
+                fan_out=self.fan_out_schedule,
+            )
+            self.metrics.count(f"timers_{outcome.value}")
+            return outcome
         try:
             outcome = self._apply(timer.machine_id, TimerFired(timer)).decision.outcome
         except MachineNotFound:

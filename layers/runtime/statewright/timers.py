@@ -35,6 +35,7 @@ Guard = dict[str, str | int]
 class TimerPurpose(StrEnum):
     ATTEMPT = "attempt"  # a pending attempt's not_before has come: start it
     TIMEOUT = "timeout"  # a running attempt's deadline has come: fail it with Timeout
+    SCHEDULE = "schedule"  # a spec schedule's fire, locally (statewright.schedules)
 
 
 class Timer(BaseModel):

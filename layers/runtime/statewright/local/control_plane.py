@@ -135,6 +135,7 @@ class LocalControlPlane:
         self._started = True
         # The previous process's task runs died with it: restart what was running.
         self.recovery = self.service.recover(restart_running=True)
+        self.service.arm_schedules()
         self.timer_thread.start()
         return self
 
