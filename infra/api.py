@@ -43,6 +43,12 @@ SEND_EVENT = apigw.JsonSchema(
     type=_OBJECT,
     required=["event"],
 )
+SET_TTL = apigw.JsonSchema(
+    schema=apigw.JsonSchemaVersion.DRAFT4,
+    title="SetTtl",
+    type=_OBJECT,
+    required=["ttl"],
+)
 IDEMPOTENCY = ("Idempotency-Key",)
 ROUTES = (
     Route("GET", "/openapi.json"),
@@ -54,6 +60,7 @@ ROUTES = (
     Route("POST", "/machines/{id}/events", body=SEND_EVENT, headers=IDEMPOTENCY),
     Route("GET", "/machines/{id}/history", query=("limit", "next_token")),
     Route("POST", "/machines/{id}/retry", headers=IDEMPOTENCY),
+    Route("POST", "/machines/{id}/ttl", body=SET_TTL, headers=IDEMPOTENCY),
 )
 
 # API Gateway's own refusals, re-worded into the API's error shape. A gateway response's
@@ -66,7 +73,8 @@ ROUTES = (
 REQUEST_ID = "$context.requestId"
 _BODY_SHAPES = (
     'POST /machines takes a JSON object with "spec", '
-    'POST /machines/{id}/events a JSON object with "event"'
+    'POST /machines/{id}/events a JSON object with "event", '
+    'POST /machines/{id}/ttl a JSON object with "ttl"'
 )
 GATEWAY_ERRORS: dict[str, tuple[str, str]] = {
     "BAD_REQUEST_BODY": (

@@ -24,6 +24,7 @@ EXPECTED_ROUTES = {
     ("POST", "/machines/{id}/events"),
     ("GET", "/machines/{id}/history"),
     ("POST", "/machines/{id}/retry"),
+    ("POST", "/machines/{id}/ttl"),
 }
 
 
@@ -95,6 +96,7 @@ def test_bodies_are_validated_as_json_objects(synth: Synthesized) -> None:
     assert models["CreateMachine"]["type"] == "object"
     assert models["CreateMachine"]["required"] == ["spec"]
     assert models["SendEvent"]["required"] == ["event"]
+    assert models["SetTtl"]["required"] == ["ttl"]
     methods = _methods(synth)
     assert "application/json" in methods[("POST", "/machines")]["RequestModels"]
     assert "application/json" in methods[("POST", "/machines/{id}/events")]["RequestModels"]

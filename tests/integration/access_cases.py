@@ -57,6 +57,7 @@ LOCAL_STEPS: list[tuple[str, str, Any, int]] = [
     ("POST", "/machines/pr-1/events", {"event": "DESTROY"}, 403),
     ("POST", "/machines/pr-1/events", {"event": "LAUNCH"}, 202),
     ("POST", "/machines/pr-1/retry", None, 403),
+    ("POST", "/machines/pr-1/ttl", {"ttl": "1h"}, 403),
     ("GET", "/machines/pr-1", None, 200),
     ("GET", "/machines/pr-1/history", None, 200),
     # refused before any lookup: no rule lets local read t-*, existing or not
@@ -107,6 +108,7 @@ def hidden_alike(call: Call, existing: str, missing: str) -> None:
         ("POST", "/machines/{}/events", {"event": "DESTROY"}),
         ("POST", "/machines/{}/events", {"event": "OFFBOARD"}),
         ("POST", "/machines/{}/retry", None),
+        ("POST", "/machines/{}/ttl", {"ttl": "1h"}),
     ]
     for method, path, body in requests:
         first = call(method, path.format(existing), body)

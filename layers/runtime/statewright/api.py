@@ -40,6 +40,7 @@ from statewright.api_models import (
     MachineList,
     MachineOut,
     SendEventRequest,
+    SetTtlRequest,
     SpecDocument,
     SpecList,
 )
@@ -60,6 +61,7 @@ MAX_JSON_DEPTH = 32
 OPENAPI_PATH = "/openapi.json"
 # Prefix of GET /specs/{name}; what follows it is the name asked for.
 SPECS_PATH = "/specs/"
+TTL_SUFFIX = "/ttl"
 
 # The one mapping from domain error codes to HTTP statuses.
 STATUS_BY_CODE: dict[str, int] = {
@@ -468,6 +470,8 @@ def _register_error_handlers(app: APIGatewayRestResolver, table: _Description) -
         fields = {"body": list(SendEventRequest.model_fields)}
         if path == "/machines":
             fields = {"body": list(CreateMachineRequest.model_fields)}
+        elif path.endswith(TTL_SUFFIX):
+            fields = {"body": list(SetTtlRequest.model_fields)}
         message = _validation_message(list(exc.errors()), fields)
         return error_response(InvalidRequest(message))
 
@@ -583,7 +587,7 @@ def _register_routes(
         idempotency_key: IdempotencyKey = None,
     ) -> Response[MachineOut]:
         machine = service.create_machine(
-            body.spec, machine_id=body.id, metadata=body.metadata, caller=_caller(app)
+            body.spec, machine_id=body.id, metadata=body.metadata, ttl=body.ttl, caller=_caller(app)
         )
         return _json(201, _machine_json(machine), {"Location": f"/machines/{machine.id}"})
 
@@ -627,7 +631,12 @@ def _register_routes(
         idempotency_key: IdempotencyKey = None,
     ) -> Response[MachineOut]:
         machine = service.send_event(
-            machine_id, body.event, metadata=body.metadata, spec=body.spec, caller=_caller(app)
+            machine_id,
+            body.event,
+            metadata=body.metadata,
+            spec=body.spec,
+            ttl=body.ttl,
+            caller=_caller(app),
         )
         return _json(202, _machine_json(machine))
 
@@ -646,6 +655,18 @@ def _register_routes(
             200, {"entries": [e.model_dump(mode="json") for e in entries], "next_token": token}
         )
 
+    _register_action_routes(app, service)
+
+    # ---- the API's own description ----------------------------------------------------
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    def openapi() -> Response[Any]:
+        return _json(200, description.document())
+
+
+def _register_action_routes(app: APIGatewayRestResolver, service: Service) -> None:
+    """The routes that act on one machine besides sending it an event."""
+
     @app.post(
         "/machines/<machine_id>/retry",
         responses=_responses(202, MachineOut, 400, 403, 404, 409, 503),
@@ -656,11 +677,29 @@ def _register_routes(
     ) -> Response[MachineOut]:
         return _json(202, _machine_json(service.retry(machine_id, caller=_caller(app))))
 
-    # ---- the API's own description ----------------------------------------------------
-
-    @app.get(OPENAPI_PATH, include_in_schema=False)
-    def openapi() -> Response[Any]:
-        return _json(200, description.document())
+    @app.post(
+        "/machines/<machine_id>/ttl",
+        responses=_responses(
+            200,
+            MachineOut,
+            400,
+            403,
+            404,
+            409,
+            413,
+            503,
+            bad_request="invalid_request: ttl is not a duration, is longer than the spec's "
+            "max_ttl, or the machine's spec has no lifecycle",
+        ),
+        summary="set a machine's ttl, counted from now (extend or shorten its life)",
+    )
+    def set_ttl(
+        machine_id: MachineIdPath,
+        body: Annotated[SetTtlRequest, Body()],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[MachineOut]:
+        machine = service.set_ttl(machine_id, body.ttl, caller=_caller(app))
+        return _json(200, _machine_json(machine))
 
 
 def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:

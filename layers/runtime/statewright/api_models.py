@@ -27,6 +27,20 @@ SpecName = Annotated[
 EventName = Annotated[
     str, Field(min_length=1, max_length=256, pattern=NO_NUL_PATTERN, examples=["LAUNCH"])
 ]
+# A duration as people write it (statewright.durations): whole days, hours, minutes and
+# seconds, largest first. The service parses it and names the field when it does not.
+DURATION_PATTERN = "^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+Ttl = Annotated[
+    str,
+    Field(
+        max_length=64,
+        # Documented, not enforced here: the service's refusal says what is accepted.
+        json_schema_extra={"pattern": DURATION_PATTERN},
+        description="a duration: whole days, hours, minutes and seconds, largest first "
+        "(90s, 30m, 72h, 7d, 1d12h); at most the spec's lifecycle max_ttl",
+        examples=["24h"],
+    ),
+]
 MetadataValue = str | int | float | bool | None
 # What OpenAPI shows of metadata: a flat object (the model itself takes any JSON, so a
 # nested value answers invalid_metadata rather than invalid_request).
@@ -61,6 +75,11 @@ class CreateMachineRequest(BaseModel):
         description="a flat JSON object: string, number, boolean or null values",
         json_schema_extra=FLAT_OBJECT_SCHEMA,
     )
+    ttl: Ttl | None = Field(
+        default=None,
+        description="how long the machine lives (only for a spec with a lifecycle; at most "
+        "its max_ttl); the spec's ttl when omitted",
+    )
 
 
 class SendEventRequest(BaseModel):
@@ -78,6 +97,19 @@ class SendEventRequest(BaseModel):
         default=None,
         description="create the machine from this spec if it does not exist, then apply the event",
     )
+    ttl: Ttl | None = Field(
+        default=None,
+        description="with spec: the ttl of the machine if this event creates it (as on "
+        "POST /machines); ignored for a machine that exists",
+    )
+
+
+class SetTtlRequest(BaseModel):
+    """POST /machines/{id}/ttl."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: Ttl = Field(description="the machine's new ttl, counted from now; at most max_ttl")
 
 
 # ---- responses ----------------------------------------------------------------------
@@ -138,6 +170,15 @@ class MachineOut(BaseModel):
     updated_at: str
     halted: str | None = Field(
         default=None, description="why the engine stopped the machine (an endless NEXT loop)"
+    )
+    expires_at: str | None = Field(
+        default=None,
+        description="when the machine expires (its spec's lifecycle); null: it does not",
+    )
+    expired: bool = Field(
+        default=False,
+        description="expires_at has come and the expire event was sent; false again "
+        "after POST /machines/{id}/ttl",
     )
 
 

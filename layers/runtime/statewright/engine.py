@@ -12,10 +12,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from statewright import expiry
 from statewright.errors import (
     EventNotAccepted,
     InvalidRequest,
@@ -52,7 +53,11 @@ from statewright.model import (
     validate_machine_id,
     validate_metadata,
 )
-from statewright.spec.models import Action, Spec
+
+# Re-exported: the engine's time format, which timers' due times use too.
+from statewright.model import format_time as format_time  # noqa: PLC0414
+from statewright.model import parse_time as parse_time  # noqa: PLC0414
+from statewright.spec.models import Action, Lifecycle, Spec
 from statewright.spec.rules import INIT_STATE, MAX_IDLE_NEXT_TRANSITIONS
 from statewright.spec.rules import SYSTEM_EVENTS as SYSTEM_EVENT_ORDER
 from statewright.timers import Timer, TimerPurpose, task_guard
@@ -77,12 +82,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Create:
-    """A new machine; ``source`` and ``actor`` (who asked) go into its history."""
+    """A new machine; ``source`` and ``actor`` (who asked) go into its history. ``ttl``:
+    the seconds it may live, when the request asked (else its spec's lifecycle says)."""
 
     machine_id: str
     metadata: Mapping[str, Any] | None = None
     source: str | None = None
     actor: str = EVENT_SOURCE
+    ttl: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,24 @@ class TimerFired:
     timer: Timer
 
 
+@dataclass(frozen=True)
+class SetTtl:
+    """POST /machines/{id}/ttl: the machine's ttl becomes ``ttl`` seconds, counted from now."""
+
+    ttl: int
+    source: str | None = None
+    actor: str = EVENT_SOURCE
+
+
+@dataclass(frozen=True)
+class ExpireEvent:
+    """The spec's expire event, sent by expiry for ``epoch`` (an internal Machine Event
+    with ``"reason": "expiry"``)."""
+
+    event: str
+    epoch: int
+
+
 Input = (
     ExternalEvent
     | InternalEvent
@@ -188,6 +213,8 @@ Input = (
     | Retry
     | Reconcile
     | TimerFired
+    | SetTtl
+    | ExpireEvent
 )
 
 
@@ -252,14 +279,6 @@ class Decision:
 
 
 # ---- helpers ------------------------------------------------------------------------
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def add_seconds(value: str, seconds: float) -> str:
@@ -667,6 +686,7 @@ class _Step:
         )
         self.start_state_tasks()
         self.settle()
+        self.send_expire_event()
 
     def settle(self) -> None:
         """Recompute the machine's status and fire what the current state's tasks
@@ -726,11 +746,63 @@ class _Step:
     def delete(self) -> None:
         m = self.machine
         self.deleted = True
+        self.disarm_expiry()
         self.publish(
             "Machine Deleted",
             {"machine_id": m.id, "spec": m.spec, "state": m.state, "epoch": m.epoch},
         )
         self.effects.append(Delete(m.id))
+
+    # -- time to live (docs/runtime.md, "TTL")
+
+    def disarm_expiry(self) -> None:
+        """The expiry and warning timers still to come are no longer wanted (they would
+        be stale: their guard is the expires_at being left)."""
+        lifecycle, m = self.spec.lifecycle, self.machine
+        if lifecycle is not None and not m.expired:
+            for timer in expiry.expiry_timers(m, lifecycle, self.now):
+                self.disarm(timer)
+
+    def move_expiry(self, expires_at: str) -> None:
+        """The machine now expires at ``expires_at``: arm its expiry and its warnings
+        still to come, and drop those of the time before."""
+        lifecycle, m = self.spec.lifecycle, self.machine
+        assert lifecycle is not None
+        self.disarm_expiry()
+        m.expires_at = expires_at
+        m.warned = []
+        self.effects.extend(ArmTimer(t) for t in expiry.expiry_timers(m, lifecycle, self.now))
+        self.changed = True
+
+    def accepted(self, event: str) -> None:
+        """What an accepted external event means for expiry: the expire event, whoever
+        sent it, ends a pending expiry; one of ``extend_on`` moves expires_at to now +
+        the machine's ttl, never earlier than it was. An expired machine stays expired
+        (only a new ttl revives it)."""
+        lifecycle, m = self.spec.lifecycle, self.machine
+        if lifecycle is not None and event == lifecycle.expire_event and m.expire_pending:
+            m.expire_pending = False
+        if (
+            lifecycle is None
+            or event not in lifecycle.extend_on
+            or m.expires_at is None
+            or m.ttl_seconds is None
+            or m.expired
+        ):
+            return
+        later = add_seconds(self.now, m.ttl_seconds)
+        if parse_time(later) > parse_time(m.expires_at):
+            self.move_expiry(later)
+
+    def send_expire_event(self) -> None:
+        """While the expire event waits for a state that accepts it: publish it if the
+        current state does (it then comes back as an ExpireEvent for this epoch)."""
+        lifecycle, m = self.spec.lifecycle, self.machine
+        if lifecycle is None or not m.expire_pending or self.deleted:
+            return
+        if self.spec.handler(m.state, lifecycle.expire_event) is None:
+            return  # sent again on the next state entry
+        self.publish("Machine Event", expiry.expire_event_detail(m, lifecycle.expire_event))
 
     def run_actions(self, actions: list[Action], event: str) -> None:
         target = next((a.state for a in actions if a.action == "advance" and a.state), None)
@@ -749,6 +821,10 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
     validate_machine_id(inp.machine_id)
     metadata = validate_metadata(inp.metadata)
     check_metadata_size(metadata, merged=False)
+    if inp.ttl is not None:
+        ttl: int | None = expiry.requested_ttl(spec, inp.ttl)
+    else:
+        ttl = spec.lifecycle.ttl if spec.lifecycle is not None else None
     machine = Machine(
         id=inp.machine_id,
         spec=spec.name,
@@ -759,9 +835,12 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
         metadata=metadata,
         created_at=now,
         updated_at=now,
+        ttl_seconds=ttl,
     )
     step = _Step(machine=machine, spec=spec, now=now, actor=inp.actor)
-    step.record("created", to_state=INIT_STATE, source=inp.source)
+    if ttl is not None:
+        step.move_expiry(add_seconds(now, ttl))
+    step.record("created", to_state=INIT_STATE, source=inp.source, expires_at=machine.expires_at)
     step.publish(
         "Machine State Changed",
         {"machine_id": machine.id, "spec": spec.name, "from": None, "to": INIT_STATE, "epoch": 1},
@@ -774,8 +853,7 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
 def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
     """The decision for ``inp`` on ``machine``. Raises a domain error (StatewrightError)
     for input that is refused; the machine passed in is never modified."""
-    actor = inp.actor if isinstance(inp, ExternalEvent | Retry | ScheduledEvent) else EVENT_SOURCE
-    step = _Step(machine=_working_copy(machine), spec=spec, now=now, actor=actor)
+    step = _Step(machine=_working_copy(machine), spec=spec, now=now, actor=_actor_of(inp))
     match inp:
         case ExternalEvent():
             decision = _external(step, inp)
@@ -791,9 +869,19 @@ def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
             decision = _scheduled(step, inp)
         case TimerFired():
             decision = _timer_fired(step, inp.timer)
+        case SetTtl() | ExpireEvent():
+            decision = _expiry_input(step, inp)
         case Reconcile():
             decision = _reconcile(step, inp)
     return decision
+
+
+def _actor_of(inp: Input) -> str:
+    """Who caused what ``inp`` records: the caller of a request, the schedule, expiry
+    for the expire event, else the control plane (expiry timers set it themselves)."""
+    if isinstance(inp, ExternalEvent | Retry | ScheduledEvent | SetTtl):
+        return inp.actor
+    return expiry.EXPIRY if isinstance(inp, ExpireEvent) else EVENT_SOURCE
 
 
 def _external(step: _Step, inp: ExternalEvent) -> Decision:
@@ -823,6 +911,7 @@ def _external(step: _Step, inp: ExternalEvent) -> Decision:
     m.idle_next = 0
     m.halted = None
     step.record("event", event=event, source=inp.source)
+    step.accepted(event)
     step.run_actions(actions, event)
     return step.decision()
 
@@ -847,6 +936,7 @@ def _scheduled(step: _Step, inp: ScheduledEvent) -> Decision:
     m.halted = None
     source = schedule_actor(inp.schedule)
     step.record("event", event=schedule.event, source=source)
+    step.accepted(schedule.event)
     step.run_actions(actions, schedule.event)
     return step.decision()
 
@@ -1035,10 +1125,11 @@ def _retry(step: _Step, inp: Retry) -> Decision:
 def _timer_fired(step: _Step, timer: Timer) -> Decision:
     """ATTEMPT: start the pending attempt whose backoff is over. TIMEOUT: fail the
     running attempt past its deadline. Only for the very attempt (and due time) the
-    timer was armed for; anything else is stale, and nothing is written."""
+    timer was armed for; anything else is stale, and nothing is written. EXPIRY and
+    WARNING: see _expiry_timer_fired."""
     m = step.machine
-    if timer.purpose not in (TimerPurpose.ATTEMPT, TimerPurpose.TIMEOUT):
-        return Decision(Outcome.STALE, reason=f"no {timer.purpose} timer is kept for machines")
+    if timer.purpose in (TimerPurpose.EXPIRY, TimerPurpose.WARNING):
+        return _expiry_timer_fired(step, timer)
     task, epoch, attempt = (timer.guard.get(k) for k in ("task", "epoch", "attempt"))
     record = m.tasks.get(task) if isinstance(task, str) else None
     if record is None or epoch != m.epoch or record.epoch != epoch or record.attempt != attempt:
@@ -1057,6 +1148,86 @@ def _timer_fired(step: _Step, timer: Timer) -> Decision:
     if record.status != "running" or record.deadline != timer.due:
         return Decision(Outcome.STALE, reason=f"attempt {attempt} of {task} is not running")
     step.time_out(task, record)
+    return step.decision()
+
+
+def _expiry_input(step: _Step, inp: SetTtl | ExpireEvent) -> Decision:
+    return _set_ttl(step, inp) if isinstance(inp, SetTtl) else _expire_event(step, inp)
+
+
+def _set_ttl(step: _Step, inp: SetTtl) -> Decision:
+    """The machine's ttl becomes ``inp.ttl`` (at most max_ttl), expiring that long from
+    now; an expiry that came and was not yet accepted is called off."""
+    m = step.machine
+    m.ttl_seconds = expiry.requested_ttl(step.spec, inp.ttl)
+    step.move_expiry(add_seconds(step.now, m.ttl_seconds))  # (an expired one has no timers left)
+    m.expired = False
+    m.expire_pending = False
+    step.record("ttl_changed", source=inp.source, expires_at=m.expires_at)
+    return step.decision()
+
+
+def _expire_event(step: _Step, inp: ExpireEvent) -> Decision:
+    """The expire event as expiry sent it: applied like an external event (source and
+    actor ``expiry``) if it is still pending, for this epoch, and the state accepts it;
+    after that, no further expiry. Anything else is stale."""
+    spec, m = step.spec, step.machine
+    lifecycle = spec.lifecycle
+    if lifecycle is None or inp.event != lifecycle.expire_event or not m.expire_pending:
+        return Decision(Outcome.STALE, reason=f"no expire event {inp.event} is pending")
+    if inp.epoch != m.epoch:
+        return Decision(
+            Outcome.STALE, reason=f"expire event for epoch {inp.epoch}, machine is at {m.epoch}"
+        )
+    actions = spec.handler(m.state, inp.event)
+    if actions is None:
+        return Decision(
+            Outcome.STALE,
+            reason=f"{inp.event} is not accepted in state {m.state}; sent again on the next entry",
+        )
+    m.expire_pending = False
+    m.idle_next = 0
+    m.halted = None
+    step.record("event", event=inp.event, source=expiry.EXPIRY)
+    step.run_actions(actions, inp.event)
+    return step.decision()
+
+
+def _expiry_timer_fired(step: _Step, timer: Timer) -> Decision:
+    """EXPIRY: the machine expires (history ``expired``) and its expire event is sent.
+    WARNING: ``Machine Expiring`` and history ``expiring``, once per offset. Only for
+    the expires_at the timer was armed for, and not once the machine has expired."""
+    lifecycle, m = step.spec.lifecycle, step.machine
+    step.actor = expiry.EXPIRY
+    armed_for = timer.guard.get("expires_at")
+    if lifecycle is None or m.expired or m.expires_at is None or armed_for != m.expires_at:
+        return Decision(
+            Outcome.STALE,
+            reason=f"{timer.purpose} timer for expiry at {armed_for}; the machine "
+            + ("has expired" if m.expired else f"expires at {m.expires_at}"),
+        )
+    if timer.purpose is TimerPurpose.EXPIRY:
+        m.expired = True
+        m.expire_pending = True
+        step.record("expired", source=expiry.EXPIRY, expires_at=m.expires_at)
+        step.send_expire_event()
+        return step.decision()
+    return _warning_fired(step, lifecycle, timer)
+
+
+def _warning_fired(step: _Step, lifecycle: Lifecycle, timer: Timer) -> Decision:
+    m = step.machine
+    assert m.expires_at is not None
+    if parse_time(step.now) >= parse_time(m.expires_at):
+        return Decision(Outcome.STALE, reason="a warning that came no earlier than expiry")
+    offset = timer.guard.get("offset")
+    if not isinstance(offset, int) or offset not in lifecycle.warn_before:
+        return Decision(Outcome.STALE, reason=f"no warning {offset!r} before expiry in the spec")
+    if offset in m.warned:
+        return Decision(Outcome.DUPLICATE, reason=f"warning {offset}s before expiry already sent")
+    m.warned = [*m.warned, offset]  # a new list: the machine read is shared, never changed
+    step.record("expiring", source=expiry.EXPIRY, expires_at=m.expires_at)
+    step.publish(expiry.EXPIRING_DETAIL_TYPE, expiry.expiring_detail(m, step.now))
     return step.decision()
 
 
@@ -1158,6 +1329,9 @@ def _republish_system_events(step: _Step) -> None:
             wanted = wanted and m.status == "failed"
         if wanted and event not in published_now:
             step.publish_system(event)
+    lifecycle = spec.lifecycle
+    if lifecycle is not None and lifecycle.expire_event not in published_now:
+        step.send_expire_event()  # a pending expire event whose publishing was lost
 
 
 def _in_flight(machine: Machine, task: str, epoch: int, attempt: int) -> bool:

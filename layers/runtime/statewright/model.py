@@ -55,7 +55,16 @@ DRIFT_DETECTED = "DriftDetected"
 
 def now_iso() -> str:
     """UTC timestamp with millisecond precision, the one format stored everywhere."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_time(datetime.now(UTC))
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def format_time(value: datetime) -> str:
+    """``value`` in the one format stored everywhere (UTC, milliseconds, ``Z``)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class TaskRecord(BaseModel):
@@ -115,6 +124,22 @@ class StateRun(BaseModel):
         return (self.task, self.epoch, self.attempt) == (task, epoch, attempt)
 
 
+# Fields of a stored machine that the API never shows (docs/runtime.md, "Internal fields").
+_INTERNAL_MACHINE_FIELDS = frozenset(
+    {
+        "published",
+        "applied",
+        "history_seq",
+        "idle_next",
+        "state_runs",
+        "schedule_fires",
+        "ttl_seconds",
+        "expire_pending",
+        "warned",
+    }
+)
+
+
 class Machine(BaseModel):
     """A running instance of a spec. ``version`` is the optimistic-concurrency counter:
     every successful write stores version + 1 on condition that version still matches."""
@@ -135,6 +160,18 @@ class Machine(BaseModel):
     updated_at: str = Field(default_factory=now_iso)
     # Why the engine stopped the machine (an endless NEXT loop), or None.
     halted: str | None = None
+    # When the machine expires (docs/runtime.md, "TTL"); None for a spec without lifecycle.
+    expires_at: str | None = None
+    # True once expires_at has come (its expire event was sent), until a new ttl is set.
+    expired: bool = False
+    # Internal: the machine's ttl in seconds (the create's, else the spec's; POST /ttl
+    # sets it); an extend_on event moves expires_at to now + this.
+    ttl_seconds: int | None = None
+    # Internal: the expire event was sent and no state has accepted it yet: it is sent
+    # again on each state entry until one does.
+    expire_pending: bool = False
+    # Internal: the warn_before offsets (seconds) already warned of for this expires_at.
+    warned: list[int] = Field(default_factory=list)
     # Internal, by system event: the epoch whose NEXT/FAILED has been published, so a
     # satisfied state publishes once per epoch (the reconciler re-publishes when it was
     # lost) ...
@@ -174,17 +211,7 @@ class Machine(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The Machine JSON of docs/api.md#machine-json."""
-        data = self.model_dump(
-            exclude={
-                "published",
-                "applied",
-                "history_seq",
-                "idle_next",
-                "state_runs",
-                "schedule_fires",
-                "tasks",
-            }
-        )
+        data = self.model_dump(exclude={*_INTERNAL_MACHINE_FIELDS, "tasks"})
         data["tasks"] = {name: rec.public() for name, rec in self.tasks.items()}
         return data
 
@@ -197,7 +224,8 @@ class HistoryEntry(BaseModel):
     event), transition, task_started, task_finished, task_cancelled, created, deleted,
     halted (the engine stopped an endless NEXT loop; ``error`` says why), run_finished (a
     run that outlived its attempt ended: a Terraform run of a state left, or one stopped;
-    ``epoch`` and ``state`` are the run's)."""
+    ``epoch`` and ``state`` are the run's), ttl_changed, expiring and expired
+    (docs/runtime.md, "TTL"; ``expires_at`` says when)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -217,6 +245,8 @@ class HistoryEntry(BaseModel):
     source: str | None = None
     # Who caused the entry: the API caller, bus:<source>, or statewright (docs/api.md).
     actor: str | None = None
+    # ttl_changed, expiring, expired: the machine's expires_at then.
+    expires_at: str | None = None
 
 
 # ---- validation of what a caller sends ---------------------------------------------
@@ -327,7 +357,9 @@ class TaskInvocation(BaseModel):
 
 # ---- bus messages (docs/aws.md#event-flows) ------------------------------------------
 
-DetailType = Literal["Machine Event", "Task Finished", "Machine State Changed", "Machine Deleted"]
+DetailType = Literal[
+    "Machine Event", "Task Finished", "Machine State Changed", "Machine Deleted", "Machine Expiring"
+]
 
 
 class MachineEventDetail(BaseModel):
@@ -340,6 +372,8 @@ class MachineEventDetail(BaseModel):
     metadata: Metadata | None = None
     spec: str | None = None
     epoch: int | None = None
+    # Internal: why the control plane sends the event (``expiry``); see service.
+    reason: str | None = None
 
 
 class TaskFinishedDetail(BaseModel):

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from statewright import engine, schedules
+from statewright import engine, expiry, schedules
 from statewright.access import LOCAL_PRINCIPAL, AccessPolicy, Action
 from statewright.attempt_config import UnresolvedReference, resolve_invocation
 from statewright.catalog import SpecCatalog
@@ -28,6 +28,7 @@ from statewright.engine import (
     Create,
     Decision,
     DisarmTimer,
+    ExpireEvent,
     ExternalEvent,
     InternalEvent,
     Outcome,
@@ -35,6 +36,7 @@ from statewright.engine import (
     Reconcile,
     Retry,
     ScheduledEvent,
+    SetTtl,
     StartReport,
     StartTask,
     TaskFinished,
@@ -210,31 +212,47 @@ class Service:
         machine_id: str | None = None,
         metadata: Metadata | None = None,
         *,
+        ttl: str | None = None,
         caller: str | None = None,
     ) -> Machine:
-        """A new machine in INIT (docs/runtime.md#machines). MachineExists when the id is taken."""
+        """A new machine in INIT (docs/runtime.md#machines). MachineExists when the id is
+        taken. ``ttl``: a duration (``24h``) instead of the spec's (docs/runtime.md#ttl)."""
         machine_id = machine_id if machine_id is not None else _new_id()
         validate_machine_id(machine_id)
+        seconds = expiry.parse_ttl(ttl) if ttl is not None else None
         self._check(caller, "create", machine_id, spec=spec)
         spec_obj = self._spec_to_create(spec)
-        inp = Create(machine_id, metadata, source=API_SOURCE, actor=_actor(caller))
+        inp = Create(machine_id, metadata, source=API_SOURCE, actor=_actor(caller), ttl=seconds)
         return self._store_new(spec_obj, engine.create(spec_obj, inp, self.clock()))
 
-    def send_event(
+    def send_event(  # noqa: PLR0913 — the fields of POST /machines/{id}/events, by name
         self,
         machine_id: str,
         event: str,
         metadata: Metadata | None = None,
         spec: str | None = None,
         *,
+        ttl: str | None = None,
         caller: str | None = None,
     ) -> Machine:
         """Apply an external event and return the machine after the transition. With
         ``spec``, a machine that does not exist is created first (in the same write, so a
-        refused event creates nothing). When the transition deleted the machine, the
-        machine is returned as it was at its deletion."""
+        refused event creates nothing), with ``ttl`` when given (ignored for a machine
+        that exists). When the transition deleted the machine, the machine is returned
+        as it was at its deletion."""
         inp = ExternalEvent(event=event, metadata=metadata, source=API_SOURCE, actor=_actor(caller))
-        return self._send_event(machine_id, inp, spec, caller)
+        seconds = expiry.parse_ttl(ttl) if ttl is not None else None
+        return self._send_event(machine_id, inp, spec, caller, ttl=seconds)
+
+    def set_ttl(self, machine_id: str, ttl: str, *, caller: str | None = None) -> Machine:
+        """The machine's ttl becomes ``ttl`` (a duration, at most the spec's max_ttl),
+        counted from now; a pending expiry is called off (docs/runtime.md#ttl)."""
+        validate_machine_id(machine_id)
+        seconds = expiry.parse_ttl(ttl)
+        self._check(caller, "ttl", machine_id)
+        inp = SetTtl(seconds, source=API_SOURCE, actor=_actor(caller))
+        guard = functools.partial(self._check_machine, caller, "ttl")
+        return self._apply(machine_id, inp, guard=guard).machine
 
     def retry(self, machine_id: str, *, caller: str | None = None) -> Machine:
         """Re-run the failed tasks of the current state (NothingToRetry if none)."""
@@ -378,7 +396,7 @@ class Service:
     # ---- internals: commands ----------------------------------------------------------
 
     def _recover_one(self, machine: Machine, inp: Reconcile, report: RecoveryReport) -> None:
-        if machine.status == "waiting":
+        if machine.status == "waiting" and not machine.expire_pending:
             return  # satisfied with nothing in flight: nothing can have been lost
         spec = self.catalog.resolve(machine.spec_digest, self.store)
         preview = engine.decide(machine, spec, inp, self.clock())
@@ -396,7 +414,13 @@ class Service:
         )
 
     def _send_event(
-        self, machine_id: str, inp: ExternalEvent, spec: str | None, caller: str | None
+        self,
+        machine_id: str,
+        inp: ExternalEvent,
+        spec: str | None,
+        caller: str | None,
+        *,
+        ttl: int | None = None,
     ) -> Machine:
         validate_machine_id(machine_id)
         self._check(caller, "send", machine_id, spec=spec, event=inp.event)
@@ -410,16 +434,19 @@ class Service:
             return apply(caller=caller).machine
         except MachineNotFound:
             self._check(caller, "create", machine_id, spec=spec)
-            created = self._create_with_event(spec_obj, machine_id, inp)
+            created = self._create_with_event(spec_obj, machine_id, inp, ttl)
         if created is not None:
             return created
         return apply(caller=caller).machine  # created meanwhile
 
-    def _create_with_event(self, spec: Spec, machine_id: str, inp: ExternalEvent) -> Machine | None:
+    def _create_with_event(
+        self, spec: Spec, machine_id: str, inp: ExternalEvent, ttl: int | None
+    ) -> Machine | None:
         """Create and apply the first event in one write; None when another request
         created the machine first (the caller then applies the event to it)."""
         now = self.clock()
-        created = engine.create(spec, Create(machine_id, source=inp.source, actor=inp.actor), now)
+        create = Create(machine_id, source=inp.source, actor=inp.actor, ttl=ttl)
+        created = engine.create(spec, create, now)
         if created.deleted or created.machine is None:
             return self._store_new(spec, created)
         then = engine.decide(created.machine, spec, inp, now)
@@ -619,19 +646,24 @@ class Service:
         spec = detail.get("spec") or detail.get("machine")
         if spec is not None and not isinstance(spec, str):
             raise InvalidRequest("spec (or machine) must be a spec name")
+        if source == EVENT_SOURCE and detail.get("reason") == expiry.EXPIRY:
+            validate_machine_id(machine_id)
+            expire = ExpireEvent(event, _epoch(detail, event))
+            return self._apply(machine_id, expire).decision.outcome
         if event in SYSTEM_EVENTS:
             if source != EVENT_SOURCE:
                 raise InvalidRequest(
                     f"{event} from source {source!r} refused: only {EVENT_SOURCE} sends it"
                 )
-            epoch = detail.get("epoch")
-            if not isinstance(epoch, int) or isinstance(epoch, bool):
-                raise InvalidRequest(f"{event} needs an integer epoch")
             validate_machine_id(machine_id)
-            return self._apply(machine_id, InternalEvent(event, epoch)).decision.outcome
+            return self._apply(
+                machine_id, InternalEvent(event, _epoch(detail, event))
+            ).decision.outcome
         actor = f"bus:{source}"
         inp = ExternalEvent(event, detail.get("metadata"), source=actor, actor=actor)
-        self._send_event(machine_id, inp, spec, None)
+        ttl = detail.get("ttl")
+        seconds = expiry.parse_ttl(ttl, "detail.ttl") if ttl is not None else None
+        self._send_event(machine_id, inp, spec, None, ttl=seconds)
         return Outcome.APPLIED
 
     def _bus_scheduled_event(self, source: str, detail: Mapping[str, Any]) -> Outcome:
@@ -780,6 +812,13 @@ def _text(detail: Mapping[str, Any], key: str, alias: str | None = None) -> str:
         named = f"detail.{key} (or {alias})" if alias else f"detail.{key}"
         raise InvalidRequest(f"{named} must be a non-empty string")
     return value
+
+
+def _epoch(detail: Mapping[str, Any], event: str) -> int:
+    epoch = detail.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        raise InvalidRequest(f"{event} needs an integer epoch")
+    return epoch
 
 
 def _machine_id_of(decision: Decision) -> str | None:

@@ -35,13 +35,16 @@ Guard = dict[str, str | int]
 class TimerPurpose(StrEnum):
     ATTEMPT = "attempt"  # a pending attempt's not_before has come: start it
     TIMEOUT = "timeout"  # a running attempt's deadline has come: fail it with Timeout
+    EXPIRY = "expiry"  # the machine's expires_at has come: it expires (docs/runtime.md#ttl)
+    WARNING = "warning"  # expires_at minus a warn_before offset: Machine Expiring
     SCHEDULE = "schedule"  # a spec schedule's fire, locally (statewright.schedules)
 
 
 class Timer(BaseModel):
     """A due time for one machine. ``due`` is an ISO-8601 UTC time as the engine writes
     it (engine.format_time); ``guard`` is what must still hold when it fires: for
-    ATTEMPT and TIMEOUT ``{"task", "epoch", "attempt"}``."""
+    ATTEMPT and TIMEOUT ``{"task", "epoch", "attempt"}``, for EXPIRY ``{"expires_at"}``,
+    for WARNING ``{"expires_at", "offset"}`` (seconds before expiry)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -40,6 +40,8 @@ MACHINE_FIELDS = {
     "created_at",
     "updated_at",
     "halted",
+    "expires_at",
+    "expired",
 }
 TASK_FIELDS = {
     "executor",

@@ -31,6 +31,7 @@ def test_openapi_is_served_and_documents_every_route(plane: LocalControlPlane) -
         "/machines/{machine_id}/events",
         "/machines/{machine_id}/history",
         "/machines/{machine_id}/retry",
+        "/machines/{machine_id}/ttl",
     }
     create = paths["/machines"]["post"]["responses"]
     assert set(create) == {"201", "400", "403", "404", "409", "413", "503"}

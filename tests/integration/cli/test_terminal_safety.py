@@ -43,6 +43,8 @@ MACHINE = {
     },
     "created_at": "2026-01-01T00:00:00.000Z",
     "updated_at": "2026-01-01T00:00:00.000Z" + CLEAR,
+    "expires_at": "2026-01-02T00:00:00.000Z" + BELL_CR,
+    "expired": False,
 }
 HISTORY = {
     "entries": [
@@ -58,6 +60,7 @@ HISTORY = {
             "at": "2026-01-01T00:00:00.000Z",
         },
         {"seq": 3, "kind": "[red]odd[/red]" + CLEAR, "epoch": 2},
+        {"seq": 4, "kind": "ttl_changed", "expires_at": LINK + CLEAR, "epoch": 2},
         "not an object",
     ],
     "next_token": None,
@@ -72,6 +75,7 @@ def _answers() -> dict[str, tuple[int, str, bytes]]:
         "/machines/evil": as_json(200, MACHINE),
         "/machines/evil/history": as_json(200, HISTORY),
         "/machines/evil/events": as_json(202, MACHINE),
+        "/machines/evil/ttl": as_json(200, MACHINE),
         "/machines": as_json(200, {"machines": [MACHINE, 7], "next_token": "tok" + CLEAR}),
         "/machines/err": as_json(
             409, {"error": {"code": "x" + CLEAR, "message": CLEAR + LINK + BELL_CR}}
@@ -149,6 +153,7 @@ def assert_inert(text: str) -> None:
         ["send", "evil", "GO"],
         ["list"],
         ["history", "evil"],
+        ["extend", "evil", "1h"],
         ["watch", "evil", "--interval", "0.1"],
     ],
 )
@@ -176,6 +181,14 @@ def test_the_history_shows_markup_and_escapes_literally(hostile: str) -> None:
     assert code == 0, out
     assert f"event GO\\x1b[2J from {LINK}" in out
     assert "[red]odd[/red]\\x1b[2J" in out
+    assert f"ttl changed: expires at {LINK}\\x1b[2J" in out
+
+
+def test_an_expiry_that_is_not_a_time_is_shown_as_sent(hostile: str) -> None:
+    for args in (["get", "evil"], ["list"], ["extend", "evil", "2h"]):
+        code, out = run(*args, "--endpoint", hostile)
+        assert code == 0, out
+        assert "2026-01-02 00:00:00.000Z\\x07\\x0dover" in out, out
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,36 @@ def test_a_failed_task_shows_failed_and_retry_brings_it_back(server: Server, pag
     expect(page.locator("[data-current-state]")).to_have_text("RUN", timeout=SLOW)
     expect(page.get_by_role("button", name="Retry failed tasks")).to_have_count(0)
     assert in_state("RUN")(server.machine("pr-fail"))
+    assert page.js_errors == []  # type: ignore[attr-defined]
+
+
+def test_the_ttl_shows_in_the_fleet_and_extend_sets_it_through_the_api(
+    server: Server, page: Page
+) -> None:
+    # The demo's lifecycle: 8h to live, at most 7d.
+    create(server, "pr-ttl")
+    page.goto(f"{server.url}/console/")
+    row = page.locator('tr[data-machine="pr-ttl"]')
+    expect(row.locator('td[data-label="Expires"]')).to_contain_text("in 8h")
+    page.goto(f"{server.url}/console/#/machine/pr-ttl")
+
+    # More than max_ttl: the API's refusal is shown and nothing changes.
+    before = server.machine("pr-ttl")["expires_at"]  # type: ignore[index]
+    page.get_by_role("button", name="Extend TTL").click()
+    page.fill("#ttl-input", "30d")
+    confirm(page, "Extend the TTL of pr-ttl?")
+    expect(page.get_by_role("alert")).to_contain_text("its max_ttl is 7d")
+    assert server.machine("pr-ttl")["expires_at"] == before  # type: ignore[index]
+
+    page.get_by_role("button", name="Extend TTL").click()
+    expect(page.locator("#ttl-input")).to_have_value("8h")  # the spec's ttl, to start from
+    page.fill("#ttl-input", "2d")
+    confirm(page, "Extend the TTL of pr-ttl?")
+    expect(page.locator("table.history")).to_contain_text("TTL set: expires")
+    after = server.machine("pr-ttl")["expires_at"]  # type: ignore[index]
+    left = datetime.fromisoformat(after) - datetime.now(UTC)
+    assert timedelta(days=2) - timedelta(minutes=1) < left <= timedelta(days=2)
+    expect(page.locator("dl.facts")).to_contain_text("in 2d")
     assert page.js_errors == []  # type: ignore[attr-defined]
 
 

@@ -84,7 +84,7 @@ def test_serve_on_an_ephemeral_port(tmp_path: Path) -> None:
         assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
         with urllib.request.urlopen(url + "/specs", timeout=10) as resp:
             assert resp.status == 200
-            assert [s["name"] for s in json.load(resp)["specs"]] == ["jobs"]
+            assert [s["name"] for s in json.load(resp)["specs"]] == ["jobs", "ttl"]
 
 
 def test_wait_until_says_where_the_machine_is_on_timeout(tmp_path: Path) -> None:

@@ -156,3 +156,23 @@ def test_simulate_fail_option(good: Path) -> None:
     unknown = runner.invoke(app, ["simulate", str(good), "LAUNCH", "--fail", "nope"])
     assert unknown.exit_code == 2
     assert "--fail names no task" in unknown.stderr
+
+
+def test_simulate_advance_shows_what_the_demos_lifecycle_does_in_time() -> None:
+    demo = str(ROOT / "examples" / "specs" / "demo.yml")
+    result = runner.invoke(app, ["simulate", demo, "LAUNCH", "--advance", "80h"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-6:] == [
+        "after 7h: Machine Expiring: expires in 1h",
+        "after 7h50m: Machine Expiring: expires in 10m",
+        "after 8h: DESTROY sent",
+        "  DESTROY: RUN -> TEARDOWN (epoch 4)",
+        "    task teardown (terraform) succeeds",
+        "  terminal state satisfied: the machine is deleted",
+    ]
+    as_json = runner.invoke(app, ["simulate", demo, "--at", "9h", "--format", "json"])
+    steps = json.loads(as_json.stdout)["steps"]
+    assert [(s["event"], s["after"]) for s in steps][-1] == ("(expired)", 8 * 3600)
+    bad = runner.invoke(app, ["simulate", demo, "--advance", "80"])
+    assert bad.exit_code == 2
+    assert "--advance: `80` is not a duration (a bare number has no unit" in bad.stderr

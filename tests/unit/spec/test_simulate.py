@@ -139,3 +139,52 @@ def test_the_dependents_of_a_failing_task_are_not_started() -> None:
     assert step.waiting == ("smoke",)
     assert sim.status == "failed" and sim.state == "PROVISION"
     assert "  task smoke not started: waits for a failed need" in describe(spec, sim)
+
+
+# ---- time passing: a lifecycle's warnings and expiry (--advance) ---------------------
+
+LIFECYCLE = BASE + "lifecycle:\n  ttl: 8h\n  expire_event: DESTROY\n  warn_before: [1h, 10m]\n"
+
+
+def test_advancing_past_expiry_shows_the_warnings_then_the_expire_event_at_their_times() -> None:
+    spec = spec_of(LIFECYCLE)
+    sim = simulate(spec, ["LAUNCH"], advance=80 * 3600)
+    timed = [(s.event, s.after, s.source, s.target) for s in sim.steps if s.after is not None]
+    assert timed == [
+        ("(expiring)", 7 * 3600, "RUN", None),
+        ("(expiring)", 7 * 3600 + 50 * 60, "RUN", None),
+        ("(expired)", 8 * 3600, "RUN", None),
+        ("DESTROY", 8 * 3600, "RUN", "TEARDOWN"),
+    ]
+    assert sim.status == "deleted"
+    assert describe(spec, sim)[-6:] == [
+        "after 7h: Machine Expiring: expires in 1h",
+        "after 7h50m: Machine Expiring: expires in 10m",
+        "after 8h: DESTROY sent",
+        "  DESTROY: RUN -> TEARDOWN (epoch 4)",
+        "    task db-teardown (terraform) succeeds",
+        "  terminal state satisfied: the machine is deleted",
+    ]
+
+
+def test_advancing_short_of_expiry_shows_only_the_warnings_due_by_then() -> None:
+    sim = simulate(spec_of(LIFECYCLE), ["LAUNCH"], advance=7 * 3600 + 1)
+    assert [s.event for s in sim.steps if s.after is not None] == ["(expiring)"]
+    assert sim.state == "RUN" and sim.status == "waiting"
+
+
+def test_expiry_in_a_state_that_does_not_accept_the_expire_event_says_it_waits() -> None:
+    spec = spec_of(LIFECYCLE)
+    sim = simulate(spec, [], advance=9 * 3600)
+    assert sim.state == "INIT"
+    assert describe(spec, sim)[-2:] == [
+        "after 8h: DESTROY is not accepted in INIT: it is sent again each time the machine "
+        "enters a state",
+        "  waits in INIT; accepts LAUNCH",
+    ]
+
+
+def test_without_a_lifecycle_time_passes_and_nothing_happens() -> None:
+    sim = simulate(spec_of(), ["LAUNCH"], advance=1000 * 3600)
+    assert [s.event for s in sim.steps] == ["(create)", "LAUNCH", "NEXT"]
+    assert sim.state == "RUN"

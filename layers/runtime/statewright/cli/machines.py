@@ -1,5 +1,6 @@
-"""``statewright machines create|get|list|send|history|retry|watch``: the HTTP API from the
-command line, against ``statewright serve`` or a deployed API Gateway (SigV4-signed)."""
+"""``statewright machines create|get|list|send|history|retry|extend|watch``: the HTTP API
+from the command line, against ``statewright serve`` or a deployed API Gateway
+(SigV4-signed)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -15,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from statewright.cli.api_client import DEFAULT_ENDPOINT, ApiClient, ApiError, segment
+from statewright.durations import format_duration
 from statewright.printable import printable
 
 machines_app = typer.Typer(
@@ -40,6 +43,15 @@ MetadataOpt = Annotated[
         "-m",
         help="KEY=VALUE, repeatable. VALUE is read as JSON when it is a number, true, false, "
         'null or a "quoted string", else as text.',
+        show_default=False,
+    ),
+]
+TtlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ttl",
+        help="How long the machine lives, e.g. 24h, 30m, 7d (its spec needs a lifecycle; "
+        "at most its max_ttl). Default: the spec's ttl.",
         show_default=False,
     ),
 ]
@@ -194,11 +206,38 @@ def _summary(machine: dict[str, Any]) -> Group:
         _text(f"  epoch {machine.get('epoch')}"),
     )
     parts: list[Any] = [head]
+    if machine.get("expires_at"):
+        parts.append(_text("expires " + _expiry_text(machine)))
     if machine.get("metadata"):
         parts.append(_text("metadata " + json.dumps(machine["metadata"], separators=(",", ":"))))
     if _tasks(machine):
         parts.append(_task_table(machine))
     return Group(*parts)
+
+
+def _expiry_text(machine: dict[str, Any], *, short: bool = False) -> str:
+    """When the machine expires, for a person: ``2026-05-01 08:00:00Z (in 23h59m)``, or
+    with ``short`` only ``in 23h59m``; ``never`` without an expiry, ``expired`` once it
+    has come."""
+    expires_at = machine.get("expires_at")
+    if not isinstance(expires_at, str) or not expires_at:
+        return "never"
+    shown = expires_at.replace("T", " ")
+    try:
+        at = datetime.fromisoformat(expires_at)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        return shown  # not a UTC time: shown as the server sent it (made printable)
+    left = int((at - datetime.now(UTC)).total_seconds())
+    if machine.get("expired") is True:
+        relative = "expired"
+    elif left <= 0:
+        relative = "due"
+    else:
+        # to the minute past an hour: the seconds only change while one reads them
+        relative = f"in {format_duration(left if left < 3600 else round(left / 60) * 60)}"
+    return relative if short else f"{shown} ({relative})"
 
 
 def _history_line(entry: dict[str, Any]) -> Text:
@@ -218,6 +257,13 @@ def _history_line(entry: dict[str, Any]) -> Text:
             what += f" ({entry['error']})"
     elif kind == "created":
         what = f"created in {entry.get('to_state') or entry.get('state')}"
+    elif kind in ("ttl_changed", "expiring", "expired"):
+        labels = {
+            "ttl_changed": "ttl changed: expires",
+            "expiring": "expiring",
+            "expired": "expired",
+        }
+        what = f"{labels[kind]} at {entry.get('expires_at')}"
     else:
         what = kind
     # who caused it: an API caller, bus:<source> or statewright (docs/api.md, "Access
@@ -261,6 +307,7 @@ def create(
         str | None, typer.Option("--id", help="The machine id; generated when omitted.")
     ] = None,
     metadata: MetadataOpt = None,
+    ttl: TtlOpt = None,
     idempotency_key: IdempotencyOpt = None,
     endpoint: Endpoint = DEFAULT_ENDPOINT,
     as_json: AsJson = False,
@@ -269,6 +316,8 @@ def create(
     body: dict[str, Any] = {"spec": spec}
     if machine_id is not None:
         body["id"] = machine_id
+    if ttl is not None:
+        body["ttl"] = ttl
     meta = parse_metadata(metadata)
     if meta is not None:
         body["metadata"] = meta
@@ -308,9 +357,11 @@ def list_(
     table = Table(box=None, pad_edge=False)
     for column in ("id", "spec", "state", "status", "epoch", "updated"):
         table.add_column(column)
+    table.add_column("expires", no_wrap=True)
     for m in machines:
         fields = ("id", "spec", "state", "status", "epoch", "updated_at")
-        table.add_row(*(_text(m.get(field)) for field in fields))
+        expires = _expiry_text(m, short=True)
+        table.add_row(*(_text(m.get(field)) for field in fields), _text(expires))
     _out.print(table if machines else Text("no machines", style="dim"))
 
 
@@ -324,6 +375,7 @@ def send(
         str | None,
         typer.Option(help="Create the machine from this spec first if it does not exist."),
     ] = None,
+    ttl: TtlOpt = None,
     idempotency_key: IdempotencyOpt = None,
     follow: Annotated[
         bool, typer.Option("--watch", help="Then watch the machine, as `machines watch` does.")
@@ -340,6 +392,8 @@ def send(
         body["metadata"] = meta
     if spec is not None:
         body["spec"] = spec
+    if ttl is not None:
+        body["ttl"] = ttl
     machine = _call_object(
         endpoint,
         "POST",
@@ -396,6 +450,33 @@ def retry(
         endpoint,
         "POST",
         f"/machines/{segment(machine_id)}/retry",
+        headers=_headers(idempotency_key),
+    )
+    _show(machine, as_json)
+
+
+@machines_app.command()
+def extend(
+    machine_id: Annotated[str, typer.Argument(help="The machine id.")],
+    duration: Annotated[
+        str,
+        typer.Argument(
+            help="The machine's new ttl, counted from now: 90s, 30m, 24h, 7d, 1d12h (at most "
+            "its spec's max_ttl)."
+        ),
+    ],
+    *,
+    idempotency_key: IdempotencyOpt = None,
+    endpoint: Endpoint = DEFAULT_ENDPOINT,
+    as_json: AsJson = False,
+) -> None:
+    """Set a machine's ttl: it then expires DURATION from now (an expired machine whose
+    expire event no state accepted yet is called back too)."""
+    machine = _call_object(
+        endpoint,
+        "POST",
+        f"/machines/{segment(machine_id)}/ttl",
+        {"ttl": duration},
         headers=_headers(idempotency_key),
     )
     _show(machine, as_json)

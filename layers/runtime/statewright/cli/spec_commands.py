@@ -159,17 +159,32 @@ def simulate(
             "--fail", help="A task that fails (after its retries); repeatable.", show_default=False
         ),
     ] = None,
+    advance: Annotated[
+        str | None,
+        typer.Option(
+            "--advance",
+            "--at",
+            help="Then let this much time pass since creation (e.g. 80h, 7d) and show what "
+            "the spec's lifecycle does: its warnings, its expiry and the expire event.",
+            show_default=False,
+        ),
+    ] = None,
     output_format: Annotated[
         FindingFormat, typer.Option("--format", help="text for people, json for programs.")
     ] = FindingFormat.text,
 ) -> None:
     """Dry-run a spec: the states and tasks each event leads to.
 
-    Tasks are assumed to succeed (except those given with --fail). Exit 1 when an event
-    would be refused."""
+    Tasks are assumed to succeed (except those given with --fail); the events all apply
+    at creation, then --advance lets time pass. Exit 1 when an event would be refused."""
+    from statewright.durations import DurationError, parse_duration
     from statewright.spec.simulate import describe
     from statewright.spec.simulate import simulate as run
 
+    try:
+        seconds = parse_duration(advance) if advance is not None else 0
+    except DurationError as exc:
+        raise _fail(f"--advance: {exc}") from exc
     result = _valid_spec(spec)
     assert result.spec is not None
     unknown = sorted(set(fail or []) - set(result.spec.tasks))
@@ -178,7 +193,7 @@ def simulate(
             f"--fail names no task of {spec}: {', '.join(unknown)}; "
             f"tasks: {', '.join(result.spec.tasks) or 'none'}"
         )
-    sim = run(result.spec, events or [], fail or [])
+    sim = run(result.spec, events or [], fail or [], advance=seconds)
     if output_format is FindingFormat.json:
         typer.echo(json.dumps(sim.as_dict(), indent=2))
     else:

@@ -24,6 +24,12 @@ function historyLine(entry) {
       return `task ${entry.task} ${entry.status} (attempt ${entry.attempt})${entry.error ? `: ${entry.error}` : ""}`;
     case "task_cancelled":
       return `task ${entry.task} cancelled`;
+    case "ttl_changed":
+      return `TTL set: expires ${when(entry.expires_at)}`;
+    case "expiring":
+      return `expiring ${when(entry.expires_at)}`;
+    case "expired":
+      return "expired";
     default: {
       const extra = ["event", "task", "status", "error"].filter((k) => entry[k]).map((k) => `${k} ${entry[k]}`);
       return [entry.kind.replaceAll("_", " "), ...extra].join(", ");

@@ -3,7 +3,8 @@
 Published events go on a queue; worker threads hand ``Machine Event`` and
 ``Task Finished`` to the service (what the dispatcher's EventBridge rule does in AWS)
 and every event to the subscribers (what other systems' rules would see), so ``watch``
-and tests can observe ``Machine State Changed`` and ``Machine Deleted``.
+and tests can observe ``Machine State Changed``, ``Machine Deleted`` and ``Machine
+Expiring`` (logged at DEBUG too).
 
 The queue lives in memory: a crash loses what was queued. That is by design, as in AWS
 when a PutEvents is lost: the service's recovery re-publishes the NEXT of satisfied
@@ -12,6 +13,7 @@ states and restarts tasks that were pending or running."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import queue
 import threading
@@ -183,6 +185,10 @@ class LocalBus:
         if event.detail_type in INBOUND_DETAIL_TYPES and self._handler is not None:
             outcome = self._handler(event.source, event.detail_type, event.detail)
             logger.debug("%s -> %s", event.detail_type, outcome)
+        elif event.detail_type not in INBOUND_DETAIL_TYPES:
+            # What other systems' rules would get; these details hold ids, states and
+            # times, never metadata or task outputs.
+            logger.debug("out: %s %s", event.detail_type, json.dumps(event.detail, sort_keys=True))
         with self._lock:
             subscribers = list(self._subscribers.values())
         for subscriber in subscribers:

@@ -7,35 +7,51 @@ Everything else — which tasks start and in what order (`needs`), retries, NEXT
 FAILED, deletion, refusals and their error codes, the stop of an endless NEXT loop — is
 the engine's own decision, so `simulate` and a real run cannot disagree. References are
 left as written: the service resolves them when an attempt starts, and a dry run has no
-outputs to resolve them with."""
+outputs to resolve them with.
+
+Time stands still while the events apply; ``advance`` then lets it pass, firing the
+timers the engine armed in their order: a lifecycle's warnings and expiry (and the
+expire event they send), each at its due time."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
-from statewright import engine
+from statewright import engine, expiry
+from statewright.durations import format_duration
 from statewright.engine import (
+    ArmTimer,
     Create,
     Decision,
+    DisarmTimer,
+    ExpireEvent,
     ExternalEvent,
     InternalEvent,
+    Outcome,
     Publish,
     StartReport,
     StartTask,
     TaskFinished,
     TasksStarted,
+    TimerFired,
 )
 from statewright.errors import StatewrightError
 from statewright.executors.registry import registry
-from statewright.model import Machine, TaskFinishedDetail
+from statewright.model import Machine, TaskFinishedDetail, format_time, parse_time
 from statewright.spec.models import Spec
 from statewright.spec.references import ReferenceSyntaxError, references_in
 from statewright.spec.rules import INIT_STATE, SYSTEM_EVENTS
+from statewright.timers import Timer, TimerPurpose
 
 CREATE = "(create)"
+# Steps of time passing (simulate(..., advance=...)): a warning before expiry, expiry.
+EXPIRING = "(expiring)"
+EXPIRED = "(expired)"
+TIMER_STEPS = (EXPIRING, EXPIRED)
 SIMULATED_NOW = "2026-01-01T00:00:00.000Z"
 # A bound on the inputs one external event may cause (the engine halts NEXT loops far
 # below it); reaching it would be a bug, reported as a refusal rather than a hang.
@@ -63,6 +79,8 @@ class Step:
     waiting: tuple[str, ...] = ()
     refused: str | None = None
     message: str = ""
+    # Seconds since creation, for a step of time passing (and what it led to).
+    after: int | None = None
 
 
 @dataclass
@@ -95,6 +113,8 @@ class _Open:
     system: bool
     started: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    message: str = ""
+    after: int | None = None
 
 
 class _Run:
@@ -105,6 +125,9 @@ class _Run:
         self.machine: Machine | None = None
         self.inputs: deque[engine.Input] = deque()
         self.open: _Open | None = None
+        self.now = SIMULATED_NOW
+        # The timers the engine armed and did not disarm, by name.
+        self.timers: dict[str, Timer] = {}
 
     # -- the service's part: write, then run the effects
 
@@ -119,11 +142,11 @@ class _Run:
                     effect.invocation.task, effect.invocation.epoch, effect.invocation.attempt
                 )
             elif isinstance(effect, Publish):
-                detail = effect.event.detail
-                if effect.event.detail_type == "Machine Event" and detail.get("event") in (
-                    SYSTEM_EVENTS
-                ):
-                    self.inputs.append(InternalEvent(detail["event"], detail["epoch"]))
+                self.published(effect)
+            elif isinstance(effect, ArmTimer):
+                self.timers[effect.timer.name] = effect.timer
+            elif isinstance(effect, DisarmTimer):
+                self.timers.pop(effect.name, None)
         if decision.deleted:
             self.machine = None
             self.sim.status = "deleted"
@@ -140,6 +163,16 @@ class _Run:
                         "NEXT", entry.state, None, True, refused="halted", message=entry.error or ""
                     )
                 )
+
+    def published(self, effect: Publish) -> None:
+        """What the bus hands back to the machine: NEXT, FAILED, the expire event."""
+        detail = effect.event.detail
+        if effect.event.detail_type != "Machine Event":
+            return
+        if detail.get("reason") == expiry.EXPIRY:
+            self.inputs.append(ExpireEvent(detail["event"], detail["epoch"]))
+        elif detail.get("event") in SYSTEM_EVENTS:
+            self.inputs.append(InternalEvent(detail["event"], detail["epoch"]))
 
     def started(self, task: str, epoch: int, attempt: int) -> None:
         """The chosen executor: it starts at once and reports its result."""
@@ -167,15 +200,25 @@ class _Run:
                 self.close()
                 return
             inp = self.inputs.popleft()
-            if isinstance(inp, InternalEvent):
+            if isinstance(inp, InternalEvent | ExpireEvent):
+                decision = engine.decide(self.machine, self.spec, inp, self.now)
+                if isinstance(inp, ExpireEvent) and decision.outcome is not Outcome.APPLIED:
+                    continue  # an expire event overtaken by a state change
                 self.close()
                 source = self.machine.state
-                decision = engine.decide(self.machine, self.spec, inp, SIMULATED_NOW)
-                self.open = _Open(inp.event, source, self.entered(decision), system=True)
+                self.open = _Open(
+                    inp.event, source, self.entered(decision), system=True, after=self.after
+                )
                 self.take(decision)
             else:
-                self.take(engine.decide(self.machine, self.spec, inp, SIMULATED_NOW))
+                self.take(engine.decide(self.machine, self.spec, inp, self.now))
         raise AssertionError(f"the simulation did not settle after {MAX_INPUTS_PER_EVENT} inputs")
+
+    @property
+    def after(self) -> int | None:
+        """Seconds since creation, once time has passed."""
+        seconds = int((parse_time(self.now) - parse_time(SIMULATED_NOW)).total_seconds())
+        return seconds or None
 
     @staticmethod
     def entered(decision: Decision) -> str | None:
@@ -195,6 +238,8 @@ class _Run:
                 o.system,
                 started=tuple(o.started),
                 failed=tuple(o.failed),
+                message=o.message,
+                after=o.after,
             )
         )
 
@@ -255,14 +300,59 @@ class _Run:
         self.take(decision)
         self.drain()
 
+    # -- time
 
-def simulate(spec: Spec, events: Iterable[str], failing: Iterable[str] = ()) -> Simulation:
+    def advance(self, seconds: int) -> None:
+        """Let ``seconds`` pass: fire each armed timer due by then, in order of due time,
+        at its due time (and whatever the machine does about it)."""
+        end = format_time(parse_time(SIMULATED_NOW) + timedelta(seconds=seconds))
+        while self.machine is not None:
+            due = [t for t in self.timers.values() if parse_time(t.due) <= parse_time(end)]
+            if not due:
+                break
+            timer = min(due, key=lambda t: (parse_time(t.due), t.name))
+            del self.timers[timer.name]
+            self.now = timer.due
+            self.fire(timer)
+        self.now = end
+
+    def fire(self, timer: Timer) -> None:
+        assert self.machine is not None
+        decision = engine.decide(self.machine, self.spec, TimerFired(timer), self.now)
+        if decision.outcome is not Outcome.APPLIED or decision.machine is None:
+            return  # stale: the timer of an expiry moved since
+        self.close()
+        state, lifecycle = self.machine.state, self.spec.lifecycle
+        assert lifecycle is not None  # only a lifecycle arms expiry timers
+        if timer.purpose is TimerPurpose.WARNING:
+            event = EXPIRING
+            left = expiry.expiring_detail(decision.machine, self.now)["in_seconds"]
+            message = f"Machine Expiring: expires in {format_duration(left)}"
+        else:
+            event = EXPIRED
+            message = f"{lifecycle.expire_event} sent"
+            if self.spec.handler(state, lifecycle.expire_event) is None:
+                message = (
+                    f"{lifecycle.expire_event} is not accepted in {state}: it is sent again "
+                    "each time the machine enters a state"
+                )
+        self.open = _Open(event, state, None, system=False, message=message, after=self.after)
+        self.take(decision)
+        self.drain()
+
+
+def simulate(
+    spec: Spec, events: Iterable[str], failing: Iterable[str] = (), *, advance: int = 0
+) -> Simulation:
     """Create a machine of ``spec`` and apply ``events`` in order. Tasks named in
-    ``failing`` fail every attempt; every other task succeeds."""
+    ``failing`` fail every attempt; every other task succeeds. Then let ``advance``
+    seconds pass (the events all apply at the machine's creation)."""
     run = _Run(spec, frozenset(failing))
     run.create()
     for event in events:
         run.external(event)
+    if advance:
+        run.advance(advance)
     return run.sim
 
 
@@ -277,6 +367,10 @@ def describe(spec: Spec, sim: Simulation) -> list[str]:
             continue
         if step.event == CREATE:
             lines.append(f"created in {step.target} (epoch {step.epoch})")
+        elif step.event in TIMER_STEPS:
+            lines.append(f"after {format_duration(step.after or 0)}: {step.message}")
+            if step.event == EXPIRING:
+                continue  # a warning changes nothing about the machine
         elif step.target is None:
             lines.append(f"{indent}{step.event}: accepted in {step.source}, no state change")
         else:
