@@ -7,7 +7,6 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from constructs import Construct
 
 from infra.bus import ControlBus
@@ -55,9 +54,10 @@ class TaskRunner(Construct):
             # retry policy), and a second run of a user's function must not happen behind
             # its back. A crash goes straight to the bus.
             retry_attempts=0,
-            on_failure=destinations.EventBridgeDestination(bus.bus),
+            on_failure=bus.failure_destination(self.runner.role),
         )
-        bus.grant_put(self.runner.role)
+        # Its own reports only: never a Machine Event (docs/security.md).
+        bus.grant_task_reports(self.runner.role)
         stack = cdk.Stack.of(self)
         pattern = stack.format_arn(
             service="lambda",

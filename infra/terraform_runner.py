@@ -200,7 +200,8 @@ class TerraformRunner(Construct):
                 ],
             )
         )
-        bus.grant_put(role)
+        # Users' modules run with this role: their build's report, nothing else.
+        bus.grant_task_reports(role)
         self._grant_module_buckets(settings.terraform_module_buckets)
         for index, arn in enumerate(settings.terraform_managed_policy_arns):
             role.add_managed_policy(

@@ -201,6 +201,65 @@ def test_bus_policy_lets_only_the_control_plane_send_internal_events(synth: Synt
     assert sorted(t["Fn::GetAtt"][0] for t in trusted) == sorted(role_ids)
 
 
+def _allows_put(statement: dict[str, Any], entries: list[tuple[str, str]]) -> bool:
+    """Whether an Allow statement lets one PutEvents call with these (source,
+    detail-type) entries through, evaluated as IAM does for the operators used here
+    (an unknown operator fails the test rather than passing it)."""
+    values = {
+        "events:source": [source for source, _ in entries],
+        "events:detail-type": [detail_type for _, detail_type in entries],
+    }
+    for operator, keys in statement.get("Condition", {}).items():
+        for key, expected in keys.items():
+            present = values.get(key, [])
+            if operator == "ForAllValues:StringEquals":  # every value among those listed
+                if not set(present) <= set(_listify(expected)):
+                    return False
+            elif operator == "Null":  # "false": the key must be in the request
+                assert expected == "false", (key, expected)
+                if not present:
+                    return False
+            else:
+                raise AssertionError(f"operator {operator} not evaluated by this test")
+    return True
+
+
+FORGERIES = [
+    [("statewright", "Machine Event")],  # NEXT / FAILED
+    [("statewright", "Task Finished"), ("statewright", "Machine Event")],  # hidden in a batch
+    [("statewright", "Machine State Changed")],
+    [("statewright", "Machine Deleted")],
+    [("my.app", "Machine Event")],  # an external event, as if a user's rule sent it
+    [("lambda", "Lambda Function Invocation Result - Failure")],
+    [("lambda", "Task Finished")],
+    [],
+]
+
+
+def test_roles_that_run_tasks_may_put_only_their_reports(synth: Synthesized) -> None:
+    """Users' modules run with the Terraform runner's role: it may put its build's Task
+    Finished and nothing else on the bus (no NEXT/FAILED, no external event); the task
+    runner likewise, plus the failure record of its on-failure destination."""
+    bus_id, _ = synth.one("AWS::Events::EventBus")
+    report = [("statewright", "Task Finished")]
+    failure = [("lambda", "Lambda Function Invocation Result - Failure")]
+    for role, allowed in (("TerraformRole", [report]), ("TasksRunnerRole", [report, failure])):
+        puts = _statements_with(_role_statements(synth, role), "events:PutEvents")
+        assert puts, role
+        for put in puts:
+            assert put["Effect"] == "Allow" and put["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+            assert put.get("Condition"), (role, put)  # no unconditioned PutEvents at all
+        for entries in allowed:
+            assert any(_allows_put(p, entries) for p in puts), (role, entries)
+        for entries in FORGERIES:
+            if entries not in allowed:
+                assert not any(_allows_put(p, entries) for p in puts), (role, entries)
+    # The dispatcher's and the reconciler's own publishing is untouched.
+    for role in ("DispatchDispatcherRole", "ReconcileReconcilerRole"):
+        puts = _statements_with(_role_statements(synth, role), "events:PutEvents")
+        assert all(_allows_put(p, FORGERIES[0]) for p in puts), role
+
+
 # What statewright/aws/dynamodb_store.py calls, by where it calls it.
 TABLE_CALLS = {
     "dynamodb:GetItem",

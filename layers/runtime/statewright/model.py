@@ -340,6 +340,9 @@ class TaskInvocation(BaseModel):
     # The machine's created_at. A machine deleted and created again under the same id
     # runs the same epochs, tasks and attempts as the one before; this tells them apart.
     incarnation: str = ""
+    # On AWS, the attempt's report token (statewright.report_tokens): the attempt's
+    # Task Finished must carry it back, or the dispatcher refuses it. Empty locally.
+    report_token: str = Field(default="", repr=False)
 
     @property
     def run_key(self) -> str:
@@ -353,6 +356,20 @@ class TaskInvocation(BaseModel):
         executor's run table), and an attempt of a machine created again under the same
         id is not mistaken for one of its predecessor's."""
         return f"{self.run_key}@{self.incarnation}" if self.incarnation else self.run_key
+
+    def finished(self, status: Literal["succeeded", "failed"], **fields: Any) -> TaskFinishedDetail:
+        """This attempt's ``Task Finished`` report: its identity, its report token and
+        ``status`` with ``fields`` (output, error, error_type, redacted_outputs). Every
+        executor reports with it, plugins included (docs/spec.md#executor-plugins)."""
+        return TaskFinishedDetail(
+            machine_id=self.machine_id,
+            epoch=self.epoch,
+            task=self.task,
+            attempt=self.attempt,
+            status=status,
+            report_token=self.report_token,
+            **fields,
+        )
 
 
 # ---- bus messages (docs/aws.md#event-flows) ------------------------------------------
@@ -389,6 +406,8 @@ class TaskFinishedDetail(BaseModel):
     error_type: str | None = None
     # Outputs withheld from ``output`` (sensitive Terraform outputs), by name.
     redacted_outputs: list[str] = Field(default_factory=list)
+    # The attempt's report token, as its invocation carried it (statewright.report_tokens).
+    report_token: str = Field(default="", repr=False)
 
 
 class MachineStateChangedDetail(BaseModel):

@@ -72,6 +72,7 @@ from statewright.model import (
     validate_machine_id,
 )
 from statewright.ports import Bus, Executor, IdempotencyRecord, Store, Timers, Write
+from statewright.report_tokens import ReportTokens
 from statewright.schedules import ScheduleFire, fan_out_page, fire_time
 from statewright.spec.models import Spec
 from statewright.timers import Timer, TimerPurpose
@@ -123,12 +124,15 @@ class Service:
         metrics: MetricsSink | None = None,
         access: AccessPolicy | None = None,
         timers: Timers | None = None,
+        report_tokens: ReportTokens | None = None,
     ) -> None:
         self.store = store
         # None: no timer is kept (a deployment without a timers adapter); backoffs and
         # timeouts then wait for the reconciler, which starts due attempts and fails
         # attempts past their deadline.
         self.timers = timers
+        # None (locally): reports come from in-process executors and need no token.
+        self.report_tokens = report_tokens
         # None: every caller may do everything (no ``access`` rules configured).
         self.access = access
         self.bus = bus
@@ -523,7 +527,7 @@ class Service:
         except ItemTooLarge as exc:
             if isinstance(inp, TaskFinished) and inp.detail.status == "succeeded":
                 # The store's backstop: the output does not fit; fail the attempt instead.
-                return self._apply(machine_id, _output_too_large(inp.detail, exc))
+                return self._apply(machine_id, _output_too_large(inp.detail, exc), guard=guard)
             raise _metadata_too_large(exc) from exc
         finally:
             if calls > 1:
@@ -595,6 +599,8 @@ class Service:
             # Resolved at start, in every mode; the same attempt would fail the same way,
             # so the engine does not retry it.
             return report(error=str(exc), error_type=REFERENCE_ERROR)
+        if self.report_tokens is not None:
+            inv = self.report_tokens.sign(inv)
         try:
             run_id = executor.start(inv)
         except StartDeferred as exc:
@@ -694,7 +700,10 @@ class Service:
             )
         parsed = TaskFinishedDetail.model_validate(dict(detail))
         validate_machine_id(parsed.machine_id)
-        return self._apply(parsed.machine_id, TaskFinished(parsed)).decision.outcome
+        tokens = self.report_tokens
+        # Checked on the machine as read for the write: the incarnation it is signed for.
+        guard = None if tokens is None else functools.partial(tokens.check, parsed)
+        return self._apply(parsed.machine_id, TaskFinished(parsed), guard=guard).decision.outcome
 
     # ---- internals: access ------------------------------------------------------------
 

@@ -26,8 +26,10 @@ from moto import mock_aws
 from statewright.aws import settings as settings_module
 from statewright.aws import wiring
 from statewright.aws.codebuild_executor import CodeBuildExecutor
+from statewright.aws.dynamodb_store import DynamoStore
 from statewright.aws.lambda_executor import LambdaExecutor
 from statewright.model import TaskInvocation
+from statewright.report_tokens import ReportedAttempt, report_token
 
 from tests import aws_limits
 from tests.integration.aws.tables import create_table
@@ -237,6 +239,58 @@ class Deployment:
 
     def get(self, machine_id: str) -> tuple[int, Any]:
         return self.api("GET", f"/machines/{machine_id}")
+
+    def report_token(self, machine_id: str, epoch: int, task: str, attempt: int) -> str:
+        """The report token of one attempt of the machine as it is stored now: what the
+        attempt's own run was given (signed with the deployment's key, from the table)."""
+        store = DynamoStore(boto3.client("dynamodb", region_name=REGION), TABLE)
+        machine = store.get(machine_id)
+        assert machine is not None, machine_id
+        attempted = ReportedAttempt(machine_id, machine.created_at, epoch, task, attempt)
+        return report_token(store.page_token_key(), attempted)
+
+    def forged_tokens(self, report: dict[str, Any], foreign: str) -> list[object]:
+        """What a forger could put in ``report`` (the detail of a real Task Finished)
+        instead of its token: none, junk, the real one altered, ``foreign`` (another
+        machine's real token), and real tokens of every other attempt identity."""
+        own = str(report["report_token"])
+        store = DynamoStore(boto3.client("dynamodb", region_name=REGION), TABLE)
+        machine = store.get(report["machine_id"])
+        assert machine is not None
+        attempt = ReportedAttempt(
+            machine.id, machine.created_at, report["epoch"], report["task"], report["attempt"]
+        )
+        key = store.page_token_key()
+        assert report_token(key, attempt) == own  # the real report's token is the real one
+
+        def token_of(**changed: Any) -> str:
+            return report_token(key, attempt._replace(**changed))
+
+        return [
+            None,  # no token at all
+            "",
+            "0" * 64,
+            own.upper(),
+            own[:-1] + ("0" if own[-1] != "0" else "1"),  # one digit altered
+            own[:32],
+            foreign,
+            token_of(attempt=attempt.attempt + 1),
+            token_of(epoch=attempt.epoch - 1),
+            token_of(task=attempt.task + "-other"),
+            token_of(machine_id=attempt.machine_id + "-other"),
+            token_of(incarnation="2020-01-01T00:00:00.000Z"),  # the same id, created before
+            report_token(b"k" * 32, attempt),  # another deployment's key
+            7,
+            "\ud800",
+        ]
+
+    def task_finished(self, detail: dict[str, Any]) -> dict[str, Any]:
+        """A hand-made ``Task Finished`` as the attempt's own run would send it: with the
+        report token of the attempt it names."""
+        token = self.report_token(
+            detail["machine_id"], detail["epoch"], detail["task"], detail["attempt"]
+        )
+        return eventbridge("statewright", "Task Finished", {**detail, "report_token": token})
 
 
 def deploy_specs(root: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> Path:

@@ -19,7 +19,7 @@ from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.builtin import LocalSource, S3Source
 from statewright.executors.terraform_run import source_digest
 from statewright.model import BusEvent, TaskFinishedDetail, TaskInvocation
-from statewright.report_tokens import ReportedAttempt, report_token
+from statewright.report_tokens import ReportedAttempt, ReportTokens, report_token
 
 from tests import fakes
 from tests.integration.aws.codebuild_tokens import CodeBuildTokenRule
@@ -126,17 +126,20 @@ def test_entries_that_keep_failing_raise_a_clear_error() -> None:
 def invocation(
     task_spec: dict[str, Any], *, attempt: int = 1, epoch: int = 3, base_dir: str | None = None
 ) -> TaskInvocation:
-    return fakes.invocation(
-        task_spec=task_spec,
-        machine_id="pr-1",
-        spec="preview-env",
-        spec_digest="sha256:x",
-        task="infra",
-        epoch=epoch,
-        attempt=attempt,
-        metadata={"owner": "ana", "replicas": 1},
-        timeout_seconds=1800,
-        base_dir=base_dir,
+    # Signed as the service signs every attempt it starts on AWS.
+    return ReportTokens(lambda: REPORT_KEY).sign(
+        fakes.invocation(
+            task_spec=task_spec,
+            machine_id="pr-1",
+            spec="preview-env",
+            spec_digest="sha256:x",
+            task="infra",
+            epoch=epoch,
+            attempt=attempt,
+            metadata={"owner": "ana", "replicas": 1},
+            timeout_seconds=1800,
+            base_dir=base_dir,
+        )
     )
 
 
@@ -183,7 +186,6 @@ def executor_for(codebuild: Any, bus_name: str = "b") -> CodeBuildExecutor:
         bus_name=bus_name,
         s3=boto3.client("s3", region_name=REGION),
         state_bucket=STATE,
-        report_key=lambda: REPORT_KEY,
     )
 
 
@@ -382,7 +384,7 @@ def test_cancel_stops_the_build_and_a_finished_or_unknown_one_is_fine(codebuild:
 def test_a_local_module_travels_as_a_path_inside_the_specs_asset(tmp_path: Path) -> None:
     specs = tmp_path / "specs"
     executor = CodeBuildExecutor(  # type: ignore[arg-type]
-        None, "tf", env_name="dev", bus_name="b", specs_dir=specs, report_key=lambda: REPORT_KEY
+        None, "tf", env_name="dev", bus_name="b", specs_dir=specs
     )
     local = {
         "executor": "terraform",
@@ -451,7 +453,6 @@ def test_a_missing_task_runner_or_project_is_a_reason_not_a_crash(aws: None) -> 
         bus_name="b",
         s3=boto3.client("s3", region_name=REGION),
         state_bucket=STATE,
-        report_key=lambda: REPORT_KEY,
     )
     with pytest.raises(ConfigurationError, match="STATEWRIGHT_TERRAFORM_PROJECT"):
         builds.start(invocation(APPLY))
@@ -484,7 +485,6 @@ def test_a_throttled_start_is_deferred_so_the_task_stays_pending() -> None:
         bus_name="b",
         s3=s3,
         state_bucket=STATE,
-        report_key=lambda: REPORT_KEY,
     )
     with stub, stored, pytest.raises(StartDeferred, match="ThrottlingException"):
         executor.start(invocation(APPLY))

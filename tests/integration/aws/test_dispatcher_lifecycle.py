@@ -280,12 +280,10 @@ def test_outcomes_transitions_and_failures_are_counted(
     dep.api("POST", "/machines", {"spec": "preview-env", "id": "m-1"})
     dep.api("POST", "/machines/m-1/events", {"event": "LAUNCH"})
     failure = {"machine_id": "m-1", "epoch": 2, "task": "db-setup", "attempt": 1}
-    event = eventbridge(
-        "statewright", "Task Finished", {**failure, "status": "failed", "error": "x"}
-    )
+    event = dep.task_finished({**failure, "status": "failed", "error": "x"})
     assert dep.deliver(event) == "applied"
     assert dep.deliver(event) == "duplicate"
-    old = eventbridge("statewright", "Task Finished", {**failure, "epoch": 1, "status": "failed"})
+    old = dep.task_finished({**failure, "epoch": 1, "status": "failed"})
     assert dep.deliver(old) == "stale"
     dep.deliver(eventbridge("my.app", "Machine Event", {"machine_id": "m-1", "event": "NOPE"}))
     totals = emitted(capsys.readouterr().out)

@@ -13,7 +13,6 @@ from tests.integration.aws.deployment import (
     REGION,
     Deployment,
     _zip,
-    eventbridge,
 )
 from tests.integration.task_graph import EXPECTED_STORY, GRAPH_SPECS, the_story
 
@@ -76,7 +75,7 @@ def test_the_graph_runs_in_order_with_typed_references_and_the_same_history(
         "status": "failed",
         "error": "RuntimeError: the first attempt fails",
     }
-    assert dep.deliver(eventbridge("statewright", "Task Finished", failure)) == "applied"
+    assert dep.deliver(dep.task_finished(failure)) == "applied"
     dep.published()
     status, machine = dep.get(MACHINE)
     assert machine["status"] == "failed"

@@ -20,6 +20,9 @@ from statewright.model import TaskInvocation
 from tests import fakes
 from tests.fakes import RecordingBus
 
+# The attempt's report token, as the dispatcher's service signed it into the payload.
+TOKEN = "5e" * 32
+
 
 def invocation(**changes: Any) -> TaskInvocation:
     fields: dict[str, Any] = {
@@ -31,6 +34,7 @@ def invocation(**changes: Any) -> TaskInvocation:
         "metadata": {"branch": "b"},
         "outputs": {"earlier": {"x": 1}},
         "timeout_seconds": 900,
+        "report_token": TOKEN,
         **changes,
     }
     return fakes.invocation("lambda", {"name": "db-setup", "args": {"size": "s"}}, **fields)
@@ -80,7 +84,7 @@ def test_the_function_gets_the_documented_event_and_its_result_is_the_output(lam
     )
     with stub:
         detail, _ = run(lam, invocation())
-    assert json.loads(sent[0]["Payload"]) == expected_event
+    assert json.loads(sent[0]["Payload"]) == expected_event  # no report token for the function
     assert detail == {
         "machine_id": "pr-1",
         "epoch": 2,
@@ -91,6 +95,7 @@ def test_the_function_gets_the_documented_event_and_its_result_is_the_output(lam
         "error": None,
         "error_type": None,
         "redacted_outputs": [],
+        "report_token": TOKEN,  # the report proves it is this attempt's
     }
 
 
@@ -109,6 +114,7 @@ def test_a_function_error_fails_the_task_with_its_type_and_message(lam: Any) -> 
         detail, _ = run(lam, invocation())
     assert detail["status"] == "failed" and detail["error"] == "KeyError: 'DATABASE_URL'"
     assert detail["error_type"] == "KeyError"
+    assert detail["report_token"] == TOKEN
 
 
 def test_a_function_that_cannot_be_invoked_fails_the_task(lam: Any) -> None:
@@ -125,6 +131,7 @@ def test_a_function_that_cannot_be_invoked_fails_the_task(lam: Any) -> None:
         "could not invoke db-setup: ResourceNotFoundException: Function not found: db-setup"
     )
     assert detail["error_type"] == "ResourceNotFoundException"
+    assert detail["report_token"] == TOKEN
 
 
 def test_an_output_too_big_for_the_bus_fails_the_task_with_a_reason(lam: Any) -> None:
@@ -136,6 +143,7 @@ def test_an_output_too_big_for_the_bus_fails_the_task_with_a_reason(lam: Any) ->
     assert detail["status"] == "failed" and detail["output"] is None
     assert "return less" in detail["error"] and str(TASK_OUTPUT_MAX_BYTES) in detail["error"]
     assert detail["error_type"] == "OutputTooLarge"
+    assert detail["report_token"] == TOKEN
 
 
 def test_a_retried_attempt_runs_at_once(lam: Any) -> None:

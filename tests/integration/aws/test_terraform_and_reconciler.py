@@ -13,13 +13,10 @@ from typing import Any
 import boto3
 import pytest
 from statewright.aws import reconciler
-from statewright.aws.dynamodb_store import DynamoStore
-from statewright.report_tokens import ReportedAttempt, report_token
 
 from tests.integration.aws.deployment import (
     REGION,
     STATE_BUCKET,
-    TABLE,
     Deployment,
     deploy_specs,
     emitted,
@@ -136,34 +133,17 @@ def test_a_build_may_report_only_its_own_task(
     """User Terraform runs with the build's role, which may put Task Finished on the bus:
     a report without the report token of exactly the attempt it names changes nothing
     and is counted; the build's own report (the token from its environment) completes
-    the task; CodeBuild's Build State Change needs none."""
+    the task; CodeBuild's Build State Change carries the token the build was started with."""
     dep = env_spec
     for machine_id in ("t-1", "t-2"):
         dep.api("POST", "/machines", {"spec": "env", "id": machine_id})
         dep.api("POST", f"/machines/{machine_id}/events", {"event": "LAUNCH"})
     own, other_machines = dep.builds
     _, before = dep.get("t-1")
-    key = DynamoStore(boto3.client("dynamodb", region_name=REGION), TABLE).page_token_key()
-    attempt = ReportedAttempt("t-1", before["created_at"], 2, "network", 1)
-
-    def token_of(**changed: Any) -> str:
-        return report_token(key, attempt._replace(**changed))
-
-    forged_tokens: list[object] = [
-        None,  # no token at all
-        "",
-        "0" * 64,
-        own.variables["STATEWRIGHT_REPORT_TOKEN"].upper(),
-        other_machines.variables["STATEWRIGHT_REPORT_TOKEN"],
-        token_of(attempt=2),
-        token_of(epoch=1),
-        token_of(task="network-down"),
-        token_of(machine_id="t-2"),
-        token_of(incarnation="2020-01-01T00:00:00.000Z"),  # a machine of the same id before
-        report_token(b"k" * 32, attempt),  # another deployment's key
-        7,
-        "\ud800",
-    ]
+    real = own.report("succeeded", {"vpc_id": "vpc-1"})
+    forged_tokens = dep.forged_tokens(
+        real["detail"], other_machines.variables["STATEWRIGHT_REPORT_TOKEN"]
+    )
     capsys.readouterr()
     for forged in forged_tokens:
         for status in ("succeeded", "failed"):
@@ -176,8 +156,7 @@ def test_a_build_may_report_only_its_own_task(
     _, after = dep.get("t-1")
     assert after == before and after["tasks"]["network"]["status"] == "running"
 
-    assert own.variables["STATEWRIGHT_REPORT_TOKEN"] == token_of()
-    assert dep.deliver(own.report("succeeded", {"vpc_id": "vpc-1"})) == "applied"
+    assert dep.deliver(real) == "applied"
     assert dep.get("t-1")[1]["tasks"]["network"]["output"] == {"vpc_id": "vpc-1"}
     # The other machine's build, without a report of its own, is completed by CodeBuild.
     store_outputs(other_machines.variables["STATEWRIGHT_OUTPUTS_KEY"])

@@ -195,7 +195,6 @@ def test_an_apply_whose_plan_task_has_no_successful_plan_fails_saying_so() -> No
         "tf",
         env_name="test",
         bus_name="b",
-        report_key=lambda: b"k" * 32,
     )
     with pytest.raises(ConfigurationError, match="task plan, which has no successful plan"):
         executor.environment(apply)

@@ -6,6 +6,7 @@ not when a task starts."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 from pathlib import Path
@@ -119,6 +120,11 @@ def test_the_dispatcher_runs_the_plugin_task(
     # The executor reported on the bus; EventBridge brings it to the dispatcher.
     finished = dep.dispatched(dep.published())
     assert [e["detail-type"] for e in finished] == ["Task Finished"]
+    # With the attempt's report token (invocation.finished() put it in); without it the
+    # report would be refused.
+    unsigned = copy.deepcopy(finished[0])
+    del unsigned["detail"]["report_token"]
+    assert dep.deliver(unsigned) == "refused"
     assert [dep.deliver(e) for e in finished] == ["applied"]
     nxt = dep.dispatched(dep.published())
     assert [dep.deliver(e) for e in nxt] == ["applied"]

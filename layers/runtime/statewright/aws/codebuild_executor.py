@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from statewright.aws.terraform_locks import release_stopped_builds_lock
 from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.terraform_run import state_name, terraform_variables
-from statewright.report_tokens import ReportedAttempt, report_token
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -62,6 +61,7 @@ PLAN_KEY = "STATEWRIGHT_PLAN_KEY"
 FAIL_ON_CHANGES = "STATEWRIGHT_FAIL_ON_CHANGES"
 BUS = "STATEWRIGHT_BUS"
 # The attempt's report token (statewright.report_tokens): its report carries it back.
+# Readable by whoever may read the build (BatchGetBuilds, CloudTrail): docs/security.md.
 REPORT_TOKEN = "STATEWRIGHT_REPORT_TOKEN"  # noqa: S105 — a variable's name, not a secret
 # Set on the CodeBuild project by the CDK app (not per build).
 STATE_BUCKET = "STATEWRIGHT_STATE_BUCKET"
@@ -108,8 +108,7 @@ def plan_stem(stem: str, task: str, epoch: int, attempt: int) -> str:
 class CodeBuildExecutor:
     name = "terraform"
 
-    # Each is the build's contract: project, environment, bus, state bucket, specs asset,
-    # and the deployment's key its report token is signed with.
+    # Each is the build's contract: project, environment, bus, state bucket, specs asset.
     def __init__(  # noqa: PLR0913
         self,
         client: CodeBuildClient,
@@ -120,7 +119,6 @@ class CodeBuildExecutor:
         s3: S3Client | None = None,
         state_bucket: str | None = None,
         specs_dir: Path | None = None,
-        report_key: Callable[[], bytes] | None = None,
     ) -> None:
         self._client = client
         self.project_name = project_name
@@ -129,7 +127,6 @@ class CodeBuildExecutor:
         self._s3 = s3
         self.state_bucket = state_bucket
         self.specs_dir = specs_dir
-        self._report_key = report_key
 
     def _local_location(self, invocation: TaskInvocation, source: LocalSource) -> str:
         """The module's folder relative to the deployed specs asset (the zipped
@@ -170,7 +167,7 @@ class CodeBuildExecutor:
             RUN_KEY: run_key(stem),
             VARIABLES_KEY: variables_key(stem, invocation),
             BUS: self.bus_name,
-            REPORT_TOKEN: self.report_token(invocation),
+            REPORT_TOKEN: invocation.report_token,
         }
         values.update(self._plan_variables(invocation, config, stem))
         if isinstance(source, S3Source):
@@ -201,21 +198,6 @@ class CodeBuildExecutor:
                 "has no successful plan on this machine: run the plan task first"
             )
         return {PLAN_KEY: f"{plan_stem(stem, config.plan, run.epoch, run.attempt)}.tfplan"}
-
-    def report_token(self, invocation: TaskInvocation) -> str:
-        """The token this attempt's build reports with (the same for every start)."""
-        if self._report_key is None:
-            raise ConfigurationError(
-                "the terraform executor has no key to sign its builds' report tokens with"
-            )
-        attempt = ReportedAttempt(
-            invocation.machine_id,
-            invocation.incarnation,
-            invocation.epoch,
-            invocation.task,
-            invocation.attempt,
-        )
-        return report_token(self._report_key(), attempt)
 
     def parameters(self, invocation: TaskInvocation) -> dict[str, Any]:
         """StartBuild's parameters for one attempt (the idempotency token aside). They

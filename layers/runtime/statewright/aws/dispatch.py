@@ -4,17 +4,18 @@ should do with it.
 - API Gateway REST proxy events go through the same routes as ``statewright serve``
   (statewright.api).
 - EventBridge ``Machine Event`` and ``Task Finished`` go to ``Service.handle_bus_event``
-  (it checks that only source ``statewright`` sends NEXT, FAILED and Task Finished). A
-  ``Task Finished`` of a CodeBuild (terraform) task must first carry the report token of
-  exactly that attempt (statewright.report_tokens): user Terraform runs with a role that
-  may put events on the bus, and may report only its own task.
+  (it checks that only source ``statewright`` sends NEXT, FAILED and Task Finished, and
+  that a ``Task Finished`` carries the report token of exactly the attempt it names:
+  statewright.report_tokens).
 - CodeBuild's ``Build State Change`` (source ``aws.codebuild``) becomes the ``Task
   Finished`` of the attempt the build was started for, unless the buildspec's own report
   got there first; a SUCCEEDED build's outputs are read from where the build stored them.
+  It carries the report token the build was started with (its environment).
 - EventBridge Scheduler's fire of a spec schedule (``{"statewright_schedule": ...}``)
   fans out to the spec's machines in pages (statewright.aws.schedule_fanout).
 - The task runner's on-failure destination (``Lambda Function Invocation Result -
-  Failure``, source ``lambda``) fails the attempt it was running.
+  Failure``, source ``lambda``) fails the attempt it was running, with the report token
+  of the payload the runner was invoked with.
 
 A bus event that is refused, stale, a duplicate or not ours is logged, counted and
 dropped: raising would only make EventBridge retry what can never succeed."""
@@ -35,8 +36,7 @@ from statewright.aws.observability import METRICS, logger, run
 from statewright.aws.wiring import Runtime, runtime
 from statewright.errors import InvalidRequest, MachineNotFound
 from statewright.limits import TASK_OUTPUT_MAX_BYTES
-from statewright.model import EVENT_SOURCE, OUTPUT_TOO_LARGE, Machine, TaskFinishedDetail
-from statewright.report_tokens import ReportedAttempt, is_report_token
+from statewright.model import EVENT_SOURCE, OUTPUT_TOO_LARGE, Machine
 
 CODEBUILD_SOURCE = "aws.codebuild"
 CODEBUILD_DETAIL_TYPE = "CodeBuild Build State Change"
@@ -45,7 +45,6 @@ LAMBDA_FAILURE_DETAIL_TYPE = "Lambda Function Invocation Result - Failure"
 BUILD_FAILED = frozenset({"FAILED", "FAULT", "STOPPED", "TIMED_OUT"})
 BUILD_SUCCEEDED = "SUCCEEDED"
 IGNORED = "ignored"
-REFUSED = "refused"
 # ``terraform output -json`` is indented and carries each output's type and sensitivity,
 # so a stored object is several times the compact output; past this it cannot fit.
 STORED_OUTPUTS_READ_MAX_BYTES = 1024 * 1024
@@ -87,9 +86,6 @@ def route_bus_event(rt: Runtime, event: Mapping[str, Any]) -> str:
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         return _ignored(f"{detail_type} from {source} has no detail object")
-    if detail_type == "Task Finished" and not _report_allowed(rt, detail):
-        METRICS.count("events_refused")
-        return REFUSED
     if detail_type in ("Machine Event", "Task Finished"):
         return rt.service.handle_bus_event(source, detail_type, detail).value
     if source == CODEBUILD_SOURCE and detail_type == CODEBUILD_DETAIL_TYPE:
@@ -103,35 +99,6 @@ def _ignored(reason: str) -> str:
     logger.warning("bus event dropped: %s", reason)
     METRICS.count("events_ignored")
     return IGNORED
-
-
-def _report_allowed(rt: Runtime, detail: Mapping[str, Any]) -> bool:
-    """False for a report of a CodeBuild task without that attempt's report token. Any
-    other report goes on to the service, which refuses what is malformed and drops what
-    is stale (a token over values the detail does not even parse to proves nothing)."""
-    try:
-        report = TaskFinishedDetail.model_validate(dict(detail))
-        machine = rt.service.get_machine(report.machine_id)
-    except (ValidationError, MachineNotFound, InvalidRequest):
-        return True
-    record = machine.tasks.get(report.task)
-    executor = rt.service.executors.get(record.executor) if record else None
-    if not isinstance(executor, cb.CodeBuildExecutor):
-        return True
-    attempt = ReportedAttempt(
-        machine.id, machine.created_at, report.epoch, report.task, report.attempt
-    )
-    if is_report_token(detail.get("report_token"), rt.store.page_tokens.key(), attempt):
-        return True
-    logger.warning(
-        "refused Task Finished of task %s (attempt %s, epoch %s) of machine %s: no report "
-        "token of that attempt; only its own build may report it",
-        report.task,
-        report.attempt,
-        report.epoch,
-        machine.id,
-    )
-    return False
 
 
 # ---- CodeBuild ----------------------------------------------------------------------
@@ -178,6 +145,8 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
         "epoch": epoch,
         "task": task,
         "attempt": number,
+        # What the build was started with: a build of this attempt's start, not a forgery.
+        "report_token": env.get(cb.REPORT_TOKEN, ""),
     }
     if status == BUILD_SUCCEEDED:
         report.update(_stored_outputs(rt, env, build_id))
@@ -345,5 +314,7 @@ def task_runner_failure(rt: Runtime, detail: Mapping[str, Any]) -> str:
         "status": "failed",
         "error": f"the task runner failed ({condition}): {kind}: {message}",
         "error_type": str(kind),
+        # The invocation's own: a failure only the attempt's invocation could have had.
+        "report_token": payload.get("report_token"),
     }
     return rt.service.handle_bus_event(EVENT_SOURCE, "Task Finished", report).value

@@ -14,6 +14,7 @@ from typing import Any
 from statewright.aws import codebuild_executor as cb
 from statewright.aws.dispatch import codebuild_state_change
 from statewright.aws.wiring import Runtime
+from statewright.report_tokens import ReportedAttempt
 
 BATCH_GET_BUILDS = 100  # BatchGetBuilds' limit
 # A pending task younger than this may have its start in flight in the dispatcher.
@@ -31,7 +32,8 @@ class ReconcileReport:
 
 def running_builds(rt: Runtime) -> dict[str, dict[str, str]]:
     """The running terraform attempts of every machine: build id -> the STATEWRIGHT_*
-    variables that name its attempt."""
+    variables that name its attempt and its report token (the build's own, which
+    BatchGetBuilds lists too)."""
     builds: dict[str, dict[str, str]] = {}
     token: str | None = None
     while True:
@@ -44,6 +46,11 @@ def running_builds(rt: Runtime) -> dict[str, dict[str, str]]:
                         cb.TASK: name,
                         cb.EPOCH: str(record.epoch),
                         cb.ATTEMPT: str(record.attempt),
+                        cb.REPORT_TOKEN: rt.report_tokens.token(
+                            ReportedAttempt(
+                                machine.id, machine.created_at, record.epoch, name, record.attempt
+                            )
+                        ),
                     }
         if token is None:
             return builds

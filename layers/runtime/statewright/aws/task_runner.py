@@ -4,7 +4,8 @@ TaskInvocation the LambdaExecutor queued).
 It invokes the user's function synchronously with the event of
 statewright.executors.function_event (the same as locally) and reports
 ``Task Finished`` to the bus: the function's JSON result as the output, or its error
-type and message. If the runner itself dies, Lambda's on-failure destination puts the
+type and message, with the attempt's report token from the payload (never shown to the
+user's function). If the runner itself dies, Lambda's on-failure destination puts the
 failed invocation on the bus and the dispatcher fails the attempt."""
 
 from __future__ import annotations
@@ -51,12 +52,7 @@ class TaskRunner:
         return detail
 
     def _invoke(self, invocation: TaskInvocation, config: LambdaConfig) -> TaskFinishedDetail:
-        base = {
-            "machine_id": invocation.machine_id,
-            "epoch": invocation.epoch,
-            "task": invocation.task,
-            "attempt": invocation.attempt,
-        }
+        finished = invocation.finished
         try:
             response = self.lambda_client.invoke(
                 FunctionName=config.name,
@@ -67,25 +63,20 @@ class TaskRunner:
             # Not invoked at all: missing function, denied, throttled.
             error = exc.response.get("Error", {})
             code = error.get("Code", "Error")
-            return TaskFinishedDetail(
-                **base,
-                status="failed",
+            return finished(
+                "failed",
                 error=f"could not invoke {config.name}: {code}: {error.get('Message', str(exc))}",
                 error_type=code,
             )
         body = response["Payload"].read()
         if "FunctionError" in response:
             kind, message = _function_error(body)
-            return TaskFinishedDetail(
-                **base, status="failed", error=f"{kind}: {message}", error_type=kind
-            )
+            return finished("failed", error=f"{kind}: {message}", error_type=kind)
         try:
             output = json.loads(body) if body else None
         except ValueError:
-            return TaskFinishedDetail(
-                **base, status="failed", error=f"{config.name} returned something not JSON"
-            )
-        return TaskFinishedDetail(**base, status="succeeded", output=output)
+            return finished("failed", error=f"{config.name} returned something not JSON")
+        return finished("succeeded", output=output)
 
     @staticmethod
     def _bounded(detail: TaskFinishedDetail) -> dict[str, Any]:

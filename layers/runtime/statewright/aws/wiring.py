@@ -20,6 +20,7 @@ from statewright.catalog import SpecCatalog, lint_folders
 from statewright.executors.registry import AwsContext, aws_executors, require_implementations
 from statewright.notices import WithoutStateChanged
 from statewright.ports import Bus
+from statewright.report_tokens import ReportTokens
 from statewright.service import MetricsSink, Service
 from statewright.spec.models import Spec
 
@@ -80,6 +81,7 @@ class Runtime:
     store: DynamoStore
     codebuild: CodeBuildClient
     session: boto3.session.Session
+    report_tokens: ReportTokens
     _s3: S3Client | None = field(default=None, repr=False)
     _lambda: LambdaClient | None = field(default=None, repr=False)
     _api: Any = field(default=None, repr=False)
@@ -124,6 +126,7 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
         settings.TABLE,
         history_retention_days=settings.HISTORY_RETENTION_DAYS,
     )
+    report_tokens = ReportTokens(store.page_tokens.key)
     executors = aws_executors(
         AwsContext(
             client=client,
@@ -131,7 +134,6 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
             bus_name=settings.BUS,
             settings=settings,
             specs_dir=specs_dir,
-            report_key=store.page_tokens.key,
         )
     )
     bus: Bus = EventBridgeBus(client("events"), settings.BUS)
@@ -146,9 +148,16 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
         catalog=SpecCatalog(loader=functools.partial(bundled_specs, specs_dir)),
         metrics=metrics,
         access=settings.access_policy(),
+        # Every Task Finished must carry its attempt's token: the bus is not ours alone.
+        report_tokens=report_tokens,
     )
     return Runtime(
-        settings=settings, service=service, store=store, codebuild=codebuild, session=session
+        settings=settings,
+        service=service,
+        store=store,
+        codebuild=codebuild,
+        session=session,
+        report_tokens=report_tokens,
     )
 
 

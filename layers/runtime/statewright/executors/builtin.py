@@ -186,7 +186,6 @@ def _aws_terraform(context: AwsContext) -> Executor:
         s3=context.client("s3"),
         state_bucket=context.settings.STATE_BUCKET,
         specs_dir=context.specs_dir,
-        report_key=context.report_key,
     )
 
 

@@ -49,15 +49,15 @@ class LocalContext:
 class AwsContext:
     """What an AWS implementation is built from: ``client(service)`` gives a boto3
     client (built once, on first use, with standard retries), ``bus_name`` the control
-    plane's bus it reports ``Task Finished`` to, and the dispatcher's settings."""
+    plane's bus it reports ``Task Finished`` to (built with ``invocation.finished``, which
+    carries the attempt's report token: docs/spec.md#executor-plugins), and the
+    dispatcher's settings."""
 
     client: Callable[[str], Any]
     env_name: str
     bus_name: str
     settings: Any
     specs_dir: Path
-    # The deployment's secret (the store's page-token key) report tokens are signed with.
-    report_key: Callable[[], bytes] | None = None
 
 
 @dataclass(frozen=True)

@@ -322,24 +322,12 @@ class LocalExecutor(ABC):
             return None
         if result is not None:
             return result
-        inv = run.invocation
-        return TaskFinishedDetail(
-            machine_id=inv.machine_id,
-            epoch=inv.epoch,
-            task=inv.task,
-            attempt=inv.attempt,
-            status="failed",
-            error="the run was stopped (cancel: force, or its timeout)",
+        return run.invocation.finished(
+            "failed", error="the run was stopped (cancel: force, or its timeout)"
         )
 
     def _attempt(self, run: Run) -> TaskFinishedDetail | None:
-        invocation = run.invocation
-        base = {
-            "machine_id": invocation.machine_id,
-            "epoch": invocation.epoch,
-            "task": invocation.task,
-            "attempt": invocation.attempt,
-        }
+        finished = run.invocation.finished
         if run.log_path is not None:
             # A re-run of this attempt (after a crash) starts a fresh log.
             run.log_path.unlink(missing_ok=True)
@@ -349,21 +337,14 @@ class LocalExecutor(ABC):
             return None
         except TaskFailed as exc:
             logger.info("%s failed: %s", run.run_id, exc)
-            return TaskFinishedDetail(
-                **base, status="failed", error=str(exc), error_type=exc.error_type
-            )
+            return finished("failed", error=str(exc), error_type=exc.error_type)
         except Exception as exc:
             # A run thread is a process boundary: an executor bug must still end the
             # attempt with a result, or the machine would wait for it forever.
             logger.exception("%s crashed", run.run_id)
-            return TaskFinishedDetail(
-                **base, status="failed", error=f"statewright executor error: {exc!r}"
-            )
+            return finished("failed", error=f"statewright executor error: {exc!r}")
         if isinstance(output, TaskOutput):
-            return TaskFinishedDetail(
-                **base,
-                status="succeeded",
-                output=output.value,
-                redacted_outputs=output.redacted_outputs,
+            return finished(
+                "succeeded", output=output.value, redacted_outputs=output.redacted_outputs
             )
-        return TaskFinishedDetail(**base, status="succeeded", output=output)
+        return finished("succeeded", output=output)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from statewright.executors.registry import AwsContext, ExecutorPlugin, LocalContext
 from statewright.local.runs import LocalExecutor, Run
-from statewright.model import BusEvent, TaskFinishedDetail
+from statewright.model import BusEvent
 from statewright.ports import TaskInvocation
 
 # SQS's queue name rule; locally it names the file.
@@ -66,13 +66,10 @@ class SqsQueueExecutor:
         url = self._sqs.get_queue_url(QueueName=config.queue)["QueueUrl"]
         body = json.dumps(config.body, separators=(",", ":"))
         message_id = str(self._sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"])
-        detail = TaskFinishedDetail(
-            machine_id=invocation.machine_id,
-            epoch=invocation.epoch,
-            task=invocation.task,
-            attempt=invocation.attempt,
-            status="succeeded",
-            output={"queue": config.queue, "message_id": message_id},
+        # finished() puts in the attempt's identity and its report token, without which
+        # the dispatcher refuses the report (docs/spec.md#executor-plugins).
+        detail = invocation.finished(
+            "succeeded", output={"queue": config.queue, "message_id": message_id}
         )
         self._bus.publish(
             [BusEvent(detail_type="Task Finished", detail=detail.model_dump(mode="json"))]
