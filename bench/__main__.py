@@ -83,12 +83,21 @@ def _engine(workdir: Path) -> dict[str, Any]:
     return engine.run(workdir)
 
 
+def _reconciler(workdir: Path) -> dict[str, Any]:
+    from bench import reconciler
+
+    _say("reconciler: one run over 100 and over 100,000 idle machines under moto")
+    with _stdout_silenced():
+        return reconciler.run()
+
+
 BENCHMARKS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "cold_start": _cold_start,
     "engine": _engine,
     "scaling": _scaling,
     "local_http": _local_http,
     "cost": _cost,
+    "reconciler": _reconciler,
 }
 
 

@@ -83,6 +83,12 @@ class Table:
         )
         return cls(keys["HASH"], keys["RANGE"], indexes)
 
+    def with_index(self, keys: tuple[str, ...]) -> Table:
+        """This table with only the index keyed by ``keys``."""
+        return Table(
+            self.partition_key, self.sort_key, tuple(i for i in self.indexes if i[0] == keys)
+        )
+
     def key_of(self, item: Item) -> tuple[str, str]:
         return (str(item[self.partition_key]), str(item[self.sort_key]))
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import prices
+from bench import prices, reconciler
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,13 @@ GOALS = (
     Goal("local_http", "ratio_vs_bare_http_server", "local HTTP against a bare server", ">=", 0.3),
     Goal("scaling", "ratio", "per-event time, 100,000 against 100 machines", "<=", 1.3),
     Goal("engine", "ratio", "engine against the faster peer", ">=", 1.0),
+    Goal(
+        "reconciler",
+        "read_units_ratio",
+        "reconciler read units, 100,000 against 100 idle machines",
+        "<=",
+        reconciler.GOAL,
+    ),
 )
 
 
@@ -73,6 +80,7 @@ def render(results: dict[str, Any]) -> str:
         _local_http(results),
         _scaling(results),
         _engine(results),
+        reconciler.render(results),
         _reproducing(),
     ]
     return "\n".join(part for part in parts if part).rstrip() + "\n"

@@ -23,6 +23,8 @@ TABLE_ACTIONS = [
     "dynamodb:BatchWriteItem",
 ]
 INDEX_ACTIONS = ["dynamodb:Query", "dynamodb:Scan"]
+# The reconciler's reads of the sparse by_due index: Query, shard by shard.
+DUE_INDEX_ACTIONS = ["dynamodb:Query"]
 
 
 def grant_service_access(
@@ -45,6 +47,13 @@ def grant_service_access(
             sid="ListMachinesIndex",
             actions=INDEX_ACTIONS,
             resources=[table.index_arn],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="DueMachinesIndex",
+            actions=DUE_INDEX_ACTIONS,
+            resources=[table.due_index_arn],
         )
     )
     bus.grant_put(role)

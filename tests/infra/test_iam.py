@@ -120,6 +120,10 @@ def test_service_roles_reach_only_their_own_resources(synth: Synthesized) -> Non
         assert index["Resource"] == {
             "Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/by_spec"]]
         }
+        (due,) = [s for s in statements if s.get("Sid") == "DueMachinesIndex"]
+        assert due["Resource"] == {
+            "Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/by_due"]]
+        }
         assert "dynamodb:DeleteTable" not in _actions(statements)
         (put,) = _statements_with(statements, "events:PutEvents")
         assert put["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
@@ -280,6 +284,8 @@ def test_service_roles_get_exactly_the_table_calls_the_store_makes(synth: Synthe
         # The index is read-only and the store lists through it alone; no Scan of the
         # table, no ConditionCheckItem (the store uses no transactions).
         assert set(_listify(by_sid["ListMachinesIndex"]["Action"])) == INDEX_CALLS
+        # The reconciler's due index is only ever queried.
+        assert set(_listify(by_sid["DueMachinesIndex"]["Action"])) == {"dynamodb:Query"}
         dynamodb = {a for a in _actions(list(by_sid.values())) if a.startswith("dynamodb:")}
         assert dynamodb == TABLE_CALLS | INDEX_CALLS
 

@@ -13,7 +13,7 @@ import json
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -120,6 +120,26 @@ class Store(ABC):
     ) -> tuple[list[HistoryEntry], bool]:
         """Up to ``limit`` history entries with a sequence number above ``after_seq``,
         oldest first, and whether more follow."""
+
+    @abstractmethod
+    def due_after(
+        self, *, until: str | None, limit: int, after: Position | None
+    ) -> tuple[list[Machine], Position | None]:
+        """Up to ``limit`` machines of the sparse due index (statewright.due) whose due
+        time is at most ``until`` (None: any), after ``after`` in the index's order, and
+        the position the next page starts from (None: nothing follows). Idle machines
+        are not in the index: reading it costs nothing for them."""
+
+    def due_machines(self, *, until: str | None = None, page_size: int = 100) -> Iterator[Machine]:
+        """Every machine due by ``until`` (None: every machine with work), page by page;
+        a machine changed meanwhile may show up again or not at all, as its due time
+        moves, and the reconciler's next run sees it."""
+        after: Position | None = None
+        while True:
+            machines, after = self.due_after(until=until, limit=page_size, after=after)
+            yield from machines
+            if after is None:
+                return
 
     def list_machines(
         self,

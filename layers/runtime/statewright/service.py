@@ -350,7 +350,11 @@ class Service:
         return outcome
 
     def recover(
-        self, *, restart_running: bool = False, pending_grace_seconds: float = 0.0
+        self,
+        *,
+        restart_running: bool = False,
+        pending_grace_seconds: float = 0.0,
+        visit: Callable[[Machine], object] | None = None,
     ) -> RecoveryReport:
         """Start pending tasks that are due, re-publish the NEXT/FAILED of satisfied or
         failed states not yet applied, fail running tasks past their timeout.
@@ -358,19 +362,24 @@ class Service:
         ``restart_running=True`` also restarts tasks recorded as running: the local
         server passes it on start, since its task runs died with the previous process.
         The AWS reconciler leaves it False (CodeBuild and Lambda runs outlive it) and
-        passes a ``pending_grace_seconds`` so it does not race a start in flight."""
+        passes a ``pending_grace_seconds`` so it does not race a start in flight.
+
+        Only machines with work are read (the stores' sparse due index,
+        statewright.due): those due by now, or with ``restart_running`` every one of
+        them (a pending retry is restarted with the rest of its backoff). Idle machines
+        cost nothing, however many there are. ``visit`` sees each machine read, before
+        its repair (the AWS reconciler finds its running builds in the same pass)."""
         report = RecoveryReport()
         inp = Reconcile(
             restart_running=restart_running, pending_grace_seconds=pending_grace_seconds
         )
-        token: str | None = None
-        while True:
-            machines, token = self.store.list_machines(limit=100, next_token=token)
-            for machine in machines:
-                report.machines_scanned += 1
-                self.isolated(machine.id, report.errors, self._recover_one, machine, inp, report)
-            if token is None:
-                return report
+        until = None if restart_running else self.clock()
+        for machine in self.store.due_machines(until=until):
+            report.machines_scanned += 1
+            if visit is not None:
+                visit(machine)
+            self.isolated(machine.id, report.errors, self._recover_one, machine, inp, report)
+        return report
 
     def isolated(
         self,

@@ -1,6 +1,6 @@
 """The DynamoDB table the tests create, from ``statewright.aws.table_layout`` — the names
 the store uses and the CDK table construct is built from. tests/infra/test_table.py
-checks that the synthesized template's table has exactly this key schema and index, so
+checks that the synthesized template's table has exactly this key schema and these indexes, so
 tables created here are the deployed one without every test process synthesizing the
 CDK app."""
 
@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from statewright.aws.table_layout import (
+    DUE_INDEX,
+    DUE_INDEX_PARTITION_KEY,
+    DUE_INDEX_SORT_KEY,
     LIST_INDEX,
     LIST_INDEX_PARTITION_KEY,
     LIST_INDEX_SORT_KEY,
@@ -22,7 +25,14 @@ KEY_SCHEMA = [
 ]
 ATTRIBUTE_DEFINITIONS = [
     {"AttributeName": name, "AttributeType": "S"}
-    for name in (PARTITION_KEY, SORT_KEY, LIST_INDEX_PARTITION_KEY, LIST_INDEX_SORT_KEY)
+    for name in (
+        PARTITION_KEY,
+        SORT_KEY,
+        LIST_INDEX_PARTITION_KEY,
+        LIST_INDEX_SORT_KEY,
+        DUE_INDEX_PARTITION_KEY,
+        DUE_INDEX_SORT_KEY,
+    )
 ]
 GLOBAL_SECONDARY_INDEXES = [
     {
@@ -32,7 +42,15 @@ GLOBAL_SECONDARY_INDEXES = [
             {"AttributeName": LIST_INDEX_SORT_KEY, "KeyType": "RANGE"},
         ],
         "Projection": {"ProjectionType": "KEYS_ONLY"},
-    }
+    },
+    {
+        "IndexName": DUE_INDEX,
+        "KeySchema": [
+            {"AttributeName": DUE_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": DUE_INDEX_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    },
 ]
 
 

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from statewright.aws import reconciler
 
+from bench.aws_calls import CallLog
 from tests.integration.aws.deployment import (
     REGION,
     STATE_BUCKET,
@@ -206,6 +207,21 @@ def test_the_reconciler_completes_builds_whose_events_never_came(env_spec: Deplo
     assert [e["detail-type"] for e in dep.published()] == ["Machine State Changed"]
     quiet = dep.reconciler.handler({}, lambda_context("reconciler"))
     assert quiet["recovery"]["machines_repaired"] == 0 and dep.published() == []
+
+
+def test_the_reconciler_reads_no_idle_machine(env_spec: Deployment) -> None:
+    dep = env_spec
+    with CallLog().installed() as log:  # before the first call: the runtime's clients
+        for n in range(12):
+            dep.api("POST", "/machines", {"spec": "env", "id": f"idle-{n}"})  # INIT: waiting
+        dep.api("POST", "/machines", {"spec": "env", "id": "busy"})
+        dep.api("POST", "/machines/busy/events", {"event": "LAUNCH"})  # its build's news lost
+        with log.acting("reconciler"):
+            report = dep.reconciler.handler({}, lambda_context("reconciler"))
+    assert report["recovery"]["machines_scanned"] == 1 and report["builds_completed"] == 1
+    read = json.dumps([c.response for c in log.calls if c.service == "dynamodb"])
+    assert "MACHINE#busy" in read
+    assert "idle-" not in read  # not one of them was read, by a query or any other call
 
 
 def test_a_local_module_outside_the_specs_folder_fails_its_task_with_a_reason(

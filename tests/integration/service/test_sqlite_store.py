@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from statewright.local.sqlite_store import SqliteStore
-from statewright.model import Machine
+from statewright.model import Machine, TaskRecord
 from statewright.ports import Write
 
 NOW = "2026-01-01T00:00:00.000Z"
@@ -84,3 +84,36 @@ def test_short_lived_threads_do_not_pile_up_open_files(tmp_path: Path) -> None:
     assert open_files() - before < 20 * 3  # at most one pool's worth, not 200 connections
     store.close()
     assert open_files() <= before
+
+
+def test_a_data_dir_from_before_the_due_index_gets_it_filled_in(tmp_path: Path) -> None:
+    # A database written by a version without the due column: one machine with a task
+    # running (work for the recovery at start), one idle.
+    path = tmp_path / "statewright.sqlite3"
+    busy = machine("busy").model_copy(
+        update={
+            "tasks": {
+                "t": TaskRecord(
+                    executor="lambda", status="running", state="INIT", epoch=1, started_at=NOW
+                )
+            }
+        }
+    )
+    idle = machine("idle").model_copy(update={"status": "waiting"})
+    with sqlite3.connect(path) as raw:
+        raw.execute(
+            "CREATE TABLE machines (id TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+            "state TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL)"
+        )
+        raw.executemany(
+            "INSERT INTO machines VALUES (?, ?, ?, ?, ?)",
+            [(m.id, m.spec, m.state, m.version, m.model_dump_json()) for m in (busy, idle)],
+        )
+    store = SqliteStore(path)
+    assert [m.id for m in store.due_machines()] == ["busy"]
+    assert store.get("idle") == idle
+    store.close()
+    # Opening it again changes nothing.
+    again = SqliteStore(path)
+    assert [m.id for m in again.due_machines()] == ["busy"]
+    again.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench import cold_start, cost, engine, local_http, report, scaling, template
+from bench import cold_start, cost, engine, local_http, reconciler, report, scaling, template
 
 # Long: whole runs end to end (`make test-fast` deselects them with -m "not slow").
 pytestmark = pytest.mark.slow
@@ -49,6 +49,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "local_http": local_http.run(work, clients=2, seconds=0.3, max_requests=200),
         "scaling": scaling.run(work, sizes=(10, 200), events=20, batches=2),
         "engine": engine.run(work, lifecycles=20, repeats=1),
+        "reconciler": reconciler.run(sizes=(10, 200), active=3),
     }
 
 
@@ -94,6 +95,13 @@ def test_engine_runs_all_three_libraries(results: dict[str, Any]) -> None:
         "pytransitions_transitions_per_second",
         "ratio",
     )
+
+
+def test_the_reconciler_run_is_priced_at_both_sizes(results: dict[str, Any]) -> None:
+    r = results["reconciler"]
+    _numbers(r, "read_units_at_10", "read_units_at_200", "read_units_ratio")
+    # It read the active machines (run() checks that it read exactly those).
+    assert r["active_machines"] == 3 and r["read_requests_at_200"] > 0
 
 
 def test_the_page_shows_every_goal_with_its_figure(results: dict[str, Any], tmp_path: Path) -> None:

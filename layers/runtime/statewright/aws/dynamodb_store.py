@@ -5,8 +5,10 @@ Items (pk / sk):
 - machine      ``MACHINE#<id>`` / ``MACHINE``: ``doc`` (the machine as JSON, without its
   version), ``version`` (the optimistic-concurrency counter every write is conditional
   on), ``gsi1pk``/``gsi1sk`` (spec name / ``<state>#<id>``, the sparse ``by_spec``
-  index), ``hist`` (this incarnation's history id) and ``recent`` (the newest history
-  entries, JSON strings, at most ``INLINE_HISTORY`` of them).
+  index), ``gsi2pk``/``gsi2sk`` (a shard / ``<due>#<id>``, the sparse ``by_due``
+  index, only while the machine has reconciler work: statewright.due), ``hist`` (this
+  incarnation's history id) and ``recent`` (the newest history entries, JSON strings,
+  at most ``INLINE_HISTORY`` of them).
 - history      ``MACHINE#<id>`` / ``HISTORY#<hist>#<seq>``: older entries, spilled out
   of ``recent`` when it grows past ``INLINE_HISTORY``; with a history retention, they
   expire (TTL) that many days after they spill.
@@ -23,6 +25,7 @@ then loses a race. ``docs/aws.md`` has the whole design."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import secrets
 import threading
@@ -37,6 +40,10 @@ from botocore.exceptions import ClientError
 
 from statewright.aws.item_size import ITEM_MAX_BYTES, item_size
 from statewright.aws.table_layout import (
+    DUE_INDEX,
+    DUE_INDEX_PARTITION_KEY,
+    DUE_INDEX_SORT_KEY,
+    DUE_SHARDS,
     LIST_INDEX,
     LIST_INDEX_PARTITION_KEY,
     LIST_INDEX_SORT_KEY,
@@ -44,6 +51,7 @@ from statewright.aws.table_layout import (
     SORT_KEY,
     TTL_ATTRIBUTE,
 )
+from statewright.due import due_at
 from statewright.errors import ConfigurationError, ItemTooLarge, MachineExists, VersionConflict
 from statewright.model import HistoryEntry, Machine
 from statewright.page_tokens import KEY_BYTES
@@ -104,6 +112,23 @@ def _machine_pk(machine_id: str) -> str:
 def _machine_key(machine_id: str) -> dict[str, AttributeValueTypeDef]:
     """The primary key of a machine's item."""
     return {PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_MACHINE_SK)}
+
+
+def _due_keys(machine: Machine) -> dict[str, AttributeValueTypeDef]:
+    """The machine's keys in the sparse ``by_due`` index; none when it is idle."""
+    due = due_at(machine)
+    if due is None:
+        return {}
+    digest = hashlib.sha256(machine.id.encode()).digest()
+    shard = int.from_bytes(digest[:4], "big") % DUE_SHARDS
+    return {
+        DUE_INDEX_PARTITION_KEY: _s(_due_shard(shard)),
+        DUE_INDEX_SORT_KEY: _s(f"{due}#{machine.id}"),
+    }
+
+
+def _due_shard(shard: int) -> str:
+    return f"DUE#{shard:02d}"
 
 
 def _history_sk(hist: str, seq: int) -> str:
@@ -169,13 +194,17 @@ class DynamoStore(Store):
 
     # ---- (de)serialization ------------------------------------------------------------
 
-    def _machine_item(self, machine: Machine, hist: str) -> dict[str, AttributeValueTypeDef]:
+    @staticmethod
+    def machine_item(machine: Machine, hist: str) -> dict[str, AttributeValueTypeDef]:
+        """The machine's item as this store writes it (``hist``: its history id), less
+        ``recent``; also how bench/ stores many machines quickly."""
         return {
             **_machine_key(machine.id),
             "doc": _s(machine.model_dump_json(exclude={"version"})),
             "version": _n(machine.version),
             LIST_INDEX_PARTITION_KEY: _s(machine.spec),
             LIST_INDEX_SORT_KEY: _s(f"{machine.state}#{machine.id}"),
+            **_due_keys(machine),
             "hist": _s(hist),
         }
 
@@ -201,7 +230,7 @@ class DynamoStore(Store):
         return self._machine_from(item)
 
     def create(self, machine: Machine, history: Sequence[HistoryEntry] = ()) -> None:
-        item = self._machine_item(machine, uuid.uuid4().hex[:16])
+        item = self.machine_item(machine, uuid.uuid4().hex[:16])
         item["recent"] = {"L": [_s(_entry_json(entry)) for entry in history]}
         client = self._client
         try:
@@ -239,6 +268,16 @@ class DynamoStore(Store):
             ":gsk": _s(f"{machine.state}#{machine.id}"),
         }
         sets = ["#doc = :doc", "#version = :version", "#gpk = :gpk", "#gsk = :gsk"]
+        removes: list[str] = []
+        names["#dpk"] = DUE_INDEX_PARTITION_KEY
+        names["#dsk"] = DUE_INDEX_SORT_KEY
+        due = _due_keys(machine)
+        if due:
+            values[":dpk"] = due[DUE_INDEX_PARTITION_KEY]
+            values[":dsk"] = due[DUE_INDEX_SORT_KEY]
+            sets += ["#dpk = :dpk", "#dsk = :dsk"]
+        else:  # idle: out of the due index
+            removes += ["#dpk", "#dsk"]
         condition = "#version = :expected"
         if new:
             names["#recent"] = "recent"
@@ -259,7 +298,9 @@ class DynamoStore(Store):
             response = client.update_item(
                 TableName=self._table,
                 Key=_machine_key(machine.id),
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET "
+                + ", ".join(sets)
+                + (" REMOVE " + ", ".join(removes) if removes else ""),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -318,7 +359,9 @@ class DynamoStore(Store):
             ConsistentRead=True,
         )
         item: dict[str, AttributeValueTypeDef] = dict(response.get("Item", {}))
-        item.update(self._machine_item(machine, _str(item, "hist") if "hist" in item else ""))
+        for key in (DUE_INDEX_PARTITION_KEY, DUE_INDEX_SORT_KEY):
+            item.pop(key, None)  # the update sets them again, or removes them
+        item.update(self.machine_item(machine, _str(item, "hist") if "hist" in item else ""))
         recent: list[Any] = list(item.get("recent", {}).get("L", []))
         new: Any = values.get(":new", {"L": []})
         if ":hist" in values:  # this write replaces ``recent`` (a spill)
@@ -520,8 +563,20 @@ class DynamoStore(Store):
 
     def _machines_from_index(self, items: Sequence[Item]) -> list[tuple[Machine, Position]]:
         """Machines from index items, each with its index key (where a page ending at it
-        continues); an index that does not project ``doc`` (KEYS_ONLY) costs a
-        BatchGetItem for the missing ones."""
+        continues)."""
+        fetched = self._full_items(items)
+        index_keys = (PARTITION_KEY, SORT_KEY, LIST_INDEX_PARTITION_KEY, LIST_INDEX_SORT_KEY)
+        machines = []
+        for item in items:
+            full = fetched.get(_str(item, PARTITION_KEY))
+            if full is not None:  # deleted between the index read and the fetch
+                position = {k: dict(item[k]) for k in index_keys if k in item}
+                machines.append((self._machine_from(full), position))
+        return machines
+
+    def _full_items(self, items: Sequence[Item]) -> dict[str, Item]:
+        """The machine items of these index items, by partition key; an index that does
+        not project ``doc`` (KEYS_ONLY) costs a consistent BatchGetItem for them."""
         missing = [item for item in items if "doc" not in item]
         fetched: dict[str, Item] = {}
         for i in range(0, len(missing), _BATCH_GET):
@@ -541,14 +596,63 @@ class DynamoStore(Store):
                 if keys:
                     self._sleep(pause)  # throttled: back off before the remainder
                     pause = min(pause * 2, 1.0)
-        index_keys = (PARTITION_KEY, SORT_KEY, LIST_INDEX_PARTITION_KEY, LIST_INDEX_SORT_KEY)
+        fetched.update((_str(item, PARTITION_KEY), item) for item in items if "doc" in item)
+        return fetched
+
+    # ---- the due index ----------------------------------------------------------------
+
+    def due_after(
+        self, *, until: str | None, limit: int, after: Position | None
+    ) -> tuple[list[Machine], Position | None]:
+        """Queries the shards of ``by_due`` in turn (``after``: the shard and the
+        LastEvaluatedKey of the page before, from this store). The index is eventually
+        consistent, so each machine is read again (BatchGetItem, consistent) and kept
+        only while it is still due."""
+        shard = after["shard"] if after is not None else 0
+        start: Any = after.get("key") if after is not None else None
+        items: list[Item] = []
+        while shard < DUE_SHARDS and len(items) < limit:
+            page = self._due_page(shard, until, limit - len(items), start)
+            items.extend(page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                shard += 1
+        rest: Position | None = None
+        if shard < DUE_SHARDS:
+            rest = {"shard": shard, "key": dict(start) if start is not None else None}
+        fetched = self._full_items(items)
         machines = []
         for item in items:
-            full = item if "doc" in item else fetched.get(_str(item, PARTITION_KEY))
-            if full is not None:  # deleted between the index read and the fetch
-                position = {k: dict(item[k]) for k in index_keys if k in item}
-                machines.append((self._machine_from(full), position))
-        return machines
+            full = fetched.get(_str(item, PARTITION_KEY))
+            machine = self._machine_from(full) if full is not None else None
+            due = due_at(machine) if machine is not None else None
+            if machine is not None and due is not None and (until is None or due <= until):
+                machines.append(machine)
+        return machines, rest
+
+    def _due_page(
+        self, shard: int, until: str | None, limit: int, start: Mapping[str, Any] | None
+    ) -> Any:
+        names = {"#pk": DUE_INDEX_PARTITION_KEY}
+        values: dict[str, AttributeValueTypeDef] = {":shard": _s(_due_shard(shard))}
+        condition = "#pk = :shard"
+        if until is not None:
+            # "<due>#<id>" <= "<until>#~" exactly when due <= until: '~' sorts after
+            # every character a machine id may hold.
+            names["#sk"] = DUE_INDEX_SORT_KEY
+            values[":until"] = _s(f"{until}#~")
+            condition += " AND #sk <= :until"
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "Limit": limit,
+        }
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = start
+        return self._client.query(**kwargs)
 
     # ---- page tokens ------------------------------------------------------------------
 

@@ -4,16 +4,19 @@
 in ``pending`` and fails tasks past their timeout. Then CodeBuild is asked
 (BatchGetBuilds) about every running terraform task: a build that ended without its
 events reaching the dispatcher is completed exactly as its ``Build State Change`` would
-have completed it."""
+have completed it. Both come from one read of the machines with work (the stores' sparse
+due index, statewright.due): idle machines cost a run nothing."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from statewright.aws import codebuild_executor as cb
 from statewright.aws.dispatch import codebuild_state_change
 from statewright.aws.wiring import Runtime
+from statewright.model import Machine
 from statewright.report_tokens import ReportedAttempt
 
 BATCH_GET_BUILDS = 100  # BatchGetBuilds' limit
@@ -30,30 +33,23 @@ class ReconcileReport:
     errors: list[str] = field(default_factory=list)
 
 
-def running_builds(rt: Runtime) -> dict[str, dict[str, str]]:
-    """The running terraform attempts of every machine: build id -> the STATEWRIGHT_*
-    variables that name its attempt and its report token (the build's own, which
-    BatchGetBuilds lists too)."""
-    builds: dict[str, dict[str, str]] = {}
-    token: str | None = None
-    while True:
-        machines, token = rt.store.list_machines(limit=100, next_token=token)
-        for machine in machines:
-            for name, record in machine.current_tasks().items():
-                if record.executor == "terraform" and record.status == "running" and record.run_id:
-                    builds[record.run_id] = {
-                        cb.MACHINE_ID: machine.id,
-                        cb.TASK: name,
-                        cb.EPOCH: str(record.epoch),
-                        cb.ATTEMPT: str(record.attempt),
-                        cb.REPORT_TOKEN: rt.report_tokens.token(
-                            ReportedAttempt(
-                                machine.id, machine.created_at, record.epoch, name, record.attempt
-                            )
-                        ),
-                    }
-        if token is None:
-            return builds
+def add_running_builds(rt: Runtime, builds: dict[str, dict[str, str]], machine: Machine) -> None:
+    """The machine's running terraform attempts, into ``builds``: build id -> the
+    STATEWRIGHT_* variables that name its attempt and its report token (the build's own,
+    which BatchGetBuilds lists too)."""
+    for name, record in machine.current_tasks().items():
+        if record.executor == "terraform" and record.status == "running" and record.run_id:
+            builds[record.run_id] = {
+                cb.MACHINE_ID: machine.id,
+                cb.TASK: name,
+                cb.EPOCH: str(record.epoch),
+                cb.ATTEMPT: str(record.attempt),
+                cb.REPORT_TOKEN: rt.report_tokens.token(
+                    ReportedAttempt(
+                        machine.id, machine.created_at, record.epoch, name, record.attempt
+                    )
+                ),
+            }
 
 
 def _as_event_detail(build: Any, attempt: dict[str, str]) -> dict[str, Any]:
@@ -74,8 +70,14 @@ def _as_event_detail(build: Any, attempt: dict[str, str]) -> dict[str, Any]:
 
 def reconcile(rt: Runtime) -> ReconcileReport:
     report = ReconcileReport()
-    report.recovery = asdict(rt.service.recover(pending_grace_seconds=PENDING_GRACE_SECONDS))
-    attempts = running_builds(rt)
+    # One pass over the machines with work (a running attempt is work: the sparse due
+    # index holds it): recovery repairs each, and its running builds are noted on the way.
+    attempts: dict[str, dict[str, str]] = {}
+    recovery = rt.service.recover(
+        pending_grace_seconds=PENDING_GRACE_SECONDS,
+        visit=functools.partial(add_running_builds, rt, attempts),
+    )
+    report.recovery = asdict(recovery)
     ids = sorted(attempts)
     for i in range(0, len(ids), BATCH_GET_BUILDS):
         response = rt.codebuild.batch_get_builds(ids=ids[i : i + BATCH_GET_BUILDS])

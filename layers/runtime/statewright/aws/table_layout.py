@@ -12,3 +12,12 @@ LIST_INDEX_PARTITION_KEY = "gsi1pk"
 LIST_INDEX_SORT_KEY = "gsi1sk"
 # Epoch seconds; DynamoDB's TTL deletes idempotency records and old history with it.
 TTL_ATTRIBUTE = "expires_at"
+# Sparse index of machines with reconciler work (statewright.due): only those carry its
+# keys, so idle machines cost a reconciler run nothing. The partition key is one of
+# DUE_SHARDS shards (by a hash of the machine id), so the index's writes spread over
+# that many partitions instead of one; its sort key is ``<due time>#<machine id>``.
+# KEYS_ONLY: a write that leaves the due time alone writes nothing to the index.
+DUE_INDEX = "by_due"
+DUE_INDEX_PARTITION_KEY = "gsi2pk"
+DUE_INDEX_SORT_KEY = "gsi2sk"
+DUE_SHARDS = 16  # never fewer than before: entries in a dropped shard would be missed

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from statewright.due import due_at
 from statewright.errors import ConfigurationError, MachineExists, VersionConflict
 from statewright.model import HistoryEntry, Machine
 from statewright.page_tokens import local_key
@@ -32,7 +33,8 @@ CREATE TABLE IF NOT EXISTS machines (
     spec TEXT NOT NULL,
     state TEXT NOT NULL,
     version INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    due TEXT
 );
 CREATE INDEX IF NOT EXISTS machines_by_spec_state ON machines (spec, state, id);
 CREATE INDEX IF NOT EXISTS machines_by_state ON machines (state, id);
@@ -55,6 +57,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at INTEGER NOT NULL
 );
 """
+# The sparse due index (statewright.due): a partial index holds only the rows of machines
+# with work, so the reconciler's query never touches an idle machine's row.
+_DUE_INDEX = """
+CREATE INDEX IF NOT EXISTS machines_due ON machines (due, id) WHERE due IS NOT NULL;
+"""
 
 
 class SqliteStore(Store):
@@ -76,6 +83,8 @@ class SqliteStore(Store):
         self._closed = False
         with self._read() as conn:
             conn.executescript(_SCHEMA)
+            _add_due_column(conn)
+            conn.executescript(_DUE_INDEX)
 
     # ---- connections ------------------------------------------------------------------
     # A pool rather than one connection per thread: the local HTTP server runs each
@@ -139,8 +148,16 @@ class SqliteStore(Store):
         try:
             with self._write() as db:
                 db.execute(
-                    "INSERT INTO machines (id, spec, state, version, body) VALUES (?, ?, ?, ?, ?)",
-                    (machine.id, machine.spec, machine.state, machine.version, _body(machine)),
+                    "INSERT INTO machines (id, spec, state, version, body, due) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        machine.id,
+                        machine.spec,
+                        machine.state,
+                        machine.version,
+                        _body(machine),
+                        due_at(machine),
+                    ),
                 )
                 # A machine deleted and created again under the same id starts afresh.
                 db.execute("DELETE FROM history WHERE machine_id = ?", (machine.id,))
@@ -152,24 +169,34 @@ class SqliteStore(Store):
         self, machine: Machine, expected_version: int, history: Sequence[HistoryEntry] = ()
     ) -> None:
         body = _body(machine)
+        due = due_at(machine)
         with self._write() as db:
-            # Most writes leave the state (and the spec) as they were. Naming them in SET
-            # would rewrite both indexes' entries anyway — three pages instead of one —
-            # so they are set only when the row's values differ.
+            # Many writes leave the state, the spec and the due time as they were. Naming
+            # them in SET would rewrite the indexes' entries anyway — several pages
+            # instead of one — so they are set only when the row's values differ.
             cursor = db.execute(
                 "UPDATE machines SET version = ?, body = ? "
-                "WHERE id = ? AND version = ? AND spec = ? AND state = ?",
-                (machine.version, body, machine.id, expected_version, machine.spec, machine.state),
+                "WHERE id = ? AND version = ? AND spec = ? AND state = ? AND due IS ?",
+                (
+                    machine.version,
+                    body,
+                    machine.id,
+                    expected_version,
+                    machine.spec,
+                    machine.state,
+                    due,
+                ),
             )
             if cursor.rowcount != 1:
                 cursor = db.execute(
-                    "UPDATE machines SET spec = ?, state = ?, version = ?, body = ? "
+                    "UPDATE machines SET spec = ?, state = ?, version = ?, body = ?, due = ? "
                     "WHERE id = ? AND version = ?",
                     (
                         machine.spec,
                         machine.state,
                         machine.version,
                         body,
+                        due,
                         machine.id,
                         expected_version,
                     ),
@@ -206,6 +233,27 @@ class SqliteStore(Store):
             rows = db.execute(query, (*params, limit + 1)).fetchall()
         page = [(Machine.model_validate_json(body), {"id": id_}) for id_, body in rows[:limit]]
         return page, (page[-1][1] if len(rows) > limit else None)
+
+    def due_after(
+        self, *, until: str | None, limit: int, after: Position | None
+    ) -> tuple[list[Machine], Position | None]:
+        # Keyset paging over the partial index, in (due, id) order.
+        clauses, params = ["due IS NOT NULL"], []
+        if until is not None:
+            clauses.append("due <= ?")
+            params.append(until)
+        if after is not None:
+            clauses.append("(due, id) > (?, ?)")
+            params += [after["due"], after["id"]]
+        query = (
+            f"SELECT id, due, body FROM machines WHERE {' AND '.join(clauses)} "  # noqa: S608 - fixed clauses
+            "ORDER BY due, id LIMIT ?"
+        )
+        with self._read() as db:
+            rows = db.execute(query, (*params, limit + 1)).fetchall()
+        page = rows[:limit]
+        rest = {"due": page[-1][1], "id": page[-1][0]} if len(rows) > limit else None
+        return [Machine.model_validate_json(body) for _, _, body in page], rest
 
     def history_after(
         self, machine_id: str, *, limit: int, after_seq: int
@@ -290,6 +338,32 @@ class SqliteStore(Store):
         key (answering 503) until it expires."""
         with self._write() as db:
             return db.execute("DELETE FROM idempotency WHERE status = ?", (status,)).rowcount
+
+
+def _add_due_column(db: sqlite3.Connection) -> None:
+    """A data dir written before the due index existed: add its column, and fill it in
+    for every machine already stored (once, when the store first opens the file)."""
+    if _has_due_column(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if _has_due_column(db):  # another process added it meanwhile
+            db.execute("COMMIT")
+            return
+        db.execute("ALTER TABLE machines ADD COLUMN due TEXT")
+        rows = db.execute("SELECT id, body FROM machines").fetchall()
+        db.executemany(
+            "UPDATE machines SET due = ? WHERE id = ?",
+            [(due_at(Machine.model_validate_json(body)), id_) for id_, body in rows],
+        )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _has_due_column(db: sqlite3.Connection) -> bool:
+    return any(row[1] == "due" for row in db.execute("PRAGMA table_info(machines)"))
 
 
 def _body(machine: Machine) -> str:
