@@ -77,7 +77,7 @@ def store_machines(count: int, state: str) -> list[str]:
     rt.store.put_spec(spec)
     ids = [f"{state.lower()}-{i:05d}" for i in range(count)]
     items = [
-        rt.store._machine_item(
+        rt.store.machine_item(
             Machine(id=machine_id, spec="nightly", spec_digest=spec.digest, state=state), "seed"
         )
         for machine_id in ids
