@@ -38,7 +38,8 @@ import functions.dispatcher.handler as handler
 imported = time.perf_counter()
 os.environ.update({name: "bench" for name in (
     "STATEWRIGHT_ENV", "STATEWRIGHT_TABLE", "STATEWRIGHT_BUS", "STATEWRIGHT_TASK_RUNNER",
-    "STATEWRIGHT_TERRAFORM_PROJECT", "STATEWRIGHT_STATE_BUCKET")})
+    "STATEWRIGHT_TERRAFORM_PROJECT", "STATEWRIGHT_STATE_BUCKET", "STATEWRIGHT_SCHEDULE_GROUP",
+    "STATEWRIGHT_SCHEDULER_ROLE_ARN", "STATEWRIGHT_DISPATCHER_ARN")})
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from statewright.aws.wiring import runtime
 runtime(handler_dir=handler.HERE)  # what the first event builds before its first AWS call

@@ -101,6 +101,9 @@ def _deployment(facts: Facts, *, state_changed: bool = True) -> Iterator[_Harnes
         "STATEWRIGHT_TASK_RUNNER": aws.TASK_RUNNER,
         "STATEWRIGHT_TERRAFORM_PROJECT": aws.PROJECT,
         "STATEWRIGHT_STATE_BUCKET": aws.STATE_BUCKET,
+        "STATEWRIGHT_SCHEDULE_GROUP": aws.SCHEDULE_GROUP,
+        "STATEWRIGHT_SCHEDULER_ROLE_ARN": aws.SCHEDULER_ROLE_ARN,
+        "STATEWRIGHT_DISPATCHER_ARN": aws.DISPATCHER_ARN,
         "STATEWRIGHT_SPECS_DIR": str(REPO / "specs"),
         # cdk.json's notices.state_changed, as the CDK app passes it
         "STATEWRIGHT_STATE_CHANGED_NOTICES": str(state_changed).lower(),

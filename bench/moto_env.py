@@ -28,6 +28,9 @@ def control_plane_environment() -> dict[str, str]:
         "STATEWRIGHT_TASK_RUNNER": aws.TASK_RUNNER,
         "STATEWRIGHT_TERRAFORM_PROJECT": aws.PROJECT,
         "STATEWRIGHT_STATE_BUCKET": aws.STATE_BUCKET,
+        "STATEWRIGHT_SCHEDULE_GROUP": aws.SCHEDULE_GROUP,
+        "STATEWRIGHT_SCHEDULER_ROLE_ARN": aws.SCHEDULER_ROLE_ARN,
+        "STATEWRIGHT_DISPATCHER_ARN": aws.DISPATCHER_ARN,
         "STATEWRIGHT_SPECS_DIR": str(REPO / "specs"),
     }
     assert set(settings_module.ENV_VARS) <= set(env) | {"STATEWRIGHT_SPECS_DIR"}

@@ -20,6 +20,7 @@ from infra.settings import EnvironmentSettings, SettingsError, function_name
 from infra.table import StateTable
 from infra.task_runner import TaskRunner
 from infra.terraform_runner import TerraformRunner
+from infra.timers import TimerScheduling
 
 # Lambda unpacks the code asset here (LAMBDA_TASK_ROOT).
 BUNDLED_SPECS_DIR = "/var/task/specs"
@@ -67,9 +68,11 @@ def service_environment(
     bus: ControlBus,
     task_runner: TaskRunner,
     terraform: TerraformRunner,
+    timers: TimerScheduling,
 ) -> dict[str, str]:
     """The variables of docs/aws.md#configuration that the service layer is configured from."""
     return {
+        **timers.environment(),
         "STATEWRIGHT_ENV": env_name,
         "STATEWRIGHT_TABLE": table.table.table_name,
         "STATEWRIGHT_BUS": bus.bus_name,
@@ -93,6 +96,7 @@ class Dispatcher(Construct):
         bus: ControlBus,
         task_runner: TaskRunner,
         terraform: TerraformRunner,
+        timers: TimerScheduling,
         common_environment: dict[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -116,7 +120,12 @@ class Dispatcher(Construct):
             layer=layer,
             environment={
                 **service_environment(
-                    env_name, table=table, bus=bus, task_runner=task_runner, terraform=terraform
+                    env_name,
+                    table=table,
+                    bus=bus,
+                    task_runner=task_runner,
+                    terraform=terraform,
+                    timers=timers,
                 ),
                 "STATEWRIGHT_SPECS_DIR": BUNDLED_SPECS_DIR,
                 **access_environment(env_name, settings, paths.specs),
@@ -153,3 +162,4 @@ class Dispatcher(Construct):
                 ],
             )
         )
+        timers.grant_arm(self.dispatcher.role)

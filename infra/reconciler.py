@@ -19,6 +19,7 @@ from infra.settings import EnvironmentSettings
 from infra.table import StateTable
 from infra.task_runner import TaskRunner
 from infra.terraform_runner import TerraformRunner
+from infra.timers import TimerScheduling
 
 
 class Reconciler(Construct):
@@ -35,6 +36,7 @@ class Reconciler(Construct):
         bus: ControlBus,
         task_runner: TaskRunner,
         terraform: TerraformRunner,
+        timers: TimerScheduling,
         common_environment: dict[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -48,7 +50,12 @@ class Reconciler(Construct):
             layer=layer,
             environment={
                 **service_environment(
-                    env_name, table=table, bus=bus, task_runner=task_runner, terraform=terraform
+                    env_name,
+                    table=table,
+                    bus=bus,
+                    task_runner=task_runner,
+                    terraform=terraform,
+                    timers=timers,
                 ),
                 **common_environment,
             },
@@ -64,6 +71,8 @@ class Reconciler(Construct):
             task_runner=task_runner,
             terraform=terraform,
         )
+        # Recovery may start an attempt that waits for its backoff: it arms timers too.
+        timers.grant_arm(self.reconciler.role)
         self.undelivered = dead_letter_queue(
             self,
             "UndeliveredTicks",

@@ -18,6 +18,7 @@ from infra.specs_check import SpecProblem, unrunnable_tasks
 from infra.table import StateTable
 from infra.task_runner import TaskRunner
 from infra.terraform_runner import TerraformRunner
+from infra.timers import TimerScheduling
 
 
 def stack_name(env_name: str) -> str:
@@ -71,6 +72,7 @@ class StatewrightStack(cdk.Stack):
             bus=bus,
             common_environment=common,
         )
+        timers = TimerScheduling(self, "Timers", env_name=env_name, settings=settings)
         dispatcher = Dispatcher(
             self,
             "Dispatch",
@@ -82,6 +84,7 @@ class StatewrightStack(cdk.Stack):
             bus=bus,
             task_runner=task_runner,
             terraform=terraform,
+            timers=timers,
             common_environment=service_env,
         )
         reconciler = Reconciler(
@@ -95,6 +98,7 @@ class StatewrightStack(cdk.Stack):
             bus=bus,
             task_runner=task_runner,
             terraform=terraform,
+            timers=timers,
             common_environment=service_env,
         )
         control_plane_roles = [
@@ -133,6 +137,7 @@ class StatewrightStack(cdk.Stack):
                 "DispatcherFailedEvents": dispatcher.failed_events,
                 "UndeliveredEvents": rules.undelivered,
                 "UndeliveredReconcilerTicks": reconciler.undelivered,
+                "UndeliveredTimerFires": timers.dead_letter_queue,
             },
             api=api.api,
             table=table.table,
@@ -143,5 +148,6 @@ class StatewrightStack(cdk.Stack):
             ("TableName", table.table.table_name, "DynamoDB table of machines"),
             ("StateBucketName", terraform.state_bucket.bucket_name, "Terraform state"),
             ("TerraformProjectName", terraform.project.project_name, "CodeBuild project"),
+            ("ScheduleGroupName", timers.group_name, "EventBridge Scheduler group of timers"),
         ):
             cdk.CfnOutput(self, output_id, value=value, description=description)

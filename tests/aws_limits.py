@@ -11,7 +11,9 @@ refused here too, with the error code and message AWS answers:
   its on-failure record) takes at most 1 MB since January 2026.
 - EventBridge ``PutEvents``: the entries of one request total at most 1 MB (raised from
   256 KB in January 2026).
-- EventBridge Scheduler: a schedule name has at most 64 characters.
+- EventBridge Scheduler: a schedule name has at most 64 characters of
+  ``[0-9a-zA-Z-_.]``, and a one-time expression is ``at(yyyy-mm-ddThh:mm:ss)`` with a
+  real date and time (moto takes any name and any expression).
 
 API Gateway's own limits (29 s, 10 MB) apply where tests play API Gateway:
 :func:`api_gateway_answer`. CodeBuild's idempotency-token rule is emulated per client
@@ -22,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -37,6 +41,8 @@ LAMBDA_SYNC_BYTES = 6 * 1024 * 1024
 LAMBDA_ASYNC_BYTES = 1024 * 1024
 EVENTBRIDGE_ENTRIES_BYTES = 1024 * 1024
 SCHEDULE_NAME_CHARS = 64
+SCHEDULE_NAME = re.compile(r"[0-9a-zA-Z_.-]+")
+SCHEDULE_AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
 API_GATEWAY_TIMEOUT_SECONDS = 29.0
 API_GATEWAY_PAYLOAD_BYTES = 10 * 1024 * 1024
 
@@ -141,8 +147,9 @@ def _put_events(context: dict[str, Any], **_: Any) -> Any:
     return None
 
 
-def _schedule_name(context: dict[str, Any], **_: Any) -> Any:
-    name = str(context.get(_PARAMS, {}).get("Name", ""))
+def _schedule(context: dict[str, Any], **_: Any) -> Any:
+    params = context.get(_PARAMS, {})
+    name = str(params.get("Name", ""))
     if len(name) > SCHEDULE_NAME_CHARS:
         return _refuse(
             400,
@@ -150,7 +157,29 @@ def _schedule_name(context: dict[str, Any], **_: Any) -> Any:
             f"1 validation error detected: Value '{name}' at 'name' failed to satisfy "
             f"constraint: Member must have length less than or equal to {SCHEDULE_NAME_CHARS}",
         )
+    if not SCHEDULE_NAME.fullmatch(name):
+        return _refuse(
+            400,
+            "ValidationException",
+            f"1 validation error detected: Value '{name}' at 'name' failed to satisfy "
+            f"constraint: Member must satisfy regular expression pattern: {SCHEDULE_NAME.pattern}",
+        )
+    expression = str(params.get("ScheduleExpression", ""))
+    if expression.startswith("at(") and not _valid_at(expression):
+        return _refuse(400, "ValidationException", f"Invalid Schedule Expression {expression}.")
     return None
+
+
+def _valid_at(expression: str) -> bool:
+    """``at(yyyy-mm-ddThh:mm:ss)``, a real date and time (no zone, no fraction)."""
+    found = SCHEDULE_AT.fullmatch(expression)
+    if found is None:
+        return False
+    try:
+        datetime.strptime(found.group(1), "%Y-%m-%dT%H:%M:%S")  # at() has no zone: a naive time
+    except ValueError:
+        return False
+    return True
 
 
 _HOOKS: list[tuple[str, Callable[..., Any]]] = [
@@ -158,8 +187,8 @@ _HOOKS: list[tuple[str, Callable[..., Any]]] = [
     ("before-call.lambda.Invoke", _lambda_invoke),
     ("after-call.lambda.Invoke", _lambda_answer),
     ("before-call.eventbridge.PutEvents", _put_events),
-    ("before-call.scheduler.CreateSchedule", _schedule_name),
-    ("before-call.scheduler.UpdateSchedule", _schedule_name),
+    ("before-call.scheduler.CreateSchedule", _schedule),
+    ("before-call.scheduler.UpdateSchedule", _schedule),
 ]
 _installed = False
 

@@ -45,6 +45,7 @@ def test_outputs_name_the_endpoint_and_the_resources(synth: Synthesized) -> None
         "TableName",
         "StateBucketName",
         "TerraformProjectName",
+        "ScheduleGroupName",
     }
     api_id, _ = synth.one("AWS::ApiGateway::RestApi")
     endpoint = json.dumps(outputs["ApiEndpoint"]["Value"])

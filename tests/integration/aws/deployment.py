@@ -1,6 +1,7 @@
 """A Statewright deployment under moto: the table (the synthesized key schema), the bus
 (with a queue that captures what the control plane publishes), the task runner and a
-user's function, the CodeBuild project and the state bucket — and the three Lambda
+user's function, the CodeBuild project, the state bucket and the timers' schedule group
+— and the three Lambda
 handlers called in-process, with only the environment variables of docs/aws.md#configuration set.
 
 moto runs no Lambda code and never finishes a CodeBuild build by itself, so the test
@@ -44,6 +45,10 @@ BUS = "statewright-test"
 TASK_RUNNER = "statewright-test-taskrunner"
 PROJECT = "statewright-test-terraform"
 STATE_BUCKET = "statewright-test-state"
+SCHEDULE_GROUP = "statewright-test"
+SCHEDULER_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/statewright-test-scheduler"
+DISPATCHER_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:statewright-test-dispatcher"
+TIMER_DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:statewright-test-failed-fires"
 USER_FUNCTIONS = ("statewright-dev-task-db-setup",)  # specs/preview-env.yml
 # Routed to the dispatcher by the CDK app's rules (infra/rules.py).
 DISPATCHED = {("statewright", "Machine Event"), ("statewright", "Task Finished")}
@@ -359,6 +364,7 @@ def create_control_plane_resources(user_functions: Iterable[str] = USER_FUNCTION
         serviceRole=role,
     )
     boto3.client("events", region_name=REGION).create_event_bus(Name=BUS)
+    boto3.client("scheduler", region_name=REGION).create_schedule_group(Name=SCHEDULE_GROUP)
 
 
 @pytest.fixture
@@ -383,6 +389,10 @@ def deployment(table_from_template: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("STATEWRIGHT_TASK_RUNNER", TASK_RUNNER)
     monkeypatch.setenv("STATEWRIGHT_TERRAFORM_PROJECT", PROJECT)
     monkeypatch.setenv("STATEWRIGHT_STATE_BUCKET", STATE_BUCKET)
+    monkeypatch.setenv("STATEWRIGHT_SCHEDULE_GROUP", SCHEDULE_GROUP)
+    monkeypatch.setenv("STATEWRIGHT_SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN)
+    monkeypatch.setenv("STATEWRIGHT_DISPATCHER_ARN", DISPATCHER_ARN)
+    monkeypatch.setenv("STATEWRIGHT_TIMER_DLQ_ARN", TIMER_DLQ_ARN)
 
     dep = Deployment(
         dispatcher=load_handler("dispatcher"),

@@ -22,6 +22,11 @@ COMPLETE = {
     "STATEWRIGHT_TASK_RUNNER": "statewright-dev-taskrunner",
     "STATEWRIGHT_TERRAFORM_PROJECT": "statewright-dev-terraform",
     "STATEWRIGHT_STATE_BUCKET": "statewright-dev-state",
+    "STATEWRIGHT_SCHEDULE_GROUP": "statewright-dev",
+    "STATEWRIGHT_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/statewright-dev-scheduler",
+    "STATEWRIGHT_DISPATCHER_ARN": (
+        "arn:aws:lambda:us-east-1:123456789012:function:statewright-dev-dispatcher"
+    ),
 }
 
 
@@ -135,3 +140,23 @@ def test_the_dispatcher_imports_without_any_configuration() -> None:
     spec.loader.exec_module(module)  # nothing is read at import time
     with pytest.raises(ConfigurationError, match="STATEWRIGHT_TABLE is not set"):
         module.handler({"source": "x", "detail-type": "y", "detail": {}}, None)
+
+
+def test_timers_need_their_group_role_and_target_and_may_have_a_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timer_vars = (
+        "STATEWRIGHT_SCHEDULE_GROUP",
+        "STATEWRIGHT_SCHEDULER_ROLE_ARN",
+        "STATEWRIGHT_DISPATCHER_ARN",
+    )
+    set_env(monkeypatch, {k: v for k, v in COMPLETE.items() if k not in timer_vars})
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    for name in timer_vars:
+        assert f"{name} is not set" in str(caught.value)
+    assert "EventBridge Scheduler group" in str(caught.value)
+    set_env(monkeypatch, COMPLETE)
+    assert load_settings().TIMER_DLQ_ARN is None  # undeliverable fires are then dropped
+    monkeypatch.setenv("STATEWRIGHT_TIMER_DLQ_ARN", "arn:aws:sqs:us-east-1:123456789012:q")
+    assert load_settings().TIMER_DLQ_ARN == "arn:aws:sqs:us-east-1:123456789012:q"

@@ -88,6 +88,30 @@ def test_a_schedule_name_has_at_most_64_characters(aws: None) -> None:
     assert "less than or equal to 64" in str(refused.value)
 
 
+def test_a_schedule_name_and_a_one_time_expression_follow_scheduler_s_rules(
+    aws: None,
+) -> None:
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    target = {
+        "Arn": "arn:aws:lambda:us-east-1:123456789012:function:statewright-test-dispatcher",
+        "RoleArn": "arn:aws:iam::123456789012:role/statewright-test",
+    }
+    kwargs: dict[str, Any] = {"FlexibleTimeWindow": {"Mode": "OFF"}, "Target": target}
+    scheduler.create_schedule(
+        Name="a-B_c.1", ScheduleExpression="at(2026-02-28T23:59:00)", **kwargs
+    )
+    for name, expression in (
+        ("has:colon", "at(2026-02-28T23:59:00)"),
+        ("fraction", "at(2026-02-28T23:59:00.500)"),
+        ("zone", "at(2026-02-28T23:59:00Z)"),
+        ("no-such-day", "at(2026-02-30T12:00:00)"),
+        ("date-only", "at(2026-02-28)"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            scheduler.create_schedule(Name=name, ScheduleExpression=expression, **kwargs)
+        assert code_of(refused) == "ValidationException", name
+
+
 def test_api_gateway_answers_504_after_29_seconds_and_413_over_10_mb() -> None:
     now = [0.0]
 

@@ -16,6 +16,9 @@ should do with it.
 - The task runner's on-failure destination (``Lambda Function Invocation Result -
   Failure``, source ``lambda``) fails the attempt it was running, with the report token
   of the payload the runner was invoked with.
+- A timer's schedule (EventBridge Scheduler) invokes it with ``{"statewright_timer":
+  <the timer>}``: ``Service.fire_timer``.
+
 
 A bus event that is refused, stale, a duplicate or not ours is logged, counted and
 dropped: raising would only make EventBridge retry what can never succeed."""
@@ -37,6 +40,8 @@ from statewright.aws.wiring import Runtime, runtime
 from statewright.errors import InvalidRequest, MachineNotFound
 from statewright.limits import TASK_OUTPUT_MAX_BYTES
 from statewright.model import EVENT_SOURCE, OUTPUT_TOO_LARGE, Machine
+from statewright.timers import TARGET_KEY as TIMER_KEY
+from statewright.timers import Timer
 
 CODEBUILD_SOURCE = "aws.codebuild"
 CODEBUILD_DETAIL_TYPE = "CodeBuild Build State Change"
@@ -71,9 +76,25 @@ def _dispatch(event: Any, context: Any, *, handler_dir: Path | None) -> Any:
             rt.service, event, context, lambda_client=rt.lambda_client
         )
         return {"outcome": outcome}
+    if isinstance(event, Mapping) and TIMER_KEY in event:
+        return {"outcome": timer_fire(rt, event[TIMER_KEY])}
     logger.error("not an API Gateway or EventBridge event; dropped", extra={"keys": _keys(event)})
     METRICS.count("events_ignored")
     return {"outcome": IGNORED}
+
+
+def timer_fire(rt: Runtime, payload: Any) -> str:
+    """A timer's schedule fired (statewright.aws.scheduler_timers): EventBridge Scheduler
+    invokes the dispatcher with the timer as it was armed. Anything else under the key is
+    refused and dropped: no retry could make it a timer."""
+    try:
+        timer = Timer.model_validate(payload)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'timer'}: {e['msg']}" for e in exc.errors()]
+        logger.error("timer fire refused: not a timer (%s)", "; ".join(problems))
+        METRICS.count("events_refused")
+        return REFUSED
+    return rt.service.fire_timer(timer).value
 
 
 def _keys(event: Any) -> list[str]:

@@ -24,15 +24,20 @@ ENV_VARS = (
     "STATEWRIGHT_TASK_RUNNER",
     "STATEWRIGHT_TERRAFORM_PROJECT",
     "STATEWRIGHT_STATE_BUCKET",
+    "STATEWRIGHT_SCHEDULE_GROUP",
+    "STATEWRIGHT_SCHEDULER_ROLE_ARN",
+    "STATEWRIGHT_DISPATCHER_ARN",
     "STATEWRIGHT_SPECS_DIR",
 )
 # Optional, set by the CDK app from cdk.json: history_retention_days, access (the
 # rules as a JSON list; unset: every authenticated caller may do everything), and
-# notices.state_changed (unset: Machine State Changed is published).
+# notices.state_changed (unset: Machine State Changed is published); and the timers'
+# dead-letter queue (unset: a fire Scheduler cannot deliver is dropped).
 OPTIONAL_ENV_VARS = (
     "STATEWRIGHT_HISTORY_RETENTION_DAYS",
     "STATEWRIGHT_ACCESS",
     "STATEWRIGHT_STATE_CHANGED_NOTICES",
+    "STATEWRIGHT_TIMER_DLQ_ARN",
 )
 
 _DESCRIPTIONS = {
@@ -42,6 +47,12 @@ _DESCRIPTIONS = {
     "STATEWRIGHT_TASK_RUNNER": "the task-runner Lambda function name",
     "STATEWRIGHT_TERRAFORM_PROJECT": "the CodeBuild project that runs Terraform",
     "STATEWRIGHT_STATE_BUCKET": "the S3 bucket of Terraform states, outputs and variables",
+    "STATEWRIGHT_SCHEDULE_GROUP": "the EventBridge Scheduler group of timers, e.g. statewright-dev",
+    "STATEWRIGHT_SCHEDULER_ROLE_ARN": "the ARN of the role EventBridge Scheduler invokes the "
+    "dispatcher with",
+    "STATEWRIGHT_DISPATCHER_ARN": "the dispatcher function's ARN, the target of timers",
+    "STATEWRIGHT_TIMER_DLQ_ARN": "the ARN of the SQS queue of timer fires Scheduler could "
+    "not deliver",
     "STATEWRIGHT_HISTORY_RETENTION_DAYS": "a whole number of days, at least 1",
     "STATEWRIGHT_ACCESS": "a JSON list of access rules (docs/security.md)",
     "STATEWRIGHT_STATE_CHANGED_NOTICES": "true or false",
@@ -62,6 +73,12 @@ class Settings(BaseSettings):
     TERRAFORM_PROJECT: str = Field(min_length=1)
     # Terraform runs read their variables from here (never from a build's environment).
     STATE_BUCKET: str = Field(min_length=1)
+    # Timers (statewright.aws.scheduler_timers): one-time schedules in this group, run
+    # with this role, targeting the dispatcher; undeliverable fires go to the queue.
+    SCHEDULE_GROUP: str = Field(min_length=1)
+    SCHEDULER_ROLE_ARN: str = Field(min_length=1)
+    DISPATCHER_ARN: str = Field(min_length=1)
+    TIMER_DLQ_ARN: str | None = Field(default=None, min_length=1)
     # None: the ``specs`` folder shipped beside the dispatcher handler (see specs_dir()).
     SPECS_DIR: Path | None = None
     # None: history is kept as long as its machine exists (docs/aws.md, "History").

@@ -1,4 +1,4 @@
-"""Composition for AWS: the store, bus, executors, catalog and Service built from the
+"""Composition for AWS: the store, bus, executors, timers, catalog and Service built from the
 settings, once per process (per distinct arguments) — a Lambda's warm invocations reuse
 them, a test that passes other settings gets its own."""
 
@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from statewright.aws.dynamodb_store import DynamoStore
 from statewright.aws.eventbridge_bus import EventBridgeBus
+from statewright.aws.scheduler_timers import SchedulerTimers
 from statewright.catalog import SpecCatalog, lint_folders
 from statewright.executors.registry import AwsContext, aws_executors, require_implementations
 from statewright.notices import WithoutStateChanged
@@ -139,8 +140,16 @@ def _build(settings: Settings, handler_dir: Path | None, metrics: MetricsSink | 
     bus: Bus = EventBridgeBus(client("events"), settings.BUS)
     if not settings.STATE_CHANGED_NOTICES:
         bus = WithoutStateChanged(bus)
+    timers = SchedulerTimers(
+        client("scheduler"),
+        group=settings.SCHEDULE_GROUP,
+        role_arn=settings.SCHEDULER_ROLE_ARN,
+        target_arn=settings.DISPATCHER_ARN,
+        dead_letter_arn=settings.TIMER_DLQ_ARN,
+    )
     service = Service(
         store=store,
+        timers=timers,
         bus=bus,
         executors=executors,
         # Linted on first need, not at cold start: events for existing machines need
