@@ -14,7 +14,8 @@ The due time is the earliest of:
 - a running task: when it started. Every run looks at running attempts: the engine
   fails those past their deadline, and the AWS reconciler asks CodeBuild about builds
   whose completion events never came;
-- a published, unapplied NEXT/FAILED: when the machine was last written.
+- a published, unapplied NEXT/FAILED, or an expire event not yet accepted
+  (``expire_pending``): when the machine was last written.
 
 A reconciler run reads the machines due by its start (``Store.due_machines``); the
 engine then decides what, if anything, each one needs."""
@@ -37,5 +38,10 @@ def due_at(machine: Machine) -> str | None:
         published = machine.published.get(event) == machine.epoch
         if published and machine.applied.get(event) != machine.epoch:
             times.append(machine.updated_at)
+    if machine.expire_pending:
+        # Its expire event was sent and no state took it yet: recovery sends it again
+        # where the state accepts it (the store cannot tell which states do, so it
+        # keeps every such machine until a state has accepted the event).
+        times.append(machine.updated_at)
     # One format, so that stores can compare due times as text.
     return min(format_time(parse_time(t)) for t in times) if times else None

@@ -367,8 +367,8 @@ class Service:
         Only machines with work are read (the stores' sparse due index,
         statewright.due): those due by now, or with ``restart_running`` every one of
         them (a pending retry is restarted with the rest of its backoff). Idle machines
-        cost nothing, however many there are. ``visit`` sees each machine read, before
-        its repair (the AWS reconciler finds its running builds in the same pass)."""
+        cost nothing, however many there are. ``visit`` sees each machine as its repair
+        left it (the AWS reconciler finds its running builds in the same pass)."""
         report = RecoveryReport()
         inp = Reconcile(
             restart_running=restart_running, pending_grace_seconds=pending_grace_seconds
@@ -376,9 +376,7 @@ class Service:
         until = None if restart_running else self.clock()
         for machine in self.store.due_machines(until=until):
             report.machines_scanned += 1
-            if visit is not None:
-                visit(machine)
-            self.isolated(machine.id, report.errors, self._recover_one, machine, inp, report)
+            self.isolated(machine.id, report.errors, self._recover_one, machine, inp, report, visit)
         return report
 
     def isolated(
@@ -408,13 +406,25 @@ class Service:
 
     # ---- internals: commands ----------------------------------------------------------
 
-    def _recover_one(self, machine: Machine, inp: Reconcile, report: RecoveryReport) -> None:
+    def _recover_one(
+        self,
+        machine: Machine,
+        inp: Reconcile,
+        report: RecoveryReport,
+        visit: Callable[[Machine], object] | None,
+    ) -> None:
+        """Repair one machine; ``visit`` then sees it as the repair left it."""
+        applied = self._repair(machine, inp, report)
+        if visit is not None:
+            visit(applied.machine if applied is not None else machine)
+
+    def _repair(self, machine: Machine, inp: Reconcile, report: RecoveryReport) -> _Applied | None:
         if machine.status == "waiting" and not machine.expire_pending:
-            return  # satisfied with nothing in flight: nothing can have been lost
+            return None  # satisfied with nothing in flight: nothing can have been lost
         spec = self.catalog.resolve(machine.spec_digest, self.store)
         preview = engine.decide(machine, spec, inp, self.clock())
         if preview.machine is None and not preview.effects:
-            return  # the common case costs no write
+            return None  # the common case costs no write
         applied = self._apply(machine.id, inp)
         report.machines_repaired += 1
         effects = applied.decision.effects
@@ -425,6 +435,7 @@ class Service:
         report.tasks_timed_out += sum(
             h.kind == "task_finished" and h.status == "failed" for h in applied.decision.history
         )
+        return applied
 
     def _send_event(
         self,

@@ -71,7 +71,7 @@ def _as_event_detail(build: Any, attempt: dict[str, str]) -> dict[str, Any]:
 def reconcile(rt: Runtime) -> ReconcileReport:
     report = ReconcileReport()
     # One pass over the machines with work (a running attempt is work: the sparse due
-    # index holds it): recovery repairs each, and its running builds are noted on the way.
+    # index holds it): recovery repairs each, then its running builds are noted.
     attempts: dict[str, dict[str, str]] = {}
     recovery = rt.service.recover(
         pending_grace_seconds=PENDING_GRACE_SECONDS,
