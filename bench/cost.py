@@ -34,13 +34,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from statewright.aws import table_layout
+
 from bench import cost_floor, prices
 from bench.aws_calls import Call, CallLog
 from bench.dynamodb_units import Table, UnitCounter, Units
 from bench.template import Deployment as Facts
 
-# The listing index's key attributes (statewright.aws.table_layout's by_spec).
-LIST_INDEX_KEYS = ("gsi1pk", "gsi1sk")
+# The listing index's key attributes (by_spec).
+LIST_INDEX_KEYS = (table_layout.LIST_INDEX_PARTITION_KEY, table_layout.LIST_INDEX_SORT_KEY)
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "preview-env"
