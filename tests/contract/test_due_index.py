@@ -82,8 +82,18 @@ def test_pending_running_and_unapplied_system_events_are_in_it(store: Store) -> 
         }
     )
     store.create(failed_lost)
+    # Expired in a state that did not take its expire event: sent again where one does.
+    store.create(
+        idle("expire-pending").model_copy(update={"expired": True, "expire_pending": True})
+    )
     found = {m.id: m for m in store.due_machines(until=NOW)}
-    assert sorted(found) == ["failed-in-flight", "next-in-flight", "pending", "running"]
+    assert sorted(found) == [
+        "expire-pending",
+        "failed-in-flight",
+        "next-in-flight",
+        "pending",
+        "running",
+    ]
     # What the index hands out is the stored machine itself.
     assert found["running"] == running("running")
 
