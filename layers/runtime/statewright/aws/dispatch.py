@@ -37,6 +37,7 @@ from statewright.aws import codebuild_executor as cb
 from statewright.aws import schedule_fanout
 from statewright.aws.observability import METRICS, logger, run
 from statewright.aws.wiring import Runtime, runtime
+from statewright.engine import Outcome
 from statewright.errors import InvalidRequest, MachineNotFound
 from statewright.limits import TASK_OUTPUT_MAX_BYTES
 from statewright.model import EVENT_SOURCE, OUTPUT_TOO_LARGE, Machine
@@ -93,7 +94,7 @@ def timer_fire(rt: Runtime, payload: Any) -> str:
         problems = [f"{'.'.join(map(str, e['loc'])) or 'timer'}: {e['msg']}" for e in exc.errors()]
         logger.error("timer fire refused: not a timer (%s)", "; ".join(problems))
         METRICS.count("events_refused")
-        return REFUSED
+        return Outcome.REFUSED.value
     return rt.service.fire_timer(timer).value
 
 
