@@ -183,6 +183,7 @@ def failed(dep: Deployment, attempt: int) -> dict[str, Any]:
             "attempt": attempt,
             "status": "failed",
             "error": "Boom: try again",
+            "report_token": start.report_token,  # as the task runner reports it
         },
     )
 

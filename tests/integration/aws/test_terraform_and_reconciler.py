@@ -219,7 +219,7 @@ def test_the_reconciler_reads_no_idle_machine(env_spec: Deployment) -> None:
         with log.acting("reconciler"):
             report = dep.reconciler.handler({}, lambda_context("reconciler"))
     assert report["recovery"]["machines_scanned"] == 1 and report["builds_completed"] == 1
-    read = json.dumps([c.response for c in log.calls if c.service == "dynamodb"])
+    read = json.dumps([c.response for c in log.calls if c.service == "dynamodb"], default=str)
     assert "MACHINE#busy" in read
     assert "idle-" not in read  # not one of them was read, by a query or any other call
 
