@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from constructs import Construct
+from statewright.catalog import SpecCatalog
 
 from infra.api import ControlPlaneApi
 from infra.bus import ControlBus
@@ -13,6 +14,7 @@ from infra.observability import Observability
 from infra.paths import SourcePaths
 from infra.reconciler import Reconciler
 from infra.rules import DispatcherRules
+from infra.schedules import SpecSchedules
 from infra.settings import EnvironmentSettings
 from infra.specs_check import SpecProblem, unrunnable_tasks
 from infra.table import StateTable
@@ -73,6 +75,19 @@ class StatewrightStack(cdk.Stack):
             common_environment=common,
         )
         timers = TimerScheduling(self, "Timers", env_name=env_name, settings=settings)
+        # The deployed specs' schedules: recurring schedules in the timers' group, with
+        # its role and dead-letter queue (infra/schedules.py).
+        SpecSchedules(
+            self,
+            "Schedules",
+            env_name=env_name,
+            specs=SpecCatalog.from_folders([paths.specs]).specs(),
+            group_name=timers.group_name,
+            group=timers.group,
+            role=timers.role,
+            target_arn=timers.target_arn,
+            dead_letter_queue=timers.dead_letter_queue,
+        )
         dispatcher = Dispatcher(
             self,
             "Dispatch",
