@@ -6,7 +6,7 @@ import sys
 
 import aws_cdk as cdk
 
-from infra.app import DEFAULT_ENV, build_app, spec_warnings
+from infra.app import DEFAULT_ENV, build_app, bytecode_warnings, spec_warnings
 from infra.bundling import LayerBuildError
 from infra.paths import MissingSourceError
 from infra.settings import SettingsError
@@ -21,7 +21,7 @@ def main() -> int:
     except (SettingsError, SpecsError, MissingSourceError, BuildspecError, LayerBuildError) as exc:
         print(f"statewright: {exc}", file=sys.stderr)
         return 2
-    for warning in spec_warnings(app):
+    for warning in [*bytecode_warnings(app), *spec_warnings(app)]:
         print(f"statewright: {warning}", file=sys.stderr)
     app.synth()
     return 0

@@ -42,6 +42,17 @@ def build_stack(
     return StatewrightStack(app, env_name=env_name, settings=settings, paths=paths)
 
 
+def bytecode_warnings(app: cdk.App) -> list[str]:
+    """A line per stack whose layer ships sources only (no Python 3.13 on this machine)."""
+    return [
+        f"warning: {stack.stack_name}: no python3.13 on this machine, so the layer ships no "
+        "bytecode and every cold start compiles it (about 3x the import time); install "
+        "Python 3.13 and synth again (docs/deploy.md)"
+        for stack in app.node.children
+        if isinstance(stack, StatewrightStack) and stack.layer_bytecode is None
+    ]
+
+
 def spec_warnings(app: cdk.App) -> list[str]:
     """One line per task of a shipped spec that the app's deployment cannot run."""
     return [

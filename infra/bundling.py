@@ -6,6 +6,13 @@ always bundle (or raise), so Docker is never needed.
 The layer's third-party wheels are fetched once per ``requirements.txt`` into
 ``layers/runtime/build/deps-<hash>/`` and reused by every later synth (and every test);
 the ``statewright`` package is copied fresh each time, which is cheap.
+
+Bytecode (docs/architecture.md#bundling): Lambda mounts the layer read-only at ``/opt``,
+so the functions' Python can neither write the bytecode it compiles nor use any but its
+own version's. Where the build machine has the runtime's interpreter (``python3.13``),
+the layer ships bytecode compiled by it (the wheels' once, into
+``deps-<hash>-<cache tag>/``; the package's at each bundle); elsewhere it ships sources
+and every cold start compiles them.
 """
 
 from __future__ import annotations
@@ -37,7 +44,40 @@ _KEPT_DEPS_CACHES = 3
 
 
 class LayerBuildError(Exception):
-    """pip could not produce the layer's wheels."""
+    """pip could not produce the layer's wheels, or the runtime's Python not its bytecode."""
+
+
+def runtime_python() -> str | None:
+    """The Lambda runtime's own interpreter on this machine, if it has one: the only
+    Python whose bytecode the functions can use."""
+    return shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
+
+
+def bytecode_tag(python: str) -> str:
+    """The interpreter's bytecode tag (``cpython-313``): the name its ``.pyc`` files carry."""
+    done = subprocess.run(
+        [python, "-c", "import sys; print(sys.implementation.cache_tag)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise LayerBuildError(f"{python} could not be run to compile the layer: {done.stderr}")
+    return done.stdout.strip()
+
+
+def compile_bytecode(folder: Path, python: str) -> None:
+    """Every module under ``folder`` compiled by ``python`` into ``__pycache__``, checked
+    by hash and never against its source: the layer's files are unzipped with times that
+    say nothing, and they never change once deployed."""
+    command = [python, "-m", "compileall", "-q", "-j", "0"]
+    command += ["--invalidation-mode", "unchecked-hash", str(folder)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise LayerBuildError(
+            f"{python} could not compile the layer's modules in {folder} "
+            f"(exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}"
+        )
 
 
 def _source_files(root: Path) -> list[Path]:
@@ -71,11 +111,13 @@ def _copy_file(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def copy_tree(src: Path, dst: Path, *, link: bool = False) -> None:
+def copy_tree(src: Path, dst: Path, *, link: bool = False, bytecode: bool = False) -> None:
+    """``bytecode``: keep ``__pycache__`` (the runtime's, in a compiled wheels cache)."""
+    skipped = () if bytecode else (*_SKIPPED_NAMES, *(f"*{s}" for s in _SKIPPED_SUFFIXES))
     shutil.copytree(
         src,
         dst,
-        ignore=shutil.ignore_patterns(*_SKIPPED_NAMES, *(f"*{s}" for s in _SKIPPED_SUFFIXES)),
+        ignore=shutil.ignore_patterns(*skipped),
         copy_function=_copy_file if link else shutil.copy2,
         dirs_exist_ok=True,
     )
@@ -169,15 +211,41 @@ def ensure_layer_dependencies(paths: SourcePaths) -> Path:
     return target
 
 
-def layer_asset_hash(paths: SourcePaths) -> str:
-    """Changes whenever the layer's content would: requirements or package files."""
+def compiled_layer_dependencies(paths: SourcePaths, python: str) -> Path:
+    """The layer's wheels with bytecode compiled by ``python``, built once per
+    requirements and interpreter from the wheels' cache (hard links, plus the bytecode)."""
+    deps = ensure_layer_dependencies(paths)
+    target = deps.with_name(f"{deps.name}-{bytecode_tag(python)}")
+    if (target / ".complete").is_file():
+        return target
+    with _locked(paths.layer_cache / ".lock"):
+        if (target / ".complete").is_file():
+            return target
+        staging = paths.layer_cache / f"staging-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        copy_tree(deps / "python", staging / "python", link=True)
+        try:
+            compile_bytecode(staging / "python", python)
+        except LayerBuildError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        (staging / ".complete").write_text(f"compiled by {python}\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target
+
+
+def layer_asset_hash(paths: SourcePaths, *, bytecode: str | None = None) -> str:
+    """Changes whenever the layer's content would: requirements, package files, or the
+    bytecode tag it ships (None: sources only)."""
     require_file(paths.requirements, "the layer's requirements.txt")
     if not paths.package.is_dir():
         raise MissingSourceError(f"the statewright package not found at {paths.package}")
+    compiled = f":{bytecode}" if bytecode else ""
     return tree_digest(
         paths.requirements,
         paths.package,
-        salt=f"{_LAYOUT_VERSION}:{LAMBDA_PLATFORM}:{LAMBDA_PYTHON_VERSION}",
+        salt=f"{_LAYOUT_VERSION}:{LAMBDA_PLATFORM}:{LAMBDA_PYTHON_VERSION}{compiled}",
     )
 
 
@@ -189,16 +257,23 @@ def as_local_bundling(bundler: LayerBundler | FunctionBundler) -> cdk.ILocalBund
 
 @jsii.implements(cdk.ILocalBundling)
 class LayerBundler:
-    """``python/`` = pinned wheels for arm64 Lambda + the ``statewright`` package."""
+    """``python/`` = pinned wheels for arm64 Lambda + the ``statewright`` package, with
+    bytecode compiled by ``python`` (the runtime's interpreter) when given."""
 
-    def __init__(self, paths: SourcePaths) -> None:
+    def __init__(self, paths: SourcePaths, *, python: str | None = None) -> None:
         self._paths = paths
+        self._python = python
 
     def try_bundle(self, output_dir: str, _options: cdk.BundlingOptions) -> bool:
-        deps = ensure_layer_dependencies(self._paths)
         out = Path(output_dir) / "python"
-        copy_tree(deps / "python", out, link=True)
+        if self._python is None:
+            copy_tree(ensure_layer_dependencies(self._paths) / "python", out, link=True)
+            copy_tree(self._paths.package, out / "statewright")
+            return True
+        deps = compiled_layer_dependencies(self._paths, self._python)
+        copy_tree(deps / "python", out, link=True, bytecode=True)
         copy_tree(self._paths.package, out / "statewright")
+        compile_bytecode(out / "statewright", self._python)
         return True
 
 

@@ -60,7 +60,10 @@ class StatewrightStack(cdk.Stack):
 
         table = StateTable(self, "State", settings=settings)
         bus = ControlBus(self, "Events", env_name=env_name)
-        layer = RuntimeLayer(self, "Runtime", paths=paths).layer
+        runtime = RuntimeLayer(self, "Runtime", paths=paths)
+        # None: the layer ships no bytecode for the runtime's Python (reported by app.py).
+        self.layer_bytecode = runtime.bytecode
+        layer = runtime.layer
         terraform = TerraformRunner(
             self, "Terraform", env_name=env_name, settings=settings, paths=paths, bus=bus
         )

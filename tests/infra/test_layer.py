@@ -4,6 +4,7 @@ holding every third-party module the Lambda code imports, cached between synths.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -194,3 +195,35 @@ def test_missing_inputs_are_named(tmp_path: Path) -> None:
     bundler = bundling.FunctionBundler(paths.handler_dir("dispatcher"), {"specs": paths.specs})
     with pytest.raises(MissingSourceError, match="dispatcher Lambda handler"):
         bundler.check()
+
+
+def test_with_the_runtimes_python_the_layer_ships_its_bytecode_checked_by_hash(
+    tmp_path: Path,
+) -> None:
+    # This machine's interpreter stands in for python3.13: the layer's bytecode is that
+    # of whichever interpreter the bundler is given.
+    out = tmp_path / "layer"
+    bundling.LayerBundler(SourcePaths(), python=sys.executable).try_bundle(str(out), None)  # type: ignore[arg-type]
+    python = out / "python"
+    for module in (python / "statewright" / "engine.py", python / "pydantic" / "main.py"):
+        data = Path(importlib.util.cache_from_source(str(module))).read_bytes()
+        assert data[:4] == importlib.util.MAGIC_NUMBER, module
+        # flags: hash-based (bit 0), source not checked (bit 1 clear): a read-only /opt
+        # whose files carry the zip's times still uses it as it is
+        assert int.from_bytes(data[4:8], "little") == 0b01, module
+    tags = {p.name.split(".")[-2] for p in python.rglob("*.pyc")}
+    assert tags == {sys.implementation.cache_tag}
+    sources = {p.relative_to(python) for p in python.rglob("*.py")}
+    compiled = {
+        p.relative_to(python)
+        for p in python.rglob("*.py")
+        if Path(importlib.util.cache_from_source(str(p))).is_file()
+    }
+    assert compiled == sources
+
+
+def test_the_layer_hash_names_the_bytecode_it_ships() -> None:
+    paths = SourcePaths()
+    without = layer_asset_hash(paths)
+    assert layer_asset_hash(paths, bytecode="cpython-313") != without
+    assert layer_asset_hash(paths, bytecode=None) == without
