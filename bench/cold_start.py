@@ -63,19 +63,10 @@ print(imported - start, time.perf_counter() - start)
 """
 
 
-DEPLOYED_DISPATCHER = """
-import os, time
-start = time.perf_counter()
-import handler
-imported = time.perf_counter()
-os.environ.update({name: "bench" for name in (
-    "STATEWRIGHT_ENV", "STATEWRIGHT_TABLE", "STATEWRIGHT_BUS", "STATEWRIGHT_TASK_RUNNER",
-    "STATEWRIGHT_TERRAFORM_PROJECT", "STATEWRIGHT_STATE_BUCKET")})
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-from statewright.aws.wiring import runtime
-runtime(handler_dir=handler.HERE)
-print(imported - start, time.perf_counter() - start)
-"""
+# The same probe as Lambda runs it: the function's folder is the working directory.
+DEPLOYED_DISPATCHER = DISPATCHER.replace(
+    "import functions.dispatcher.handler as handler", "import handler"
+)
 
 
 def compile_sources() -> None:

@@ -4,18 +4,28 @@ serve`` process, beside Python's bare threading HTTP server answering 200, both 
 
 Each client thread owns one machine (at rest in RUN) and one keep-alive connection and
 sends ``POST /machines/{id}/events {"event": "TOUCH"}`` — a no-op that is still read,
-decided, recorded in history and written — as fast as answers come back."""
+decided, recorded in history and written — as fast as answers come back.
+
+Latency without load, from one client on one keep-alive connection: the same event sent
+one at a time, and the ``NEXT`` hop — after LAUNCH's answer (the machine in PROVISION,
+a state without tasks, its NEXT published on the bus), the time until a ``GET`` sent
+right after the previous one first shows the machine in RUN (so it is over by at most
+one GET's time)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench import specs
 from bench.http_load import drive
+from bench.stats import percentile
 
 HERE = Path(__file__).resolve().parent
 SPEC = "bench-preview-env"
@@ -41,8 +51,61 @@ def _bare_server() -> tuple[subprocess.Popen[str], str]:
     return process, url
 
 
+class _Client:
+    """One keep-alive connection to 127.0.0.1."""
+
+    def __init__(self, url: str) -> None:
+        split = urlsplit(url)
+        self.conn = http.client.HTTPConnection(split.hostname or "127.0.0.1", split.port)
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        self.conn.request(method, path, body=data, headers=headers)
+        response = self.conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+
+
+def _latencies(url: str, machine: str, *, events: int, hops: int) -> dict[str, float]:
+    """One client, nothing else running: ``events`` no-op events one at a time, then
+    ``hops`` machines LAUNCHed, each watched until its NEXT moved it to RUN."""
+    client = _Client(url)
+    took: list[float] = []
+    for _ in range(events):
+        began = time.perf_counter()
+        status, _ = client.call("POST", f"/machines/{machine}/events", {"event": "TOUCH"})
+        took.append(time.perf_counter() - began)
+        assert status == 202, status
+    hop_times: list[float] = []
+    for n in range(hops):
+        hop = f"hop-{n}"
+        assert client.call("POST", "/machines", {"spec": SPEC, "id": hop})[0] == 201
+        status, body = client.call("POST", f"/machines/{hop}/events", {"event": "LAUNCH"})
+        answered = time.perf_counter()
+        assert status == 202 and body["state"] == "PROVISION", body
+        while body["state"] != "RUN":
+            status, body = client.call("GET", f"/machines/{hop}")
+            assert status == 200 and time.perf_counter() - answered < 30, body
+        hop_times.append(time.perf_counter() - answered)
+    client.conn.close()
+    return {
+        "one_client_p50_ms": 1000 * percentile(took, 50),
+        "one_client_p99_ms": 1000 * percentile(took, 99),
+        "next_hop_p50_ms": 1000 * percentile(hop_times, 50),
+        "next_hop_p99_ms": 1000 * percentile(hop_times, 99),
+        "one_client_events": events,
+        "next_hops": hops,
+    }
+
+
 def run(
-    workdir: Path, *, clients: int = 8, seconds: float = 5.0, max_requests: int = 200_000
+    workdir: Path,
+    *,
+    clients: int = 8,
+    seconds: float = 5.0,
+    max_requests: int = 200_000,
+    events: int = 300,
+    hops: int = 100,
 ) -> dict[str, Any]:
     from tests.integration.local.server import Server
 
@@ -60,6 +123,7 @@ def run(
         request = _event_request(machines)
         drive(server.url, request, **{**bounds, "seconds": min(1.0, seconds)}, expect=202)
         statewright = drive(server.url, request, **bounds, expect=202)
+        latency = _latencies(server.url, machines[0], events=events, hops=hops)
     bare_process, bare_url = _bare_server()
     try:
         drive(bare_url, request, **{**bounds, "seconds": min(1.0, seconds)}, expect=200)
@@ -79,5 +143,6 @@ def run(
         "requests": ours["requests"],
         "bare_http_server": bare.summary(),
         "ratio_vs_bare_http_server": ours["events_per_second"] / bare.per_second,
+        **latency,
         **bounds,
     }
