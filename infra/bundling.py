@@ -49,8 +49,18 @@ class LayerBuildError(Exception):
 
 def runtime_python() -> str | None:
     """The Lambda runtime's own interpreter on this machine, if it has one: the only
-    Python whose bytecode the functions can use."""
-    return shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
+    Python whose bytecode the functions can use. A ``python3.13`` that does not run as
+    3.13 (a version manager's shim for a version it has not installed) is none."""
+    found = shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
+    if found is None:
+        return None
+    done = subprocess.run(
+        [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found if done.stdout.strip() == LAMBDA_PYTHON_VERSION else None
 
 
 def bytecode_tag(python: str) -> str:
