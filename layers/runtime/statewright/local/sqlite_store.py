@@ -80,6 +80,7 @@ class SqliteStore(Store):
         self._wall_clock = wall_clock
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writer = threading.Lock()
         self._closed = False
         with self._read() as conn:
             conn.executescript(_SCHEMA)
@@ -119,8 +120,11 @@ class SqliteStore(Store):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction holding SQLite's write lock from its first statement, so a
-        version check and the write it guards cannot interleave with another writer."""
-        with self._read() as conn:
+        version check and the write it guards cannot interleave with another writer.
+        Writers of this process queue on a lock of their own first: SQLite makes a
+        writer that finds the database locked sleep and poll (its busy handler backs off
+        by milliseconds), which under concurrent requests cost more than the writes."""
+        with self._writer, self._read() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
