@@ -46,7 +46,7 @@ def bytecode_warnings(app: cdk.App) -> list[str]:
     """A line per stack whose layer ships sources only (no Python 3.13 on this machine)."""
     return [
         f"warning: {stack.stack_name}: no python3.13 on this machine, so the layer ships no "
-        "bytecode and every cold start compiles it (about 3x the import time); install "
+        "bytecode and every cold start compiles it (docs/benchmarks.md); install "
         "Python 3.13 and synth again (docs/deploy.md)"
         for stack in app.node.children
         if isinstance(stack, StatewrightStack) and stack.layer_bytecode is None
