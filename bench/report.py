@@ -70,7 +70,6 @@ GOALS = (
     Goal("cold_start", "as_deployed_ratio", "cold start as Lambda loads the layer", "<=", 1.5),
     Goal("local_http", "ratio_vs_bare_http_server", "local HTTP against a bare server", ">=", 0.4),
     Goal("scaling", "ratio", "per-event time, 100,000 against 100 machines", "<=", 1.2),
-    Goal("reconciler", "read_units_ratio", "reconciler read units, 100,000 against 100", "<=", 1.1),
     Goal("engine", "ratio", "engine against the faster peer", ">=", 1.0),
     Goal(
         "reconciler",
