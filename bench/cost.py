@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -39,6 +38,7 @@ from statewright.aws import table_layout
 from bench import cost_floor, prices
 from bench.aws_calls import Call, CallLog
 from bench.dynamodb_units import Table, UnitCounter, Units
+from bench.moto_env import environment
 from bench.template import Deployment as Facts
 
 # The listing index's key attributes (by_spec).
@@ -66,20 +66,6 @@ class _Harness:
         calls = self.log.calls[self.seen_calls :]
         self.seen_calls = len(self.log.calls)
         return calls
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextmanager
@@ -112,7 +98,7 @@ def _deployment(facts: Facts, *, state_changed: bool = True) -> Iterator[_Harnes
     }
     assert set(settings_module.ENV_VARS) <= set(env) | {"STATEWRIGHT_SPECS_DIR"}
     log = CallLog()
-    with _environment(env), mock_aws(config={"lambda": {"use_docker": False}}), log.installed():
+    with environment(env), mock_aws(config={"lambda": {"use_docker": False}}), log.installed():
         boto3.setup_default_session()  # a session created now carries the hooks
         wiring._build.cache_clear()
         task_runner_module._runner.cache_clear()
