@@ -5,11 +5,24 @@ must fail loudly, never skip: the suite's point is that every store passes."""
 from __future__ import annotations
 
 import pytest
+from statewright.aws.dynamodb_store import DynamoStore
+from statewright.local.sqlite_store import SqliteStore
+from statewright.ports import Store
 
-from tests.contract.backends_aws import AWS_BACKENDS
-from tests.contract.backends_local import LOCAL_BACKENDS
+from tests.contract.backends_aws import AWS_BACKENDS, break_dynamodb_machine
+from tests.contract.backends_local import LOCAL_BACKENDS, break_sqlite_machine
 
 BACKENDS = {**LOCAL_BACKENDS, **AWS_BACKENDS}
+
+
+def break_machine(store: Store, machine_id: str) -> None:
+    """Damage a stored machine behind the store's back (a bad migration, a hand edit)."""
+    if isinstance(store, SqliteStore):
+        break_sqlite_machine(store, machine_id)
+    elif isinstance(store, DynamoStore):
+        break_dynamodb_machine(store, machine_id)
+    else:
+        raise AssertionError(f"no way to break a machine of {type(store).__name__}")
 
 
 def backend_params() -> list[object]:

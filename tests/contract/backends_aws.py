@@ -167,6 +167,16 @@ def dynalite_store(tmp_path: Path) -> Iterator[Store]:
         client.delete_table(TableName=name)
 
 
+def break_dynamodb_machine(store: DynamoStore, machine_id: str) -> None:
+    """Overwrite a machine item's document with one no version could read."""
+    store._client.update_item(
+        TableName=store._table,
+        Key={"pk": {"S": f"MACHINE#{machine_id}"}, "sk": {"S": "MACHINE"}},
+        UpdateExpression="SET doc = :doc",
+        ExpressionAttributeValues={":doc": {"S": '{"id": "cut'}},
+    )
+
+
 AWS_BACKENDS: dict[str, StoreFactory] = {
     "dynamodb-moto": moto_store,
     "dynamodb-dynalite": dynalite_store,

@@ -21,6 +21,8 @@ from statewright.model import HistoryEntry, Machine, TaskRecord
 from statewright.ports import IdempotencyRecord, Store, Write
 from statewright.spec.models import Spec
 
+from tests.contract.backends import break_machine
+
 NOW = "2026-01-02T03:04:05.000Z"
 
 
@@ -341,6 +343,20 @@ def test_an_empty_store_lists_nothing(store: Store) -> None:
     assert store.list_machines() == ([], None)
 
 
+@pytest.mark.parametrize("limit", [1, 2, 100])
+def test_a_machine_that_cannot_be_read_is_left_out_of_listings_and_counted(
+    store: Store, limit: int
+) -> None:
+    seed_listing(store)
+    break_machine(store, "a-2")
+    break_machine(store, "b-1")
+    ids = collect(store, limit)
+    expected = [f"a-{i}" for i in range(7) if i != 2] + [f"b-{i}" for i in range(4) if i != 1]
+    assert sorted(ids) == sorted(expected)  # everything else, every page
+    assert store.unreadable_machines == 2
+    assert sorted(collect(store, limit, spec="alpha", state="INIT")) == ["a-0", "a-4", "a-6"]
+
+
 def test_a_forged_next_token_is_an_invalid_request(store: Store) -> None:
     seed_listing(store)
     with pytest.raises(InvalidRequest):
@@ -493,6 +509,15 @@ def test_an_expired_idempotency_record_is_gone_and_can_be_replaced(store: Store)
     assert store.put_idempotency(record(body="new")) is True
     kept = store.get_idempotency("key-1")
     assert kept is not None and kept.body["id"] == "new"
+
+
+def test_an_answer_of_non_ascii_text_fits_one_idempotency_record(store: Store) -> None:
+    """A machine's answer is up to a few hundred KB of UTF-8 (its item's size); escaped
+    as ASCII, Cyrillic text takes three times the bytes and would pass DynamoDB's 400 KB."""
+    answer = record()
+    answer.body = {"id": "m", "output": "я" * 100_000}  # 200 KB as UTF-8, 600 KB escaped
+    assert store.put_idempotency(answer) is True
+    assert store.get_idempotency("key-1") == answer
 
 
 def test_an_unknown_idempotency_key_is_none(store: Store) -> None:

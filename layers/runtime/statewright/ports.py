@@ -10,6 +10,7 @@ jitter until a deadline) and each backend implements four small primitives."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from abc import ABC, abstractmethod
@@ -26,6 +27,8 @@ from statewright.timers import Timer
 
 R = TypeVar("R")
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 Position = dict[str, Any]
 """Where a page ended, in a store's own terms (JSON); it travels signed in a next_token."""
@@ -73,6 +76,8 @@ class Store(ABC):
         self._clock = clock
         self._sleep = sleep
         self.conflicts = 0  # conflicting writes seen by this instance (a metric source)
+        # Machine items listings left out because they cannot be read (a metric source).
+        self.unreadable_machines = 0
         self.page_tokens = PageTokens(self.page_token_key)
         self.page_max_bytes = PAGE_MAX_BYTES
 
@@ -174,6 +179,27 @@ class Store(ABC):
         more = more or len(kept) < len(entries)
         token = self.page_tokens.issue(scope, {"seq": kept[-1].seq}) if more and kept else None
         return kept, token
+
+    def listed(self, machine_id: str, read: Callable[[], Machine]) -> Machine | None:
+        """``read()`` of one machine item a listing met, or None when the item cannot be
+        read (not JSON, not a machine this version knows): logged with the machine's id
+        and counted, so that one broken item hides itself only, never the listing, the
+        pages after it or a reconciler run. Never its content: it may hold metadata."""
+        try:
+            return read()
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as exc:  # pydantic's ValidationError is a ValueError
+            log.error(
+                "machine %s cannot be read (%s); left out of the listing: repair or delete "
+                "its item",
+                machine_id,
+                type(exc).__name__,
+            )
+            self.unreadable_machines += 1
+            return None
 
     def _fit(self, items: Sequence[T], as_json: Callable[[T], Any]) -> list[T]:
         """The leading items whose JSON, as the API answers it, fits one page (at least

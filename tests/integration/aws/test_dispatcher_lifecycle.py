@@ -15,13 +15,17 @@ from typing import Any
 
 import boto3
 import pytest
+from statewright.aws.dynamodb_store import DynamoStore
 
+from tests.contract.backends_aws import break_dynamodb_machine
 from tests.integration.aws.deployment import (
     REGION,
     STATE_BUCKET,
+    TABLE,
     Deployment,
     emitted,
     eventbridge,
+    lambda_context,
 )
 
 OUTPUTS = {"db_url": {"sensitive": False, "type": "string", "value": "postgres://pr-1"}}
@@ -290,3 +294,23 @@ def test_outcomes_transitions_and_failures_are_counted(
     assert totals["transitions"] == 1 and totals["task_failures"] == 1
     assert totals["events_applied"] == 1 and totals["events_duplicate"] == 1
     assert totals["events_stale"] == 1 and totals["events_refused"] == 1
+
+
+def test_a_machine_that_cannot_be_read_leaves_listings_and_the_reconciler_working(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One damaged item (a bad migration, a hand edit) is left out of GET /machines,
+    logged with its id and counted; every other machine is listed, and the reconciler
+    still repairs the others (it lists machines the same way)."""
+    dep = deployment
+    for machine_id in ("u-1", "u-2", "u-3"):
+        dep.api("POST", "/machines", {"spec": "preview-env", "id": machine_id})
+    store = DynamoStore(boto3.client("dynamodb", region_name=REGION), TABLE)
+    break_dynamodb_machine(store, "u-2")
+    capsys.readouterr()
+    status, body = dep.api("GET", "/machines")
+    assert status == 200, body
+    assert sorted(m["id"] for m in body["machines"]) == ["u-1", "u-3"]
+    assert emitted(capsys.readouterr().out)["machines_unreadable"] == 1
+    report: Any = dep.reconciler.handler({}, lambda_context("reconciler"))
+    assert report["recovery"]["machines_scanned"] == 2 and report["errors"] == []

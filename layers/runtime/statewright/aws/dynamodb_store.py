@@ -25,6 +25,7 @@ then loses a race. ``docs/aws.md`` has the whole design."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import secrets
@@ -569,10 +570,18 @@ class DynamoStore(Store):
         machines = []
         for item in items:
             full = fetched.get(_str(item, PARTITION_KEY))
-            if full is not None:  # deleted between the index read and the fetch
+            if full is None:  # deleted between the index read and the fetch
+                continue
+            machine = self._listed(full)
+            if machine is not None:
                 position = {k: dict(item[k]) for k in index_keys if k in item}
-                machines.append((self._machine_from(full), position))
+                machines.append((machine, position))
         return machines
+
+    def _listed(self, item: Item) -> Machine | None:
+        """The machine of an item a listing met, or None when it cannot be read."""
+        machine_id = _str(item, PARTITION_KEY).removeprefix(_MACHINE_PREFIX)
+        return self.listed(machine_id, functools.partial(self._machine_from, item))
 
     def _full_items(self, items: Sequence[Item]) -> dict[str, Item]:
         """The machine items of these index items, by partition key; an index that does
@@ -624,7 +633,7 @@ class DynamoStore(Store):
         machines = []
         for item in items:
             full = fetched.get(_str(item, PARTITION_KEY))
-            machine = self._machine_from(full) if full is not None else None
+            machine = self._listed(full) if full is not None else None
             due = due_at(machine) if machine is not None else None
             if machine is not None and due is not None and (until is None or due <= until):
                 machines.append(machine)
@@ -732,8 +741,12 @@ class DynamoStore(Store):
                     SORT_KEY: _s(_IDEMPOTENCY_SK),
                     "fingerprint": _s(record.fingerprint),
                     "status": _n(record.status),
-                    "body": _s(json.dumps(record.body, separators=(",", ":"))),
-                    "headers": _s(json.dumps(record.headers, separators=(",", ":"))),
+                    # UTF-8 as is: escaped, non-ASCII text takes up to three times the
+                    # bytes, and a machine's answer could outgrow the item limit.
+                    "body": _s(json.dumps(record.body, separators=(",", ":"), ensure_ascii=False)),
+                    "headers": _s(
+                        json.dumps(record.headers, separators=(",", ":"), ensure_ascii=False)
+                    ),
                     TTL_ATTRIBUTE: _n(record.expires_at),
                 },
                 ConditionExpression="attribute_not_exists(#pk) OR #ttl <= :now",

@@ -7,6 +7,7 @@ of failing."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -235,8 +236,13 @@ class SqliteStore(Store):
         )
         with self._read() as db:
             rows = db.execute(query, (*params, limit + 1)).fetchall()
-        page = [(Machine.model_validate_json(body), {"id": id_}) for id_, body in rows[:limit]]
-        return page, (page[-1][1] if len(rows) > limit else None)
+        page = []
+        for id_, body in rows[:limit]:
+            machine = self.listed(id_, functools.partial(Machine.model_validate_json, body))
+            if machine is not None:
+                page.append((machine, {"id": id_}))
+        # The next page starts after the last row read, listed or not.
+        return page, ({"id": rows[limit - 1][0]} if len(rows) > limit else None)
 
     def due_after(
         self, *, until: str | None, limit: int, after: Position | None
@@ -257,7 +263,11 @@ class SqliteStore(Store):
             rows = db.execute(query, (*params, limit + 1)).fetchall()
         page = rows[:limit]
         rest = {"due": page[-1][1], "id": page[-1][0]} if len(rows) > limit else None
-        return [Machine.model_validate_json(body) for _, _, body in page], rest
+        machines = [
+            self.listed(id_, functools.partial(Machine.model_validate_json, body))
+            for id_, _, body in page
+        ]
+        return [machine for machine in machines if machine is not None], rest
 
     def history_after(
         self, machine_id: str, *, limit: int, after_seq: int
