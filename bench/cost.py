@@ -29,7 +29,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,13 +37,12 @@ from statewright.aws import table_layout
 from bench import cost_floor, prices
 from bench.aws_calls import Call, CallLog
 from bench.dynamodb_units import Table, UnitCounter, Units
-from bench.moto_env import environment
+from bench.moto_env import control_plane_environment, environment
 from bench.template import Deployment as Facts
 
 # The listing index's key attributes (by_spec).
 LIST_INDEX_KEYS = (table_layout.LIST_INDEX_PARTITION_KEY, table_layout.LIST_INDEX_SORT_KEY)
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = "preview-env"
 OUTPUTS = {"db_url": "postgres://bench"}  # what the buildspec stores: {name: value}
 USER_FUNCTION = (
@@ -73,30 +71,16 @@ def _deployment(facts: Facts, *, state_changed: bool = True) -> Iterator[_Harnes
     """Statewright's resources under moto, and its two functions loaded in-process."""
     import boto3
     from moto import mock_aws
-    from statewright.aws import settings as settings_module
     from statewright.aws import task_runner as task_runner_module
     from statewright.aws import wiring
 
     from tests.integration.aws import deployment as aws
 
     env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": aws.REGION,
-        "STATEWRIGHT_ENV": "bench",
-        "STATEWRIGHT_TABLE": aws.TABLE,
-        "STATEWRIGHT_BUS": aws.BUS,
-        "STATEWRIGHT_TASK_RUNNER": aws.TASK_RUNNER,
-        "STATEWRIGHT_TERRAFORM_PROJECT": aws.PROJECT,
-        "STATEWRIGHT_STATE_BUCKET": aws.STATE_BUCKET,
-        "STATEWRIGHT_SCHEDULE_GROUP": aws.SCHEDULE_GROUP,
-        "STATEWRIGHT_SCHEDULER_ROLE_ARN": aws.SCHEDULER_ROLE_ARN,
-        "STATEWRIGHT_DISPATCHER_ARN": aws.DISPATCHER_ARN,
-        "STATEWRIGHT_SPECS_DIR": str(REPO / "specs"),
+        **control_plane_environment(),
         # cdk.json's notices.state_changed, as the CDK app passes it
         "STATEWRIGHT_STATE_CHANGED_NOTICES": str(state_changed).lower(),
     }
-    assert set(settings_module.ENV_VARS) <= set(env) | {"STATEWRIGHT_SPECS_DIR"}
     log = CallLog()
     with environment(env), mock_aws(config={"lambda": {"use_docker": False}}), log.installed():
         boto3.setup_default_session()  # a session created now carries the hooks
