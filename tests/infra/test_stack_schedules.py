@@ -17,30 +17,8 @@ import pytest
 
 from infra.app import build_app
 from infra.paths import REPO_ROOT, SourcePaths
+from tests.infra.test_schedules import SCHEDULED
 from tests.infra.test_stack import CFN_LINT
-
-SCHEDULED = """\
-version: 1.0
-events: [LAUNCH, SLEEP, WAKE, DESTROY]
-schedules:
-  - name: sleep
-    cron: "0 19 * * MON-FRI"
-    timezone: Europe/Berlin
-    event: SLEEP
-    states: [RUN]
-  - name: wake
-    cron: "0 7 * * 1-5"
-    timezone: Europe/Berlin
-    event: WAKE
-  - name: quarter-hourly
-    cron: "*/15 * * * *"
-    event: SLEEP
-states:
-  INIT: {on: {LAUNCH: [{action: advance, state: RUN}]}}
-  RUN: {on: {SLEEP: [{action: advance, state: ASLEEP}], DESTROY: [{action: advance, state: END}]}}
-  ASLEEP: {on: {WAKE: [{action: advance, state: RUN}], SLEEP: [{action: no-op}]}}
-  END: {terminal: true}
-"""
 
 
 @dataclass(frozen=True)
