@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -168,6 +168,32 @@ def _prune(cache: Path, keep: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _build_once(
+    cache: Path, target: Path, build: Callable[[Path], str], *, prune: bool = False
+) -> None:
+    """Build ``target`` in the cache once, whichever process gets there first:
+    ``build(staging)`` fills a staging folder and returns the note its ``.complete``
+    marker keeps; the folder then replaces ``target`` (and, with ``prune``, old
+    dependency caches go). A failed build leaves no staging folder behind."""
+    if (target / ".complete").is_file():
+        return
+    with _locked(cache / ".lock"):
+        if (target / ".complete").is_file():
+            return
+        staging = cache / f"staging-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            note = build(staging)
+        except LayerBuildError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        (staging / ".complete").write_text(note)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        if prune:
+            _prune(cache, keep=target)
+
+
 def ensure_layer_dependencies(paths: SourcePaths) -> Path:
     """The directory holding the layer's wheels (``python/...``), built on first use."""
     requirements = require_file(paths.requirements, "the layer's requirements.txt")
@@ -175,13 +201,8 @@ def ensure_layer_dependencies(paths: SourcePaths) -> Path:
         requirements, salt=f"{_LAYOUT_VERSION}:{LAMBDA_PLATFORM}:{LAMBDA_PYTHON_VERSION}"
     )[:20]
     target = paths.layer_cache / f"deps-{key}"
-    if (target / ".complete").is_file():
-        return target
-    with _locked(paths.layer_cache / ".lock"):
-        if (target / ".complete").is_file():
-            return target
-        staging = paths.layer_cache / f"staging-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
+
+    def install(staging: Path) -> str:
         command = [
             *pip_command(),
             "install",
@@ -205,7 +226,6 @@ def ensure_layer_dependencies(paths: SourcePaths) -> Path:
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
             raise LayerBuildError(
                 f"pip could not fetch the layer's wheels for {LAMBDA_PLATFORM}, Python "
                 f"{LAMBDA_PYTHON_VERSION} (exit {result.returncode}):\n{result.stderr[-4000:]}"
@@ -214,10 +234,9 @@ def ensure_layer_dependencies(paths: SourcePaths) -> Path:
         shutil.rmtree(staging / "python" / "bin", ignore_errors=True)
         for cache_dir in list((staging / "python").rglob("__pycache__")):
             shutil.rmtree(cache_dir, ignore_errors=True)
-        (staging / ".complete").write_text(" ".join(command[len(pip_command()) :]) + "\n")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        _prune(paths.layer_cache, keep=target)
+        return " ".join(command[len(pip_command()) :]) + "\n"
+
+    _build_once(paths.layer_cache, target, install, prune=True)
     return target
 
 
@@ -226,22 +245,13 @@ def compiled_layer_dependencies(paths: SourcePaths, python: str) -> Path:
     requirements and interpreter from the wheels' cache (hard links, plus the bytecode)."""
     deps = ensure_layer_dependencies(paths)
     target = deps.with_name(f"{deps.name}-{bytecode_tag(python)}")
-    if (target / ".complete").is_file():
-        return target
-    with _locked(paths.layer_cache / ".lock"):
-        if (target / ".complete").is_file():
-            return target
-        staging = paths.layer_cache / f"staging-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
+
+    def compile_copy(staging: Path) -> str:
         copy_tree(deps / "python", staging / "python", link=True)
-        try:
-            compile_bytecode(staging / "python", python)
-        except LayerBuildError:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        (staging / ".complete").write_text(f"compiled by {python}\n")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        compile_bytecode(staging / "python", python)
+        return f"compiled by {python}\n"
+
+    _build_once(paths.layer_cache, target, compile_copy)
     return target
 
 
