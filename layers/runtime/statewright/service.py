@@ -9,10 +9,11 @@ epoch they were published for. A crash between the write and the effects is repa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -178,19 +179,23 @@ class Service:
         """A page of machines; with access rules, only those ``caller`` may read (a page
         may then hold fewer than ``limit``, even none, and still have a next_token)."""
         _check_limit(limit)
-        page, token = self._listing(spec=spec, state=state, limit=limit, next_token=next_token)
+        with self._counting_unreadable():
+            page, token = self.store.list_machines(
+                spec=spec, state=state, limit=limit, next_token=next_token
+            )
         access = self.access
         if access is not None and caller is not None:
             page = [m for m in page if access.allows(caller, "read", spec=m.spec, machine_id=m.id)]
         return page, token
 
-    def _listing(self, **query: Any) -> tuple[list[Machine], str | None]:
-        """The store's listing, counting the items it had to leave out (unreadable)."""
+    @contextlib.contextmanager
+    def _counting_unreadable(self) -> Iterator[None]:
+        """Counts, as a metric, the machine items the store's listings in the block had
+        to leave out because they cannot be read."""
         before = self.store.unreadable_machines
-        page, token = self.store.list_machines(**query)
+        yield
         if skipped := self.store.unreadable_machines - before:
             self.metrics.count("machines_unreadable", skipped)
-        return page, token
 
     def history(
         self,
@@ -380,12 +385,12 @@ class Service:
             restart_running=restart_running, pending_grace_seconds=pending_grace_seconds
         )
         until = None if restart_running else self.clock()
-        before = self.store.unreadable_machines
-        for machine in self.store.due_machines(until=until):
-            report.machines_scanned += 1
-            self.isolated(machine.id, report.errors, self._recover_one, machine, inp, report, visit)
-        if skipped := self.store.unreadable_machines - before:
-            self.metrics.count("machines_unreadable", skipped)
+        with self._counting_unreadable():
+            for machine in self.store.due_machines(until=until):
+                report.machines_scanned += 1
+                self.isolated(
+                    machine.id, report.errors, self._recover_one, machine, inp, report, visit
+                )
         return report
 
     def isolated(
