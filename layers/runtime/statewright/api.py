@@ -1,6 +1,8 @@
-"""The HTTP API of docs/api.md: Powertools ``APIGatewayRestResolver`` routes, used by the
-Lambda dispatcher on AWS and by the local server (which feeds it API Gateway proxy
-events), so both run this code.
+"""The HTTP API of docs/api.md: Powertools resolver routes, used by the Lambda dispatcher
+on AWS and by the local server (which feeds it API Gateway REST proxy events), so both
+run this code. A deployment behind API Gateway's HTTP API (cdk.json ``api.type: http``)
+resolves its payload format 2.0 events with the same routes (``build_api(...,
+api_type="http")``: Powertools' ``APIGatewayHttpResolver``).
 
 Handlers are thin: validate (pydantic, through Powertools' validation), call the
 service, shape the answer. Domain exceptions become HTTP answers in one place,
@@ -19,13 +21,20 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 
@@ -54,7 +63,10 @@ from statewright.errors import (
 from statewright.model import BAD_TEXT, MACHINE_ID_PATTERN, Machine
 from statewright.service import MAX_PAGE, Service
 
-Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
+Middleware = Callable[[ApiGatewayResolver, NextMiddleware], Response[Any]]
+# Which API Gateway API sends the requests: a REST API (proxy events, payload 1.0; also
+# the local server) or an HTTP API (payload format 2.0).
+ApiType = Literal["rest", "http"]
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
@@ -203,7 +215,7 @@ class _RequestState(threading.local):
         self.frames: list[str] = []
 
 
-class StatewrightResolver(APIGatewayRestResolver):
+class ScreenedResolver(ApiGatewayResolver):
     """The resolver, with the raw request screened before routing (see module doc), and
     safe to call from several threads at once (the local server resolves its requests
     in parallel). Powertools keeps the request being resolved on the router *class*
@@ -255,11 +267,28 @@ class StatewrightResolver(APIGatewayRestResolver):
         try:
             screened = screen_request(event)
         except StatewrightError as exc:
-            return proxy_result(error_response(exc))
+            return self.screen_refusal(error_response(exc))
         try:
             return super().resolve(screened, context)
         finally:
             self._request.event = None
+
+    def screen_refusal(self, response: Response[Any]) -> dict[str, Any]:
+        """The answer to a request refused before routing, in the integration's format."""
+        return proxy_result(response)
+
+
+# Each Powertools resolver declares current_event as its own event class; ScreenedResolver
+# keeps it per thread as the common base class (the one mypy cannot reconcile).
+class StatewrightResolver(ScreenedResolver, APIGatewayRestResolver):  # type: ignore[misc]
+    """API Gateway REST proxy events (and the local server's, which are the same)."""
+
+
+class StatewrightHttpResolver(ScreenedResolver, APIGatewayHttpResolver):  # type: ignore[misc]
+    """API Gateway HTTP API events, payload format 2.0."""
+
+    def screen_refusal(self, response: Response[Any]) -> dict[str, Any]:
+        return http_api_result(response)
 
 
 def proxy_result(response: Response[Any]) -> dict[str, Any]:
@@ -269,6 +298,19 @@ def proxy_result(response: Response[Any]) -> dict[str, Any]:
     return {
         "statusCode": int(response.status_code),
         "multiValueHeaders": headers,
+        "body": json.dumps(response.body),
+        "isBase64Encoded": False,
+    }
+
+
+def http_api_result(response: Response[Any]) -> dict[str, Any]:
+    """An HTTP API (payload format 2.0) result, shaped as Powertools shapes its own."""
+    headers = {"Content-Type": content_types.APPLICATION_JSON}
+    headers.update({k: str(v) for k, v in response.headers.items()})
+    return {
+        "statusCode": int(response.status_code),
+        "headers": headers,
+        "cookies": [],
         "body": json.dumps(response.body),
         "isBase64Encoded": False,
     }
@@ -316,7 +358,7 @@ def screen_request(event: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_target(event: Mapping[str, Any]) -> None:
     """InvalidRequest for a NUL in the path or the query string."""
-    path = str(event.get("path") or "")
+    path = str(event.get("path") or event.get("rawPath") or "")  # REST | payload 2.0
     query = event.get("queryStringParameters") or {}
     if "\x00" in path or any("\x00" in str(k) + str(v) for k, v in query.items()):
         raise InvalidRequest("the path or query string contains a NUL character")
@@ -375,26 +417,35 @@ def _declared_json(event: Mapping[str, Any], text: str) -> dict[str, Any]:
     the body is read as the JSON it was checked to be."""
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     headers["Content-Type"] = content_types.APPLICATION_JSON
+    declared = {**event, "body": text, "isBase64Encoded": False, "headers": headers}
+    if _is_http_api(event):
+        return declared  # payload 2.0 has no multiValueHeaders
     multi = {
         k: v
         for k, v in (event.get("multiValueHeaders") or {}).items()
         if k.lower() != "content-type"
     }
     multi["Content-Type"] = [content_types.APPLICATION_JSON]
-    return {
-        **event,
-        "body": text,
-        "isBase64Encoded": False,
-        "headers": headers,
-        "multiValueHeaders": multi,
-    }
+    return {**declared, "multiValueHeaders": multi}
 
 
-def _caller(app: APIGatewayRestResolver) -> str:
+def _is_http_api(event: Mapping[str, Any]) -> bool:
+    return event.get("version") == "2.0"
+
+
+def _caller(app: ApiGatewayResolver) -> str:
     """Who sent the request: the IAM principal's ARN on AWS, the token's name (or
     ``local``) locally. The access rules are checked against it, the history records it
-    as the actor, and idempotency keys are scoped to it."""
-    identity = (app.current_event.get("requestContext") or {}).get("identity") or {}
+    as the actor, and idempotency keys are scoped to it.
+
+    A REST API puts the SigV4 signer in ``requestContext.identity``; an HTTP API with IAM
+    authorization puts it in ``requestContext.authorizer.iam`` (payload format 2.0)."""
+    event = app.current_event
+    request_context = event.get("requestContext") or {}
+    if isinstance(event, APIGatewayProxyEventV2):
+        identity = (request_context.get("authorizer") or {}).get("iam") or {}
+    else:
+        identity = request_context.get("identity") or {}
     return str(identity.get("userArn") or identity.get("caller") or "anonymous")
 
 
@@ -432,7 +483,7 @@ class _Description:
     a cold start tens of milliseconds), and by one thread: Powertools' schema
     generation is not safe to run on two at once."""
 
-    def __init__(self, app: APIGatewayRestResolver) -> None:
+    def __init__(self, app: ApiGatewayResolver) -> None:
         self._app = app
         self._lock = threading.Lock()
         self._document: dict[str, Any] | None = None
@@ -461,7 +512,7 @@ class _Description:
         return next((m for p, m in self._routes if p.match(path)), [])
 
 
-def _register_error_handlers(app: APIGatewayRestResolver, table: _Description) -> None:
+def _register_error_handlers(app: ApiGatewayResolver, table: _Description) -> None:
     """Every error answer comes from here (domain errors through error_response)."""
     app.exception_handler(StatewrightError)(error_response)
 
@@ -504,7 +555,7 @@ def _register_error_handlers(app: APIGatewayRestResolver, table: _Description) -
 def _idempotency_middleware(idempotency: Idempotency) -> Middleware:
     """Replays the first answer to an Idempotency-Key on every POST."""
 
-    def idempotent(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    def idempotent(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event
         key = event.headers.get(IDEMPOTENCY_HEADER)
         if event.http_method.upper() != "POST" or key is None:
@@ -526,10 +577,12 @@ def _idempotency_middleware(idempotency: Idempotency) -> Middleware:
     return idempotent
 
 
-def build_api(service: Service) -> StatewrightResolver:
-    """The resolver with every route of docs/api.md#routes, bound to ``service``; it may
-    resolve several requests at once."""
-    app = StatewrightResolver(enable_validation=True)
+def build_api(service: Service, *, api_type: ApiType = "rest") -> ScreenedResolver:
+    """The resolver with every route of docs/api.md#routes, bound to ``service``, for
+    requests from ``api_type`` (REST proxy events, or an HTTP API's payload format 2.0);
+    it may resolve several requests at once."""
+    resolver = StatewrightHttpResolver if api_type == "http" else StatewrightResolver
+    app = resolver(enable_validation=True)
     description = _Description(app)
     _register_error_handlers(app, description)
     app.use(middlewares=[_idempotency_middleware(Idempotency(service))])
@@ -538,9 +591,7 @@ def build_api(service: Service) -> StatewrightResolver:
     return app
 
 
-def _register_routes(
-    app: APIGatewayRestResolver, service: Service, description: _Description
-) -> None:
+def _register_routes(app: ApiGatewayResolver, service: Service, description: _Description) -> None:
     # ---- specs ------------------------------------------------------------------------
 
     @app.get("/specs", responses=_responses(200, SpecList, 400), summary="list the loaded specs")
@@ -664,7 +715,7 @@ def _register_routes(
         return _json(200, description.document())
 
 
-def _register_action_routes(app: APIGatewayRestResolver, service: Service) -> None:
+def _register_action_routes(app: ApiGatewayResolver, service: Service) -> None:
     """The routes that act on one machine besides sending it an event."""
 
     @app.post(
@@ -702,7 +753,7 @@ def _register_action_routes(app: APIGatewayRestResolver, service: Service) -> No
         return _json(200, _machine_json(machine))
 
 
-def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
+def openapi_document(app: ApiGatewayResolver) -> dict[str, Any]:
     """The OpenAPI document of ``app``, with Powertools' default 422 answers replaced by
     the API's own 400 (documented on each route)."""
     document: dict[str, Any] = json.loads(

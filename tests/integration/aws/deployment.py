@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import urllib.parse
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -163,6 +164,109 @@ class Build:
         return eventbridge("statewright", "Task Finished", detail)
 
 
+STAGE = "v1"  # the stage both APIs deploy (infra/api.py, infra/http_api.py)
+API_TYPES = ("rest", "http")
+
+
+def rest_api_event(
+    method: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str],
+    query: dict[str, str] | None,
+    principal: str,
+) -> dict[str, Any]:
+    """A REST API's Lambda proxy event (API Gateway puts the SigV4 signer's ARN in
+    ``identity.userArn``)."""
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json", **headers},
+        "multiValueHeaders": {},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": ({k: [v] for k, v in query.items()} if query else None),
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "requestId": str(uuid.uuid4()),
+            "accountId": ACCOUNT,
+            "identity": {"sourceIp": "127.0.0.1", "userArn": principal},
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+def http_api_event(
+    method: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str],
+    query: dict[str, str] | None,
+    principal: str,
+) -> dict[str, Any]:
+    """An HTTP API's event, payload format 2.0, as its ``$default`` route hands it over
+    on stage v1: headers in lower case, the stage in ``rawPath``, the SigV4 signer in
+    ``requestContext.authorizer.iam``."""
+    raw_path = f"/{STAGE}{path}"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": urllib.parse.urlencode(query or {}),
+        "headers": {
+            k.lower(): v for k, v in {"Content-Type": "application/json", **headers}.items()
+        },
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "a1b2c3d4e5",
+            "authorizer": {
+                "iam": {
+                    "accessKey": "AKIAEXAMPLE",
+                    "accountId": ACCOUNT,
+                    "callerId": "AIDAEXAMPLE",
+                    "cognitoIdentity": None,
+                    "principalOrgId": None,
+                    "userArn": principal,
+                    "userId": "AIDAEXAMPLE",
+                }
+            },
+            "domainName": f"a1b2c3d4e5.execute-api.{REGION}.amazonaws.com",
+            "domainPrefix": "a1b2c3d4e5",
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "statewright-tests",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": STAGE,
+            "time": "01/Jan/2026:00:00:00 +0000",
+            "timeEpoch": 1767225600000,
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if body is not None:
+        event["body"] = json.dumps(body)
+    return event
+
+
+def answer_headers(response: dict[str, Any]) -> dict[str, str]:
+    """An answer's headers, by lower-case name, from either API's result format."""
+    if "multiValueHeaders" in response:
+        return {k.lower(): ",".join(v) for k, v in response["multiValueHeaders"].items()}
+    return {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+
+
 @dataclass
 class Deployment:
     dispatcher: ModuleType
@@ -172,6 +276,8 @@ class Deployment:
     lambda_starts: list[TaskInvocation] = field(default_factory=list)
     builds: list[Build] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    # Which API Gateway API sends api()'s requests (the dispatcher's STATEWRIGHT_API_TYPE).
+    api_type: str = "rest"
 
     def api(
         self,
@@ -182,36 +288,27 @@ class Deployment:
         query: dict[str, str] | None = None,
         principal: str = f"arn:aws:iam::{ACCOUNT}:user/t",
     ) -> tuple[int, Any]:
-        """One API Gateway REST proxy request through the dispatcher, signed by
-        ``principal`` (API Gateway puts the caller's ARN in ``identity.userArn``)."""
-        event = {
-            "resource": "/{proxy+}",
-            "path": path,
-            "httpMethod": method,
-            "headers": {"Content-Type": "application/json", **(headers or {})},
-            "multiValueHeaders": {},
-            "queryStringParameters": query,
-            "multiValueQueryStringParameters": (
-                {k: [v] for k, v in query.items()} if query else None
-            ),
-            "pathParameters": {"proxy": path.lstrip("/")},
-            "stageVariables": None,
-            "requestContext": {
-                "resourcePath": "/{proxy+}",
-                "httpMethod": method,
-                "path": f"/prod{path}",
-                "stage": "prod",
-                "requestId": str(uuid.uuid4()),
-                "accountId": ACCOUNT,
-                "identity": {"sourceIp": "127.0.0.1", "userArn": principal},
-            },
-            "body": json.dumps(body) if body is not None else None,
-            "isBase64Encoded": False,
-        }
-        response = aws_limits.api_gateway_answer(
+        """One API request through the dispatcher, signed by ``principal``: its status
+        and JSON body."""
+        response = self.api_response(method, path, body, headers, query, principal)
+        return response["statusCode"], json.loads(response["body"])
+
+    def api_response(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        principal: str = f"arn:aws:iam::{ACCOUNT}:user/t",
+    ) -> dict[str, Any]:
+        """The dispatcher's whole answer to one request as this deployment's API
+        (``api_type``) hands it over."""
+        build = http_api_event if self.api_type == "http" else rest_api_event
+        event = build(method, path, body, headers or {}, query, principal)
+        return aws_limits.api_gateway_answer(
             self.dispatcher.handler, event, lambda_context("dispatcher")
         )
-        return response["statusCode"], json.loads(response["body"])
 
     def deliver(self, event: dict[str, Any]) -> str:
         """EventBridge invoking the dispatcher with one event."""
@@ -296,6 +393,16 @@ class Deployment:
             detail["machine_id"], detail["epoch"], detail["task"], detail["attempt"]
         )
         return eventbridge("statewright", "Task Finished", {**detail, "report_token": token})
+
+
+def use_api(dep: Deployment, monkeypatch: pytest.MonkeyPatch, api_type: str) -> Deployment:
+    """The deployment with its dispatcher configured for ``api_type`` (as the CDK app
+    sets STATEWRIGHT_API_TYPE from cdk.json's api.type) and its requests sent as that
+    API sends them."""
+    monkeypatch.setenv("STATEWRIGHT_API_TYPE", api_type)
+    dep.api_type = api_type
+    wiring._build.cache_clear()
+    return dep
 
 
 def deploy_specs(root: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> Path:

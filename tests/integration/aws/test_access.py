@@ -1,7 +1,7 @@
 """Access rules on AWS: the dispatcher under moto, configured with STATEWRIGHT_ACCESS as
 the CDK app sets it, answering API Gateway events from different principals (assumed
 roles matched as their role, ``*`` patterns), filtering listings, and recording the
-actor of every history entry."""
+actor of every history entry — behind a REST API and behind an HTTP API alike."""
 
 from __future__ import annotations
 
@@ -22,13 +22,16 @@ from tests.integration.access_cases import (
     hidden_alike,
     run_local_steps,
 )
-from tests.integration.aws.deployment import REPO, Deployment, eventbridge
+from tests.integration.aws.deployment import API_TYPES, REPO, Deployment, eventbridge, use_api
 
 
-@pytest.fixture
-def dep(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Deployment:
+@pytest.fixture(params=API_TYPES)
+def dep(
+    request: pytest.FixtureRequest, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> Deployment:
+    """Behind either API: each puts the signer where its payload format says."""
     monkeypatch.setenv("STATEWRIGHT_ACCESS", json.dumps(RULES))
-    return deployment
+    return use_api(deployment, monkeypatch, request.param)
 
 
 def as_(dep: Deployment, principal: str) -> Any:

@@ -1,8 +1,11 @@
 """Routing for the dispatcher Lambda: which kind of event arrived, and what the service
 should do with it.
 
-- API Gateway REST proxy events go through the same routes as ``statewright serve``
-  (statewright.api).
+- API Gateway requests go through the same routes as ``statewright serve``
+  (statewright.api): REST proxy events, or an HTTP API's payload format 2.0 events when
+  the deployment's API is one (``STATEWRIGHT_API_TYPE=http``, from cdk.json's
+  ``api.type``). A request of the other format is answered 500 and logged: the function
+  and its API disagree, which only a hand-changed deployment could cause.
 - EventBridge ``Machine Event`` and ``Task Finished`` go to ``Service.handle_bus_event``
   (it checks that only source ``statewright`` sends NEXT, FAILED and Task Finished, and
   that a ``Task Finished`` carries the report token of exactly the attempt it names:
@@ -29,7 +32,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -68,7 +71,10 @@ def handle(event: Any, context: Any, *, handler_dir: Path | None = None) -> Any:
 
 def _dispatch(event: Any, context: Any, *, handler_dir: Path | None) -> Any:
     rt = runtime(handler_dir=handler_dir, metrics=METRICS)
-    if isinstance(event, Mapping) and "httpMethod" in event and "requestContext" in event:
+    api = api_format(event)
+    if api is not None:
+        if api != rt.settings.API_TYPE:
+            return _misdirected_request(api, rt.settings.API_TYPE)
         return rt.api.resolve(dict(event), context)
     if isinstance(event, Mapping) and "detail-type" in event and "source" in event:
         return {"outcome": route_bus_event(rt, event)}
@@ -82,6 +88,39 @@ def _dispatch(event: Any, context: Any, *, handler_dir: Path | None) -> Any:
     logger.error("not an API Gateway or EventBridge event; dropped", extra={"keys": _keys(event)})
     METRICS.count("events_ignored")
     return {"outcome": IGNORED}
+
+
+def api_format(event: Any) -> Literal["rest", "http"] | None:
+    """Which API Gateway API sent ``event``: a REST API (proxy event), an HTTP API
+    (payload format 2.0), or none (not an API request)."""
+    if not isinstance(event, Mapping) or "requestContext" not in event:
+        return None
+    if "httpMethod" in event:
+        return "rest"
+    if event.get("version") == "2.0" and "routeKey" in event:
+        return "http"
+    return None
+
+
+def _misdirected_request(arrived: str, configured: str) -> dict[str, Any]:
+    """The answer to an API request whose format is not the configured API's: 500 in
+    the format it came in (the caller did nothing wrong; the deployment is miswired)."""
+    from aws_lambda_powertools.event_handler import Response, content_types
+
+    from statewright.api import http_api_result, proxy_result
+
+    message = (
+        f"this control plane is configured for an API Gateway {configured.upper()} API "
+        f"(STATEWRIGHT_API_TYPE) but the request came from a {arrived.upper()} API"
+    )
+    logger.error("API request refused: %s", message)
+    METRICS.count("events_ignored")
+    response: Response[Any] = Response(
+        status_code=500,
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": {"code": "misconfigured", "message": message}},
+    )
+    return http_api_result(response) if arrived == "http" else proxy_result(response)
 
 
 def timer_fire(rt: Runtime, payload: Any) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,13 +31,15 @@ ENV_VARS = (
 )
 # Optional, set by the CDK app from cdk.json: history_retention_days, access (the
 # rules as a JSON list; unset: every authenticated caller may do everything), and
-# notices.state_changed (unset: Machine State Changed is published); and the timers'
-# dead-letter queue (unset: a fire Scheduler cannot deliver is dropped).
+# notices.state_changed (unset: Machine State Changed is published), api.type (unset:
+# rest); and the timers' dead-letter queue (unset: a fire Scheduler cannot deliver is
+# dropped).
 OPTIONAL_ENV_VARS = (
     "STATEWRIGHT_HISTORY_RETENTION_DAYS",
     "STATEWRIGHT_ACCESS",
     "STATEWRIGHT_STATE_CHANGED_NOTICES",
     "STATEWRIGHT_TIMER_DLQ_ARN",
+    "STATEWRIGHT_API_TYPE",
 )
 
 _DESCRIPTIONS = {
@@ -56,6 +58,7 @@ _DESCRIPTIONS = {
     "STATEWRIGHT_HISTORY_RETENTION_DAYS": "a whole number of days, at least 1",
     "STATEWRIGHT_ACCESS": "a JSON list of access rules (docs/security.md)",
     "STATEWRIGHT_STATE_CHANGED_NOTICES": "true or false",
+    "STATEWRIGHT_API_TYPE": "rest (API Gateway REST API) or http (HTTP API, payload format 2.0)",
 }
 
 
@@ -87,6 +90,8 @@ class Settings(BaseSettings):
     ACCESS: tuple[AccessRule, ...] | None = None
     # False: Machine State Changed is not put on the bus (no rule subscribes to it).
     STATE_CHANGED_NOTICES: bool = True
+    # Which API Gateway API sends the requests: its events' format (statewright.api).
+    API_TYPE: Literal["rest", "http"] = "rest"
 
     def access_policy(self) -> AccessPolicy | None:
         return AccessPolicy(self.ACCESS) if self.ACCESS is not None else None

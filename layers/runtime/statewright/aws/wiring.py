@@ -102,11 +102,12 @@ class Runtime:
 
     @property
     def api(self) -> Any:
-        """The HTTP API's resolver, built on the first API request."""
+        """The HTTP API's resolver for the deployment's API Gateway API (its payload
+        format: STATEWRIGHT_API_TYPE), built on the first API request."""
         if self._api is None:
             from statewright.api import build_api
 
-            self._api = build_api(self.service)
+            self._api = build_api(self.service, api_type=self.settings.API_TYPE)
         return self._api
 
 
