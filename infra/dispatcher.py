@@ -128,6 +128,8 @@ class Dispatcher(Construct):
                     timers=timers,
                 ),
                 "STATEWRIGHT_SPECS_DIR": BUNDLED_SPECS_DIR,
+                # The event format of the API in front of it (infra/http_api.py, api.py).
+                "STATEWRIGHT_API_TYPE": settings.api.type,
                 **access_environment(env_name, settings, paths.specs),
                 **common_environment,
             },

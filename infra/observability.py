@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -34,7 +35,7 @@ class Observability(Construct):
         settings: EnvironmentSettings,
         functions: Mapping[str, lambda_.IFunction],
         dead_letter_queues: Mapping[str, sqs.IQueue],
-        api: apigw.RestApi,
+        api: apigw.RestApi | apigwv2.HttpApi,
         table: dynamodb.ITable,
         terraform_project_name: str,
     ) -> None:

@@ -126,6 +126,28 @@ class ApiThrottling(_Strict):
     burst_limit: Annotated[int, Field(gt=0, le=5000)]
 
 
+API_TYPES = {
+    "rest": "API Gateway REST API (infra/api.py): gateway refusals in the API's error shape",
+    "http": "API Gateway HTTP API (infra/http_api.py): a lower price per request; "
+    "API Gateway's own refusals keep its own body (docs/deploy.md)",
+}
+
+
+class ApiSettings(_Strict):
+    """Which API Gateway API fronts the control plane (docs/deploy.md, "The HTTP API
+    option"); both are IAM (SigV4) authorized and answer the same routes."""
+
+    type: str = "rest"
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, api_type: str) -> str:
+        if api_type not in API_TYPES:
+            accepted = "; ".join(f"{name}: {what}" for name, what in API_TYPES.items())
+            raise ValueError(f"{api_type!r} is not an API type; accepted: {accepted}")
+        return api_type
+
+
 # An S3 bucket name as S3 accepts it (3-63 characters, lower case, digits, '.', '-').
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
@@ -211,6 +233,8 @@ class EnvironmentSettings(_Strict):
     # Create AWS::ApiGateway::Account and its CloudWatch role. There is one per account
     # and region: set it in at most one environment of an account and region.
     api_gateway_account_role: bool = False
+    # Which API Gateway API: rest (default) or http.
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     # Who may do what to which machine through the API (docs/security.md, "Access
     # rules"); left out, every caller IAM lets in may do everything.
@@ -239,6 +263,25 @@ class EnvironmentSettings(_Strict):
                     "modules manage in terraform_policy_statements instead"
                 )
         return arns
+
+    @model_validator(mode="after")
+    def _rest_only_settings(self) -> EnvironmentSettings:
+        # Execution logs and the account's CloudWatch role that writes them exist for
+        # REST APIs only: refused rather than silently doing nothing.
+        if self.api.type == "http":
+            if self.api_execution_logs != "off":
+                raise ValueError(
+                    "api_execution_logs must be 'off' with api.type 'http': HTTP APIs have "
+                    "no execution logs (every request is in the JSON access log); use "
+                    "api.type 'rest' for them"
+                )
+            if self.api_gateway_account_role:
+                raise ValueError(
+                    "api_gateway_account_role is for a REST API's execution logs; with "
+                    "api.type 'http' leave it false (set it in a REST environment of the "
+                    "account if one needs it)"
+                )
+        return self
 
     @property
     def retain(self) -> bool:

@@ -9,6 +9,7 @@ from statewright.catalog import SpecCatalog
 from infra.api import ControlPlaneApi
 from infra.bus import ControlBus
 from infra.dispatcher import Dispatcher
+from infra.http_api import ControlPlaneHttpApi
 from infra.layer import RuntimeLayer
 from infra.observability import Observability
 from infra.paths import SourcePaths
@@ -138,7 +139,8 @@ class StatewrightStack(cdk.Stack):
             task_runner=task_runner.function,
             terraform_project_name=terraform.project.project_name,
         )
-        api = ControlPlaneApi(
+        api_construct = ControlPlaneHttpApi if settings.api.type == "http" else ControlPlaneApi
+        api = api_construct(
             self, "Http", env_name=env_name, settings=settings, dispatcher=dispatcher.function
         )
         Observability(

@@ -71,12 +71,13 @@ def own_arn(service: str, resource: str) -> dict[str, Any]:
     return {"Fn::Join": ["", [*parts, ":", {"Ref": "AWS::AccountId"}, f":{resource}"]]}
 
 
-def synthesize(env: str, outdir: Path) -> Synthesized:
-    app = build_app(env, outdir=str(outdir))
+def synthesize(env: str, outdir: Path, context: dict[str, Any] | None = None) -> Synthesized:
+    """The stack of ``env`` from cdk.json's context, or from ``context`` when given."""
+    app = build_app(env, outdir=str(outdir), context=context)
     app.synth()
     path = outdir / f"statewright-{env}.template.json"
     raw = json.loads(path.read_text())
-    settings = load_settings(repository_context()[CONTEXT_KEY], env)
+    settings = load_settings((context or repository_context())[CONTEXT_KEY], env)
     return Synthesized(env, settings, outdir, path, raw, assertions.Template.from_json(raw), app)
 
 

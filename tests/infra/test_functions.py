@@ -76,6 +76,7 @@ def test_dispatcher_is_configured_with_exactly_the_design_variables(synth: Synth
         "STATEWRIGHT_SPECS_DIR",
         "STATEWRIGHT_HISTORY_RETENTION_DAYS",
         "STATEWRIGHT_STATE_CHANGED_NOTICES",
+        "STATEWRIGHT_API_TYPE",
     }
     assert env["STATEWRIGHT_ENV"] == synth.env
     assert env["STATEWRIGHT_BUS"] == f"statewright-{synth.env}"
@@ -85,6 +86,7 @@ def test_dispatcher_is_configured_with_exactly_the_design_variables(synth: Synth
     assert env["STATEWRIGHT_SPECS_DIR"] == "/var/task/specs"
     assert env["STATEWRIGHT_HISTORY_RETENTION_DAYS"] == str(synth.settings.history_retention_days)
     assert env["STATEWRIGHT_STATE_CHANGED_NOTICES"] == "true"  # cdk.json's notices
+    assert env["STATEWRIGHT_API_TYPE"] == "rest"  # cdk.json's api.type: REST proxy events
 
 
 def test_reconciler_has_the_service_variables_and_the_runner_reports_to_the_bus(

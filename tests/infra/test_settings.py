@@ -38,6 +38,8 @@ def test_cdk_json_declares_dev_and_prod_with_every_setting() -> None:
     left_out = _environments()
     del left_out["dev"]["notices"]
     assert load_settings(left_out, "dev").notices.state_changed  # on unless turned off
+    del left_out["dev"]["api"]
+    assert load_settings(left_out, "dev").api.type == "rest"  # REST unless asked otherwise
     assert load_settings(_environments(), "prod").removal_policy == "retain"
 
 
@@ -137,6 +139,27 @@ def test_terraform_pin_is_the_published_release_checksum() -> None:
             _with("dev", api_execution_logs="verbose"),
             "dev",
             r"api_execution_logs: Input should be 'off', 'errors' or 'info'",
+        ),
+        (
+            _with("dev", api={"type": "websocket"}),
+            "dev",
+            r"api.type: .*'websocket' is not an API type; accepted: rest: .*; http: ",
+        ),
+        (
+            _with("dev", api={"type": "http", "stage": "v2"}),
+            "dev",
+            r"api.stage: Extra inputs are not permitted",
+        ),
+        (
+            _with("dev", api={"type": "http"}, api_execution_logs="errors"),
+            "dev",
+            r"api_execution_logs must be 'off' with api.type 'http': HTTP APIs have no "
+            r"execution logs",
+        ),
+        (
+            _with("dev", api={"type": "http"}, api_gateway_account_role=True),
+            "dev",
+            r"api_gateway_account_role is for a REST API's execution logs",
         ),
         (
             _with("dev", notices={"state_changed": "yes"}),

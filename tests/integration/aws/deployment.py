@@ -178,12 +178,13 @@ def rest_api_event(
 ) -> dict[str, Any]:
     """A REST API's Lambda proxy event (API Gateway puts the SigV4 signer's ARN in
     ``identity.userArn``)."""
+    sent = {"Content-Type": "application/json", **headers}
     return {
         "resource": "/{proxy+}",
         "path": path,
         "httpMethod": method,
-        "headers": {"Content-Type": "application/json", **headers},
-        "multiValueHeaders": {},
+        "headers": sent,
+        "multiValueHeaders": {k: [v] for k, v in sent.items()},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": ({k: [v] for k, v in query.items()} if query else None),
         "pathParameters": {"proxy": path.lstrip("/")},

@@ -24,7 +24,7 @@ from tests.integration.aws.deployment import (
 )
 
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
-HEADERS_THAT_MATTER = ("content-type", "location", "retry-after", "allow")
+HEADERS_THAT_MATTER = ("content-type", "location", "retry-after", "allow", "idempotent-replayed")
 # What differs between two runs of the same requests: generated ids and times.
 _VOLATILE = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
@@ -48,6 +48,7 @@ def _requests(prefix: str) -> list[Request]:
     refusals of every kind (the body, the route, the method, the machine's state)."""
     machine = f"{prefix}-a"
     events = f"/machines/{machine}/events"
+    once = {"Idempotency-Key": f"{prefix}-key"}  # the second answer is the first replayed
     return [
         (
             201,
@@ -72,6 +73,10 @@ def _requests(prefix: str) -> list[Request]:
         (400, "GET", "/machines", None, {}, {"next_token": "not-a-token"}),
         (200, "GET", f"/machines/{machine}/history", None, {}, None),
         (409, "POST", f"/machines/{machine}/retry", None, {}, None),  # nothing to retry
+        (201, "POST", "/machines", {"spec": "preview-env", "id": f"{prefix}-d"}, once, None),
+        (201, "POST", "/machines", {"spec": "preview-env", "id": f"{prefix}-d"}, once, None),
+        (409, "POST", "/machines", {"spec": "preview-env", "id": f"{prefix}-e"}, once, None),
+        (400, "POST", "/machines", {"spec": "preview-env"}, {"Idempotency-Key": "\u00e9"}, None),
         (405, "DELETE", f"/machines/{machine}", None, {}, None),  # with Allow
         (404, "GET", "/no/such/route", None, {}, None),
         (200, "GET", "/specs/preview-env", None, {}, None),

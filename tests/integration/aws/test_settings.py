@@ -82,6 +82,18 @@ def test_state_changed_notices_are_on_unless_turned_off(monkeypatch: pytest.Monk
         load_settings()
 
 
+def test_the_api_type_is_rest_unless_set_to_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, COMPLETE)
+    assert load_settings().API_TYPE == "rest"
+    monkeypatch.setenv("STATEWRIGHT_API_TYPE", "http")
+    assert load_settings().API_TYPE == "http"
+    monkeypatch.setenv("STATEWRIGHT_API_TYPE", "websocket")
+    with pytest.raises(
+        ConfigurationError, match=r"STATEWRIGHT_API_TYPE is invalid.*rest \(API Gateway REST API\)"
+    ):
+        load_settings()
+
+
 def test_a_complete_environment_is_read_and_kept_until_it_changes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
