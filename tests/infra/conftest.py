@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,31 @@ from infra.app import build_app, repository_context
 from infra.settings import CONTEXT_KEY, EnvironmentSettings, load_settings
 
 ENVIRONMENTS = ("dev", "prod")
+CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+
+
+def cfn_lint_findings(template_path: Path) -> str:
+    """What cfn-lint finds in a template: nothing (``""``) when it is clean."""
+    result = subprocess.run(
+        [str(CFN_LINT), "--format", "parseable", str(template_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "" if result.returncode == 0 else result.stdout + result.stderr
+
+
+def acknowledged_rules(metadata_path: Path) -> dict[str, str]:
+    """The cdk-nag findings a synth accepted (rule id -> written reason), from the cloud
+    assembly's construct metadata."""
+    metadata = json.loads(metadata_path.read_text())
+    return {
+        rule_id: reason
+        for entries in metadata.values()
+        for entry in entries
+        if entry["type"] == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule_id, reason in entry["data"].items()
+    }
 
 
 @dataclass
@@ -69,6 +96,15 @@ def own_arn(service: str, resource: str) -> dict[str, Any]:
     ``own_arn("cloudwatch", "alarm:*")``."""
     parts = ["arn:", {"Ref": "AWS::Partition"}, f":{service}:", {"Ref": "AWS::Region"}]
     return {"Fn::Join": ["", [*parts, ":", {"Ref": "AWS::AccountId"}, f":{resource}"]]}
+
+
+def api_invoke_permissions(synth: Synthesized) -> list[dict[str, Any]]:
+    """The Lambda permissions that let API Gateway invoke a function."""
+    return [
+        p["Properties"]
+        for p in synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
 
 
 def synthesize(env: str, outdir: Path, context: dict[str, Any] | None = None) -> Synthesized:

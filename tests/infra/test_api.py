@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import Synthesized, api_invoke_permissions
 from tests.infra.gateway_responses import UnknownVariableError, context_for, render
 
 EXPECTED_ROUTES = {
@@ -197,11 +197,7 @@ def test_no_account_wide_api_gateway_settings_by_default(synth: Synthesized) -> 
 def test_one_invoke_permission_for_the_api(synth: Synthesized) -> None:
     api_id, _ = synth.one("AWS::ApiGateway::RestApi")
     dispatcher_id, _ = synth.one("AWS::Lambda::Function", "DispatchDispatcher")
-    from_api = [
-        p["Properties"]
-        for p in synth.of_type("AWS::Lambda::Permission").values()
-        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
-    ]
+    from_api = api_invoke_permissions(synth)
     assert len(from_api) == 1
     assert from_api[0]["FunctionName"] == {"Fn::GetAtt": [dispatcher_id, "Arn"]}
     assert api_id in json.dumps(from_api[0]["SourceArn"])

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk import assertions
 
 from infra.app import build_app, repository_context
 from infra.settings import CONTEXT_KEY, SettingsError
+from tests.infra.conftest import acknowledged_rules
 from tests.infra.test_stack import kept_with_a_fixed_name
 
 STAGING = {
@@ -190,14 +190,7 @@ def test_operator_policies_are_acknowledged_with_reasons(
     staging: tuple[dict[str, Any], Path],
 ) -> None:
     _, outdir = staging
-    metadata = json.loads((outdir / "statewright-staging.metadata.json").read_text())
-    acknowledged = {
-        rule_id
-        for entries in metadata.values()
-        for entry in entries
-        if entry["type"] == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
-        for rule_id in entry["data"]
-    }
+    acknowledged = set(acknowledged_rules(outdir / "statewright-staging.metadata.json"))
     assert {
         "AwsSolutions::AwsSolutions-IAM4[Policy::arn:aws:iam::aws:policy/AmazonSQSFullAccess]",
         "AwsSolutions::AwsSolutions-IAM5[Action::dynamodb:Describe*]",

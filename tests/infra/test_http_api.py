@@ -6,19 +6,22 @@ clean, with nothing acknowledged for the API."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 
 from infra.app import repository_context
 from infra.settings import CONTEXT_KEY
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import (
+    Synthesized,
+    acknowledged_rules,
+    api_invoke_permissions,
+    cfn_lint_findings,
+    synthesize,
+)
 from tests.infra.test_api import EXPECTED_ROUTES
-from tests.infra.test_stack import CFN_LINT, kept_with_a_fixed_name
+from tests.infra.test_stack import kept_with_a_fixed_name
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +72,7 @@ def test_every_route_reaches_the_dispatcher_as_payload_format_2(http: Synthesize
 def test_one_invoke_permission_scoped_to_this_api(http: Synthesized) -> None:
     api_id, _ = http.one("AWS::ApiGatewayV2::Api")
     dispatcher_id, _ = http.one("AWS::Lambda::Function", "DispatchDispatcher")
-    from_api = [
-        p["Properties"]
-        for p in http.of_type("AWS::Lambda::Permission").values()
-        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
-    ]
+    from_api = api_invoke_permissions(http)
     assert len(from_api) == 1
     (permission,) = from_api
     assert permission["Action"] == "lambda:InvokeFunction"
@@ -123,22 +122,9 @@ def test_the_dashboard_and_alarm_watch_the_http_api(http: Synthesized) -> None:
 def test_cfn_lint_and_cdk_nag_are_clean_with_nothing_acknowledged_for_the_api(
     http: Synthesized,
 ) -> None:
-    result = subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", str(http.template_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert cfn_lint_findings(http.template_path) == ""
     # The synth passed cdk-nag; the REST API's acknowledgments (WAF, Cognito, execution
     # logs) are not carried over, and none was needed for the HTTP API.
-    metadata = json.loads(Path(http.outdir / "statewright-dev.metadata.json").read_text())
-    acknowledged = {
-        rule_id
-        for entries in metadata.values()
-        for entry in entries
-        if entry["type"] == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
-        for rule_id in entry["data"]
-    }
+    acknowledged = acknowledged_rules(http.outdir / "statewright-dev.metadata.json")
     assert not [rule for rule in acknowledged if "APIG" in rule or "COG" in rule]
     assert kept_with_a_fixed_name(http.raw) == []

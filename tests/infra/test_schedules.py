@@ -6,7 +6,6 @@ stack of its own with cdk-nag's AwsSolutions checks, then checked with cfn-lint.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from statewright.spec.models import Spec
 from infra.nag import enable_nag
 from infra.queues import dead_letter_queue
 from infra.schedules import SpecScheduleError, SpecSchedules
-from tests.infra.test_stack import CFN_LINT
+from tests.infra.conftest import cfn_lint_findings
 
 SCHEDULED = """\
 version: 1.0
@@ -127,13 +126,7 @@ def test_each_spec_schedule_is_a_recurring_schedule_of_the_group(tmp_path: Path)
             "MaximumRetryAttempts": 10,
             "MaximumEventAgeInSeconds": 3600,
         }
-    result = subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert cfn_lint_findings(path) == ""
 
 
 def test_specs_without_schedules_make_none(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +12,7 @@ from aws_cdk import aws_sqs as sqs
 
 from infra.nag import acknowledge, enable_nag
 from infra.paths import REPO_ROOT
-from tests.infra.conftest import Synthesized
-
-CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+from tests.infra.conftest import Synthesized, acknowledged_rules, cfn_lint_findings
 
 
 def test_one_stack_named_after_the_environment(synth: Synthesized) -> None:
@@ -90,26 +86,13 @@ def test_a_redeploy_after_a_delete_or_a_failed_create_finds_no_leftover_names(
 
 
 def test_cfn_lint_is_clean(synth: Synthesized) -> None:
-    result = subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", str(synth.template_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert cfn_lint_findings(synth.template_path) == ""
 
 
 def test_every_acknowledgment_has_a_reason(synth: Synthesized) -> None:
     # The synth passed the AwsSolutions plugin; what it accepted is recorded in the
     # construct metadata, one written reason per finding id.
-    metadata = json.loads((synth.outdir / f"statewright-{synth.env}.metadata.json").read_text())
-    acknowledged = {
-        rule_id: reason
-        for entries in metadata.values()
-        for entry in entries
-        if entry["type"] == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
-        for rule_id, reason in entry["data"].items()
-    }
+    acknowledged = acknowledged_rules(synth.outdir / f"statewright-{synth.env}.metadata.json")
     assert {
         "AwsSolutions::AwsSolutions-APIG3",
         "AwsSolutions::AwsSolutions-COG4",

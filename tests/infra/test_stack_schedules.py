@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,8 @@ import pytest
 
 from infra.app import build_app
 from infra.paths import REPO_ROOT, SourcePaths
+from tests.infra.conftest import cfn_lint_findings
 from tests.infra.test_schedules import SCHEDULED
-from tests.infra.test_stack import CFN_LINT
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,7 @@ def test_each_spec_schedule_is_a_recurring_schedule(template: tuple[dict[str, An
 
 def test_the_template_with_schedules_passes_cfn_lint(template: tuple[dict[str, Any], Path]) -> None:
     _, path = template
-    result = subprocess.run(
-        [str(CFN_LINT), "--format", "parseable", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert cfn_lint_findings(path) == ""
 
 
 def test_the_shipped_specs_have_no_schedules_so_none_is_made(synth: Any) -> None:

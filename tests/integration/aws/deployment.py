@@ -280,18 +280,10 @@ class Deployment:
     # Which API Gateway API sends api()'s requests (the dispatcher's STATEWRIGHT_API_TYPE).
     api_type: str = "rest"
 
-    def api(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        query: dict[str, str] | None = None,
-        principal: str = f"arn:aws:iam::{ACCOUNT}:user/t",
-    ) -> tuple[int, Any]:
-        """One API request through the dispatcher, signed by ``principal``: its status
-        and JSON body."""
-        response = self.api_response(method, path, body, headers, query, principal)
+    def api(self, *request: Any, **parts: Any) -> tuple[int, Any]:
+        """One API request through the dispatcher (``api_response``'s arguments): its
+        status and JSON body."""
+        response = self.api_response(*request, **parts)
         return response["statusCode"], json.loads(response["body"])
 
     def api_response(
@@ -303,8 +295,8 @@ class Deployment:
         query: dict[str, str] | None = None,
         principal: str = f"arn:aws:iam::{ACCOUNT}:user/t",
     ) -> dict[str, Any]:
-        """The dispatcher's whole answer to one request as this deployment's API
-        (``api_type``) hands it over."""
+        """The dispatcher's whole answer to one request, signed by ``principal``, as this
+        deployment's API (``api_type``) hands it over."""
         build = http_api_event if self.api_type == "http" else rest_api_event
         event = build(method, path, body, headers or {}, query, principal)
         return aws_limits.api_gateway_answer(
