@@ -54,9 +54,11 @@ def _cost(workdir: Path) -> dict[str, Any]:
 
     _say("cost: synthesizing the CDK app for the table and the functions' memory")
     facts = template.from_template()
+    _say("cost: synthesizing it again with api.type http (the HTTP API option)")
+    http_facts = template.from_template(api_type="http")
     _say("cost: lifecycles of preview-env through the dispatcher under moto")
     with _stdout_silenced():
-        return cost.run(facts)
+        return cost.run(facts, http_facts=http_facts)
 
 
 def _cold_start(workdir: Path) -> dict[str, Any]:

@@ -12,9 +12,15 @@ machine already deleted.
 Priced (``bench.prices``): Lambda requests and GB-seconds of the dispatcher and task
 runner at their measured in-process durations and the memory the template gives them;
 DynamoDB request units from item sizes (``bench.dynamodb_units``); EventBridge events
-put; API Gateway requests; the build's S3 writes. Not priced: the user's own work (the
-function the task runner invokes, the build's minutes), which a Step Functions workflow
-would pay for just the same, and CloudWatch logs and metrics.
+put; API Gateway requests at the price of the template's API; the build's S3 writes.
+Not priced: the user's own work (the function the task runner invokes, the build's
+minutes), which a Step Functions workflow would pay for just the same, and CloudWatch
+logs and metrics.
+
+The lifecycles run twice more: with notices off, and behind the HTTP API option — the
+facts of a template synthesized with ``api.type: http``, the dispatcher configured for it
+(``STATEWRIGHT_API_TYPE=http``) and every API request sent as the HTTP API sends it
+(payload format 2.0), priced at the HTTP API's price (``cost.http_api``).
 
 An *event* is one delivery to the dispatcher (an API request or a bus event). Step
 Functions is charged one transition per state the machine entered (creation included),
@@ -22,11 +28,12 @@ the least a Standard workflow with the same states could be charged."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -68,18 +75,21 @@ class _Harness:
 
 @contextmanager
 def _deployment(facts: Facts, *, state_changed: bool = True) -> Iterator[_Harness]:
-    """Statewright's resources under moto, and its two functions loaded in-process."""
+    """Statewright's resources under moto, and its two functions loaded in-process; API
+    requests go in the format of the facts' API."""
     import boto3
     from moto import mock_aws
     from statewright.aws import task_runner as task_runner_module
     from statewright.aws import wiring
+    from statewright.aws.dispatch import api_format
 
     from tests.integration.aws import deployment as aws
 
     env = {
         **control_plane_environment(),
-        # cdk.json's notices.state_changed, as the CDK app passes it
+        # cdk.json's notices.state_changed and api.type, as the CDK app passes them
         "STATEWRIGHT_STATE_CHANGED_NOTICES": str(state_changed).lower(),
+        "STATEWRIGHT_API_TYPE": facts.api_type,
     }
     log = CallLog()
     with environment(env), mock_aws(config={"lambda": {"use_docker": False}}), log.installed():
@@ -91,7 +101,7 @@ def _deployment(facts: Facts, *, state_changed: bool = True) -> Iterator[_Harnes
         runner = aws.load_handler("task_runner")
 
         def timed(event: Any, context: Any) -> Any:
-            trigger = "api" if "httpMethod" in event else "bus"
+            trigger = "bus" if api_format(event) is None else "api"
             return log.invoke("dispatcher", dispatcher.handler, event, context, trigger=trigger)
 
         dep = aws.Deployment(
@@ -99,6 +109,7 @@ def _deployment(facts: Facts, *, state_changed: bool = True) -> Iterator[_Harnes
             task_runner=runner,
             reconciler=None,  # type: ignore[arg-type]
             queue_url="",
+            api_type=facts.api_type,
         )
         try:
             yield _Harness(log, dep, runner, aws.Build, aws.TASK_RUNNER, [])
@@ -242,7 +253,7 @@ def _price(log: CallLog, units: Units, facts: Facts) -> dict[str, float]:
     return {
         "lambda_requests": requests,
         "lambda_compute": compute,
-        "api_gateway": api_requests * p["apigateway_rest_request"] / 1e6,
+        "api_gateway": api_requests * p[cost_floor.API_REQUEST_PRICES[facts.api_type]] / 1e6,
         "dynamodb_reads": units.read * p["dynamodb_read_unit"] / 1e6,
         "dynamodb_writes": (units.write + units.index_write) * p["dynamodb_write_unit"] / 1e6,
         "eventbridge": _event_chunks(log.calls) * p["eventbridge_event"] / 1e6,
@@ -277,7 +288,9 @@ def _floor(
         index_moves=units.index_moves / lifecycles,
         index_exits=units.index_exits / lifecycles,
     )
-    by_item = cost_floor.usd_by_item(counts, facts.functions["dispatcher"], dispatcher_ms)
+    by_item = cost_floor.usd_by_item(
+        counts, facts.functions["dispatcher"], dispatcher_ms, api=facts.api_type
+    )
     return {
         "per_lifecycle": counts.as_dict(),
         "dispatcher_ms": dispatcher_ms,
@@ -296,31 +309,34 @@ NOTICES_OFF_KEYS = (
 )
 
 
-def run(facts: Facts, *, lifecycles: int = 20) -> dict[str, Any]:
-    """The lifecycles priced with the defaults, and again with ``Machine State Changed``
-    turned off (cdk.json ``notices.state_changed: false``)."""
+# What cost.http_api keeps of its run (besides aws_calls_per_event and the source).
+HTTP_API_KEYS = (*NOTICES_OFF_KEYS, "events_per_lifecycle")
+
+
+def run(facts: Facts, *, lifecycles: int = 20, http_facts: Facts | None = None) -> dict[str, Any]:
+    """The lifecycles priced with the defaults, again with ``Machine State Changed``
+    turned off (cdk.json ``notices.state_changed: false``), and again behind the HTTP API
+    option: ``http_facts`` (a template synthesized with ``api.type: http``), or by
+    default ``facts`` with its API changed — the same table and functions."""
+    if facts.api_type != "rest":
+        raise ValueError(f"the defaults are a REST API; these facts are {facts.source}")
+    http_facts = http_facts or dataclasses.replace(facts, api_type="http")
+    if http_facts.api_type != "http":
+        raise ValueError(f"http_facts must be an HTTP API's, not {http_facts.source}")
     results = _measure(facts, lifecycles=lifecycles, state_changed=True)
     off = _measure(facts, lifecycles=lifecycles, state_changed=False)
     results["notices_off"] = {k: off[k] for k in NOTICES_OFF_KEYS} | {
         "notices_per_lifecycle": off["floor"]["per_lifecycle"]["notices"]
     }
-    results["http_api_estimate"] = http_api_estimate(results)
-    return results
-
-
-def http_api_estimate(results: Mapping[str, Any]) -> dict[str, float]:
-    """The same run with its API requests priced as an HTTP API's instead of the REST
-    API's: an estimate of an option that is not built (docs/benchmarks.md says so)."""
-    p = prices.USD_PER_MILLION
-    rest = results["usd_per_million_events_by_item"]["api_gateway"]
-    http = rest * p["apigateway_http_request"] / p["apigateway_rest_request"]
-    total = results["usd_per_million_events"] - rest + http
-    sfn = results["usd_per_million_events"] / results["ratio_vs_step_functions"]
-    return {
-        "usd_per_million_events": total,
-        "saving_usd_per_million_events": rest - http,
-        "ratio_vs_step_functions": total / sfn,
+    http = _measure(http_facts, lifecycles=lifecycles, state_changed=True)
+    results["http_api"] = {k: http[k] for k in HTTP_API_KEYS} | {
+        "aws_calls_per_event": http["aws_calls_per_event"],
+        "deployment_source": http["deployment_source"],
+        "api_request_usd_per_million": prices.USD_PER_MILLION[
+            cost_floor.API_REQUEST_PRICES["http"]
+        ],
     }
+    return results
 
 
 def _measure(facts: Facts, *, lifecycles: int, state_changed: bool) -> dict[str, Any]:

@@ -8,7 +8,8 @@ What the floor counts (from the run's own counts, per lifecycle):
 - the ``by_spec`` index's writes as DynamoDB bills a keys-only index whose sort key holds
   the state: one when a machine enters it (creation) or leaves it (deletion), two when the
   state changes (the old entry deleted, the new one put);
-- one API Gateway request per event sent over the API;
+- one API Gateway request per event sent over the API, at the deployment's API's price
+  (the REST API's, or the HTTP API's with ``api.type: http``);
 - one EventBridge event per ``NEXT``/``FAILED``, per task completion (``Task Finished``)
   and per notice (``Machine State Changed``, ``Machine Deleted``) the run published;
 - one start call per task: a Lambda request for a Lambda task (CodeBuild charges
@@ -49,10 +50,15 @@ class Lifecycle:
         return asdict(self)
 
 
+# The price of one request by API Gateway API (cdk.json's api.type).
+API_REQUEST_PRICES = {"rest": "apigateway_rest_request", "http": "apigateway_http_request"}
+
+
 def usd_by_item(
-    lifecycle: Lifecycle, dispatcher: Function, dispatcher_ms: float
+    lifecycle: Lifecycle, dispatcher: Function, dispatcher_ms: float, *, api: str = "rest"
 ) -> dict[str, float]:
-    """The floor of one lifecycle in USD, by the same items as the measured cost."""
+    """The floor of one lifecycle in USD, by the same items as the measured cost, with
+    the API requests at the price of ``api`` (rest | http)."""
     p = prices.USD_PER_MILLION
     billed_s = math.ceil(dispatcher_ms) / 1000
     gb_seconds = lifecycle.events * dispatcher.memory_mb / 1024 * billed_s
@@ -66,7 +72,7 @@ def usd_by_item(
     return {
         "lambda_requests": lambda_requests * p["lambda_request"] / 1e6,
         "lambda_compute": gb_seconds * prices.USD_PER_GB_SECOND[dispatcher.architecture],
-        "api_gateway": lifecycle.api_requests * p["apigateway_rest_request"] / 1e6,
+        "api_gateway": lifecycle.api_requests * p[API_REQUEST_PRICES[api]] / 1e6,
         "dynamodb_reads": lifecycle.events * p["dynamodb_read_unit"] / 1e6,
         "dynamodb_writes": (lifecycle.events + index_units) * p["dynamodb_write_unit"] / 1e6,
         "eventbridge": bus_events * p["eventbridge_event"] / 1e6,

@@ -167,7 +167,7 @@ def _goals(r: dict[str, Any]) -> str:
 _ITEMS = {
     "lambda_requests": "Lambda requests (dispatcher, task runner)",
     "lambda_compute": "Lambda GB-seconds at the measured durations",
-    "api_gateway": "API Gateway REST requests",
+    "api_gateway": "API Gateway requests (REST API; the HTTP API's below)",
     "dynamodb_reads": "DynamoDB read units",
     "dynamodb_writes": "DynamoDB write units (table and index)",
     "eventbridge": "EventBridge events put",
@@ -253,9 +253,9 @@ Median in-process duration per invocation (billed as measured; under moto it inc
 moto's own work in place of network round trips): {durations}.
 """
     text += _cost_notices(c)
-    text += _cost_http_api(c)
     if goal("cost.ratio_vs_step_functions").missed(r):
         text += _cost_missed(c)
+    text += _cost_http_api(c)
     text += _cost_floor(r)
     text += "\nPrices used (USD per million, us-east-1):\n\n| price | USD |\n|---|---|\n"
     text += "\n".join(price_rows) + "\n"
@@ -263,25 +263,52 @@ moto's own work in place of network round trips): {durations}.
 
 
 def _cost_http_api(c: dict[str, Any]) -> str:
-    h = c.get("http_api_estimate")
+    h = c.get("http_api")
     if h is None:
         return ""
-    rest = prices.USD_PER_MILLION["apigateway_rest_request"]
-    http = prices.USD_PER_MILLION["apigateway_http_request"]
-    return f"""
-**An HTTP API instead of the REST API — an assessment, not built** (`api.type: http` does
-not exist). Priced from this run: the same requests at an HTTP API's ${http:.2f} per
-million instead of the REST API's ${rest:.2f} would save
-{_usd(h["saving_usd_per_million_events"])} per million events: {_usd(h["usd_per_million_events"])}
-in all, {_n(h["ratio_vs_step_functions"])} of Step Functions
-(`cost.http_api_estimate.ratio_vs_step_functions`, an estimate). What the REST API gives
-that an HTTP API does not: request validation before the function runs, which the
-deployment uses (an HTTP API would leave it all to the dispatcher, billed as Lambda
-time), execution logs (the `api_execution_logs` option) and an AWS WAF web ACL, which an
-operator may associate. IAM (SigV4) authorization, access logs and stage throttling exist
-on both. REST stays the default until the
-HTTP option is built and these are weighed against the saving.
+    rest_price = prices.USD_PER_MILLION["apigateway_rest_request"]
+    http_price = prices.USD_PER_MILLION["apigateway_http_request"]
+    rest_api = c["usd_per_million_events_by_item"]["api_gateway"]
+    http_api = h["usd_per_million_events_by_item"]["api_gateway"]
+    saving = c["usd_per_million_events"] - h["usd_per_million_events"]
+    same_calls = h["aws_calls_per_event"] == c["aws_calls_per_event"]
+    calls = (
+        "made exactly the same AWS calls per event as the REST run"
+        if same_calls
+        else "made other AWS calls per event than the REST run (see `cost.http_api`)"
+    )
+    text = f"""
+**Behind the HTTP API option** (`api.type: http`, docs/deploy.md "The HTTP API option").
+The same lifecycles again, with the facts of {h["deployment_source"]}: the dispatcher
+configured for it (`STATEWRIGHT_API_TYPE=http`) and every API request sent as an HTTP API
+sends it (payload format 2.0, resolved by Powertools' `APIGatewayHttpResolver`). It
+{calls}; its API requests are priced at ${http_price:.2f} per million instead of
+${rest_price:.2f}: API Gateway comes to {_usd(http_api)} per million events instead of
+{_usd(rest_api)}, {_usd(saving)} less in all.
+
+| | per million events | per million lifecycles | against Step Functions | against the floor |
+|---|---|---|---|---|
+{_notices_row("REST API (the default)", c)}
+{_notices_row("HTTP API (`cost.http_api.*`)", h)}
+
+The HTTP API's floor is {_usd(h["floor_usd_per_million_events"])} per million events
+(`cost.http_api.floor_usd_per_million_events`, the same floor with the HTTP API's price).
+REST stays the default (docs/deploy.md, "The HTTP API option", gives the reasons): the
+saving is {100 * saving / c["usd_per_million_events"]:.0f}% of this run's bill, and for it
+an HTTP API gives up what callers can see — API Gateway's own refusals in the API's error
+shape, body validation at the gateway, and WAF.
 """
+    g = goal("cost.http_api.ratio_vs_step_functions")
+    if g.missed({"cost": c}):
+        ranked = sorted(h["usd_per_million_events_by_item"].items(), key=lambda kv: -kv[1])
+        top = "; ".join(f"{_ITEMS.get(k, k)}: {_usd(v)}" for k, v in ranked[:3])
+        text += (
+            f"\n**Why the goal ({g.target}) for the HTTP API is missed.** The HTTP API "
+            "changes only the API Gateway item; its other items are priced as in the REST run, "
+            f"most of it here: {top}. Whatever lowers those lowers both figures by the same "
+            "amounts.\n"
+        )
+    return text
 
 
 def _notices_row(name: str, c: dict[str, Any]) -> str:

@@ -58,6 +58,16 @@ def test_notices_off_lower_only_the_bus_events() -> None:
     assert on["eventbridge"] - off["eventbridge"] == pytest.approx(5e-6)
 
 
+def test_an_http_api_floor_prices_only_the_api_requests_differently() -> None:
+    rest = cost_floor.usd_by_item(PREVIEW_ENV, DISPATCHER, dispatcher_ms=17.2)
+    http = cost_floor.usd_by_item(PREVIEW_ENV, DISPATCHER, dispatcher_ms=17.2, api="http")
+    assert {k for k in rest if rest[k] != http[k]} == {"api_gateway"}
+    assert http["api_gateway"] == pytest.approx(
+        2 * prices.USD_PER_MILLION["apigateway_http_request"] / 1e6
+    )
+    assert http["api_gateway"] < rest["api_gateway"]
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -86,18 +96,3 @@ def test_index_entries_moves_and_exits_are_counted_from_the_calls() -> None:
     units = UnitCounter(table).count(calls)
     assert (units.index_entries, units.index_moves, units.index_exits) == (1, 1, 1)
     assert units.index_write == 1 + 2 + 1
-
-
-def test_the_http_api_estimate_reprices_only_the_api_requests() -> None:
-    from bench.cost import http_api_estimate
-
-    measured = {
-        "usd_per_million_events": 5.0,
-        "ratio_vs_step_functions": 0.5,  # Step Functions: $10 per million events
-        "usd_per_million_events_by_item": {"api_gateway": 1.0},  # 2 of 7 events at $3.50
-    }
-    estimate = http_api_estimate(measured)
-    http_share = prices.USD_PER_MILLION["apigateway_http_request"] / 3.50
-    assert estimate["saving_usd_per_million_events"] == pytest.approx(1.0 - http_share)
-    assert estimate["usd_per_million_events"] == pytest.approx(4.0 + http_share)
-    assert estimate["ratio_vs_step_functions"] == pytest.approx((4.0 + http_share) / 10)

@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from bench import cold_start, cost, engine, local_http, reconciler, report, scaling, template
+from bench import (
+    cold_start,
+    cost,
+    engine,
+    local_http,
+    prices,
+    reconciler,
+    report,
+    scaling,
+    template,
+)
 
 # Long: whole runs end to end (`make test-fast` deselects them with -m "not slow").
 pytestmark = pytest.mark.slow
@@ -64,8 +74,18 @@ def test_cost_prices_a_lifecycle_against_step_functions(results: dict[str, Any])
     # Machine State Changed left out: only Machine Deleted is put, and the run costs less
     assert off["notices_per_lifecycle"] == 1
     assert off["usd_per_million_lifecycles"] < c["usd_per_million_lifecycles"]
-    http = c["http_api_estimate"]  # the REST API's requests repriced: cheaper, same calls
+    # Behind the HTTP API: the same lifecycle as payload 2.0 events makes the same calls,
+    # and only its API requests are cheaper.
+    http = c["http_api"]
+    _numbers(http, "usd_per_million_events", "floor_usd_per_million_events", "ratio_to_floor")
     assert 0 < http["ratio_vs_step_functions"] < c["ratio_vs_step_functions"]
+    assert http["floor_usd_per_million_events"] < c["floor_usd_per_million_events"]
+    assert http["aws_calls_per_event"] == c["aws_calls_per_event"]
+    assert http["events_per_lifecycle"] == c["events_per_lifecycle"]
+    rest_api = c["usd_per_million_events_by_item"]["api_gateway"]
+    assert http["usd_per_million_events_by_item"]["api_gateway"] == pytest.approx(
+        rest_api * prices.USD_PER_MILLION["apigateway_http_request"] / 3.50
+    )
     calls = c["aws_calls_per_event"]
     # The least an event costs: a read; a lifecycle also writes, publishes and starts tasks.
     assert calls["dynamodb.GetItem"] > 0 and calls["dynamodb.UpdateItem"] > 0
