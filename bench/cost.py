@@ -5,8 +5,8 @@ The lifecycle is the one ``tests/integration/aws/test_dispatcher_lifecycle.py`` 
 played the way AWS plays it: API Gateway requests (create, LAUNCH), the task runner
 run on the payload the dispatcher queued, every event the control plane puts on its bus
 that the CDK app's rules route back to the dispatcher delivered to it (Task Finished,
-NEXT), a user's rule sending DESTROY, the Terraform build's own work (storing its outputs
-and reporting Task Finished), then CodeBuild's Build State Change, which finds the
+NEXT), a user's rule sending DESTROY, the Terraform build's own work (reporting Task
+Finished with its outputs), then CodeBuild's Build State Change, which finds the
 machine already deleted.
 
 Priced (``bench.prices``): Lambda requests and GB-seconds of the dispatcher and task
@@ -51,7 +51,7 @@ from bench.template import Deployment as Facts
 LIST_INDEX_KEYS = (table_layout.LIST_INDEX_PARTITION_KEY, table_layout.LIST_INDEX_SORT_KEY)
 
 SPEC = "preview-env"
-OUTPUTS = {"db_url": "postgres://bench"}  # what the buildspec stores: {name: value}
+OUTPUTS = {"db_url": "postgres://bench"}  # what the buildspec reports: {name: value}
 USER_FUNCTION = (
     "statewright-dev-task-db-setup"  # the lambda task's function in specs/preview-env.yml
 )
@@ -163,9 +163,9 @@ def _settle(h: _Harness) -> None:
 
 
 def _run_build(h: _Harness, start: Call) -> None:
-    """What the Terraform build does besides Terraform: store its outputs beside the
-    state and report Task Finished (infra/buildspec/terraform.yml); then CodeBuild's own
-    Build State Change, which the default bus's rule routes to the dispatcher."""
+    """What the Terraform build does besides Terraform: report Task Finished with its
+    outputs (infra/buildspec/terraform.yml); then CodeBuild's own Build State Change,
+    which the default bus's rule routes to the dispatcher."""
     import boto3
 
     from tests.integration.aws import deployment as aws
@@ -175,11 +175,7 @@ def _run_build(h: _Harness, start: Call) -> None:
         invocation=None, build_id=start.response["build"]["id"], environment=environment
     )
     with h.log.acting("terraform_build"):
-        boto3.client("s3", region_name=aws.REGION).put_object(
-            Bucket=aws.STATE_BUCKET,
-            Key=build.variables["STATEWRIGHT_OUTPUTS_KEY"],
-            Body=json.dumps({"outputs": OUTPUTS, "redacted_outputs": []}).encode(),
-        )
+        # Outputs this small travel in the report: the build stores no object.
         report = build.report("succeeded", OUTPUTS)
         boto3.client("events", region_name=aws.REGION).put_events(
             Entries=[

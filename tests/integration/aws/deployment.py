@@ -146,6 +146,17 @@ class Build:
         event["resources"] = [event["detail"]["build-id"]]
         return event
 
+    def report_of_stored(self, stored: Any, *, indent: int | None = None) -> dict[str, Any]:
+        """The buildspec's report when its result is too big for an event: the result
+        stored at the build's outputs key, which the report names instead."""
+        key = self.variables["STATEWRIGHT_OUTPUTS_KEY"]
+        body = json.dumps(stored, indent=indent).encode()
+        boto3.client("s3", region_name=REGION).put_object(Bucket=STATE_BUCKET, Key=key, Body=body)
+        report = self.report("succeeded")
+        del report["detail"]["output"]
+        report["detail"]["outputs_object"] = key
+        return report
+
     def report(self, status: str, output: Any = None, error: str | None = None) -> dict[str, Any]:
         """The buildspec's own report (post_build: aws events put-events)."""
         v = self.variables

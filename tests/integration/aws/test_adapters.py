@@ -212,7 +212,7 @@ def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any)
         "STATEWRIGHT_SOURCE_BUCKET": "modules",
         "STATEWRIGHT_SOURCE_KEY": "net/",
         "STATEWRIGHT_STATE_KEY": f"dev/pr-1/{digest}.tfstate",
-        "STATEWRIGHT_OUTPUTS_KEY": f"dev/pr-1/{digest}.outputs.json",
+        "STATEWRIGHT_OUTPUTS_KEY": f"dev/pr-1/{digest}.outputs/3-1-infra.json",
         "STATEWRIGHT_RUN_KEY": f"dev/pr-1/{digest}.run.json",
         "STATEWRIGHT_VARIABLES_KEY": f"dev/pr-1/{digest}.inputs/3-1-infra.tfvars.json",
         "STATEWRIGHT_BUS": "statewright-dev",

@@ -1,6 +1,7 @@
 """infra/buildspec/terraform.yml, tested as text (its invariants) and by running its
 helper — the only part that touches user values — against a stand-in ``aws`` command
-that serves S3 from a folder and records put-events."""
+that serves S3 from a folder and answers put-events as EventBridge would (accepted,
+refused, or failing)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def test_the_binary_is_pinned_and_its_checksum_verified_before_use() -> None:
 
 def test_terraform_runs_from_the_helper_without_prompts_with_a_lock_timeout() -> None:
     build = load()["phases"]["build"]["commands"]
-    assert build == ['python3 "$SW_HELPER" run', 'python3 "$SW_HELPER" store-outputs']
+    assert build == ['python3 "$SW_HELPER" run', 'python3 "$SW_HELPER" outputs']
     source = helper_source(load())
     assert '"init", "-input=false"' in source
     assert 'terraform(action, "-auto-approve", "-input=false", "-no-color", lock_timeout())' in (
@@ -100,10 +101,9 @@ def test_no_user_value_is_on_a_command_line() -> None:
             assert name not in command, f"{name} appears in: {command}"
 
 
-def test_the_report_is_sent_from_a_file_after_the_build() -> None:
-    post = load()["phases"]["post_build"]["commands"]
-    assert post[0] == 'python3 "$SW_HELPER" report'
-    assert 'aws events put-events --entries "file://$SW_STATE_DIR/report.json"' in post[1]
+def test_the_report_is_sent_by_the_helper_after_the_build() -> None:
+    """No shell step may swallow a refused report: the helper sends it and fails."""
+    assert load()["phases"]["post_build"]["commands"] == ['python3 "$SW_HELPER" report']
 
 
 def test_the_helper_uses_no_shell() -> None:
@@ -115,12 +115,27 @@ def test_the_helper_uses_no_shell() -> None:
 # ---- running the helper ---------------------------------------------------------------
 
 FAKE_AWS = r'''#!{python}
-"""aws stand-in: S3 from a folder, put-events recorded."""
+"""aws stand-in: S3 from a folder; put-events recorded and answered as EventBridge does
+(FAKE_PUT_EVENTS: accept, refuse = FailedEntryCount 1 with exit 0 as the CLI does, or
+fail = the call itself failing)."""
 import json, os, pathlib, shutil, sys
 root = pathlib.Path(os.environ["FAKE_S3"])
 args = sys.argv[1:]
 def local(url):
     return root / url[len("s3://"):]
+if args[:2] == ["events", "put-events"]:
+    entries = json.loads(pathlib.Path(args[args.index("--entries") + 1][len("file://"):]).read_text())
+    with open(os.environ["FAKE_AWS_LOG"], "a") as log:
+        log.write(json.dumps(["events", "put-events", entries]) + "\n")
+    mode = os.environ.get("FAKE_PUT_EVENTS", "accept")
+    if mode == "fail":
+        sys.exit("An error occurred (AccessDeniedException) when calling the PutEvents operation")
+    if mode == "refuse":
+        print(json.dumps({"FailedEntryCount": 1, "Entries": [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]}))
+    else:
+        print(json.dumps({"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}))
+    sys.exit(0)
 if args[:2] == ["s3api", "head-object"]:
     sys.exit(0 if (root / args[3] / args[5]).is_file() else 255)
 if args[:2] == ["s3", "cp"] and args[2] == "--recursive":
@@ -165,7 +180,7 @@ def helper(tmp_path: Path) -> dict[str, Any]:
         "SW_WORK": str(tmp_path / "state" / "work"),
         cb.STATE_BUCKET: "state-bucket",
         cb.STATE_KEY: "dev/pr-1/abc.tfstate",
-        cb.OUTPUTS_KEY: "dev/pr-1/abc.outputs.json",
+        cb.OUTPUTS_KEY: "dev/pr-1/abc.outputs/3-1-infra.json",
         cb.VARIABLES_KEY: VARIABLES_KEY,
         cb.MACHINE_ID: "pr-1",
         cb.EPOCH: "3",
@@ -194,6 +209,18 @@ def run(helper: dict[str, Any], step: str, **extra: str) -> subprocess.Completed
         text=True,
         timeout=60,
     )
+
+
+def sent_reports(helper: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries the helper gave put-events, every call's."""
+    log = helper["root"] / "aws.log"
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [e for call in calls if call[:2] == ["events", "put-events"] for e in call[2]]
+
+
+def result(helper: dict[str, Any]) -> Any:
+    """The task output the helper keeps for its report."""
+    return json.loads((Path(helper["env"]["SW_STATE_DIR"]) / "result.json").read_text())
 
 
 def put_s3(helper: dict[str, Any], bucket: str, key: str, text: str) -> None:
@@ -302,19 +329,20 @@ def applied_module(root: Path) -> Path:
 
 
 @pytest.mark.terraform
-def test_outputs_are_stored_and_reported_without_sensitive_values(helper: dict[str, Any]) -> None:
+def test_outputs_are_reported_without_sensitive_values_and_stored_nowhere(
+    helper: dict[str, Any],
+) -> None:
     work = applied_module(helper["root"])
     Path(helper["env"]["SW_STATE_DIR"]).mkdir(parents=True)  # as prepare left it
     path = f"{helper['env']['PATH']}{os.pathsep}{TERRAFORM.parent}"
-    stored_done = run(helper, "store-outputs", SW_WORK=str(work), PATH=path)
+    stored_done = run(helper, "outputs", SW_WORK=str(work), PATH=path)
     assert stored_done.returncode == 0, stored_done.stderr
     expected = {"outputs": {"url": "https://pr-1"}, "redacted_outputs": ["password"]}
-    stored = helper["root"] / "s3" / "state-bucket" / "dev/pr-1/abc.outputs.json"
-    assert json.loads(stored.read_text()) == expected
+    assert result(helper) == expected
     done = run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="1")
     assert done.returncode == 0, done.stderr
     state = Path(helper["env"]["SW_STATE_DIR"])
-    [entry] = json.loads((state / "report.json").read_text())
+    [entry] = sent_reports(helper)
     assert entry["Source"] == "statewright" and entry["DetailType"] == "Task Finished"
     assert entry["EventBusName"] == "statewright-dev"
     assert json.loads(entry["Detail"]) == {
@@ -327,6 +355,8 @@ def test_outputs_are_stored_and_reported_without_sensitive_values(helper: dict[s
         "redacted_outputs": ["password"],
         "report_token": REPORT_TOKEN,
     }
+    # Outputs this small travel in the report: no object in the bucket.
+    assert not in_bucket(helper, helper["env"][cb.OUTPUTS_KEY]).exists()
     # The secret is in Terraform's state (the module's business), and nowhere else:
     # not in what was stored or sent, not in a file the helper wrote, not in its output.
     for file in [*state.rglob("*"), *(helper["root"] / "s3").rglob("*")]:
@@ -361,11 +391,10 @@ def test_the_build_redacts_as_the_control_plane_does(
     terraform.write_text(FAKE_TERRAFORM.replace("{python}", sys.executable))
     terraform.chmod(terraform.stat().st_mode | stat.S_IEXEC)
     Path(helper["env"]["SW_STATE_DIR"]).mkdir(parents=True)
-    done = run(helper, "store-outputs", FAKE_OUTPUTS=json.dumps(raw))
+    done = run(helper, "outputs", FAKE_OUTPUTS=json.dumps(raw))
     assert done.returncode == 0, done.stderr
-    stored = helper["root"] / "s3" / "state-bucket" / "dev/pr-1/abc.outputs.json"
     expected = terraform_outputs(raw)
-    assert json.loads(stored.read_text()) == {
+    assert result(helper) == {
         "outputs": expected.values,
         "redacted_outputs": expected.redacted,
     }
@@ -376,30 +405,74 @@ def test_outputs_in_another_shape_fail_the_build(helper: dict[str, Any]) -> None
     terraform.write_text(FAKE_TERRAFORM.replace("{python}", sys.executable))
     terraform.chmod(terraform.stat().st_mode | stat.S_IEXEC)
     Path(helper["env"]["SW_STATE_DIR"]).mkdir(parents=True)
-    done = run(helper, "store-outputs", FAKE_OUTPUTS=json.dumps({"a": {"type": "string"}}))
+    done = run(helper, "outputs", FAKE_OUTPUTS=json.dumps({"a": {"type": "string"}}))
     assert done.returncode != 0 and "'a' has no value" in done.stderr
-    assert not (helper["root"] / "s3" / "state-bucket" / "dev/pr-1/abc.outputs.json").exists()
+    assert not (Path(helper["env"]["SW_STATE_DIR"]) / "result.json").exists()
 
 
 def test_a_failed_build_reports_a_failure(helper: dict[str, Any]) -> None:
     state = Path(helper["env"]["SW_STATE_DIR"])
     state.mkdir(parents=True)
     assert run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="0").returncode == 0
-    detail = json.loads(json.loads((state / "report.json").read_text())[0]["Detail"])
+    [entry] = sent_reports(helper)
+    detail = json.loads(entry["Detail"])
     assert detail["status"] == "failed" and "tf:1234" in detail["error"]
     assert detail["report_token"] == REPORT_TOKEN  # a failure is reported only by its build too
 
 
-def test_outputs_too_big_for_an_event_are_left_to_the_build_state_change(
-    helper: dict[str, Any],
+def entry_size(entry: dict[str, Any]) -> int:
+    """What EventBridge counts against its 256 KB an entry (Source, DetailType, Detail,
+    Resources in UTF-8; 14 for a Time)."""
+    fields = (entry["Source"], entry["DetailType"], entry["Detail"], *entry.get("Resources", []))
+    return (14 if "Time" in entry else 0) + sum(len(f.encode("utf-8")) for f in fields)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "inline"),
+    [
+        ({"blob": "x" * 150_000}, True),
+        ({"blob": "x" * 300_000}, False),
+        # ASCII-escaped in the Detail, six bytes a character: over the margin.
+        ({"blob": "\u00e9" * 40_000}, False),
+    ],
+    ids=["fits", "too big", "too big once escaped"],
+)
+def test_outputs_travel_in_the_report_unless_too_big_then_the_report_names_them(
+    helper: dict[str, Any], outputs: dict[str, Any], inline: bool
 ) -> None:
     state = Path(helper["env"]["SW_STATE_DIR"])
     state.mkdir(parents=True)
-    (state / "result.json").write_text(
-        json.dumps({"outputs": {"blob": "x" * 300_000}, "redacted_outputs": []})
-    )
-    assert run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="1").returncode == 0
-    assert not (state / "report.json").exists()
+    stored = {"outputs": outputs, "redacted_outputs": ["pw"]}
+    (state / "result.json").write_text(json.dumps(stored))
+    done = run(helper, "report", CODEBUILD_BUILD_SUCCEEDING="1")
+    assert done.returncode == 0, done.stderr
+    [entry] = sent_reports(helper)
+    assert entry_size(entry) < 256 * 1024
+    detail = json.loads(entry["Detail"])
+    key = helper["env"][cb.OUTPUTS_KEY]
+    if inline:
+        assert (detail["output"], detail["redacted_outputs"]) == (outputs, ["pw"])
+        assert not in_bucket(helper, key).exists()
+    else:
+        assert "output" not in detail and detail["outputs_object"] == key
+        assert detail["status"] == "succeeded" and detail["report_token"] == REPORT_TOKEN
+        assert json.loads(in_bucket(helper, key).read_text()) == stored
+
+
+@pytest.mark.parametrize("mode", ["refuse", "fail"])
+@pytest.mark.parametrize("succeeding", ["1", "0"])
+def test_a_report_eventbridge_does_not_accept_fails_the_build(
+    helper: dict[str, Any], mode: str, succeeding: str
+) -> None:
+    """So a SUCCEEDED build always has its report on the way (the dispatcher waits for
+    it), and one that cannot report ends FAILED, which fails its attempt."""
+    state = Path(helper["env"]["SW_STATE_DIR"])
+    state.mkdir(parents=True)
+    (state / "result.json").write_text(json.dumps({"outputs": {}, "redacted_outputs": []}))
+    done = run(helper, "report", CODEBUILD_BUILD_SUCCEEDING=succeeding, FAKE_PUT_EVENTS=mode)
+    assert done.returncode != 0
+    assert "EventBridge did not accept the report" in done.stderr
+    assert len(sent_reports(helper)) == 1
 
 
 def test_the_build_never_sleeps_for_a_backoff() -> None:
@@ -453,10 +526,7 @@ def in_bucket(helper: dict[str, Any], key: str) -> Path:
 
 def reported(helper: dict[str, Any], **extra: str) -> dict[str, Any]:
     assert run(helper, "report", **extra).returncode == 0
-    state = Path(helper["env"]["SW_STATE_DIR"])
-    detail: dict[str, Any] = json.loads(
-        json.loads((state / "report.json").read_text())[0]["Detail"]
-    )
+    detail: dict[str, Any] = json.loads(sent_reports(helper)[-1]["Detail"])
     return detail
 
 
@@ -469,11 +539,10 @@ def test_a_plan_is_kept_beside_the_state_and_its_summary_is_the_output(
     done = run_terraform(helper, "run", **plan)
     assert done.returncode == 0, done.stderr
     assert zipfile.is_zipfile(in_bucket(helper, PLAN_KEY))  # Terraform's saved plan
-    stored = run_terraform(helper, "store-outputs", **plan)
+    stored = run_terraform(helper, "outputs", **plan)
     assert stored.returncode == 0, stored.stderr
     summary = {"changes": True, "add": 0, "change": 0, "destroy": 0, "resources": []}
-    outputs = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
-    assert outputs == {"outputs": summary, "redacted_outputs": []}
+    assert result(helper) == {"outputs": summary, "redacted_outputs": []}
     detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="1", **plan)
     assert detail["status"] == "succeeded" and detail["output"] == summary
     # The build said who it is before Terraform could take the state's lock.
@@ -484,7 +553,7 @@ def test_a_plan_is_kept_beside_the_state_and_its_summary_is_the_output(
     # The plan holds the sensitive value (as the state does); nothing else written does.
     state = Path(helper["env"]["SW_STATE_DIR"])
     written = [p for p in state.rglob("*") if p.is_file() and state / "work" not in p.parents]
-    for file in [*written, in_bucket(helper, "dev/pr-1/abc.outputs.json")]:
+    for file in written:
         assert SECRET not in file.read_text(errors="replace"), file
     for step in (done, stored):
         assert SECRET not in step.stdout + step.stderr
@@ -505,12 +574,12 @@ def test_fail_on_changes_fails_the_task_with_drift_detected_and_keeps_no_plan(
     assert done.returncode == 0, done.stderr
     assert "fail_on_changes" in done.stdout
     assert not in_bucket(helper, PLAN_KEY).exists()
-    assert run_terraform(helper, "store-outputs", **drift).returncode == 0
-    stored = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
+    assert run_terraform(helper, "outputs", **drift).returncode == 0
+    stored = result(helper)
     detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="1", **drift)
-    for result in (stored, detail):
-        assert result["error_type"] == "DriftDetected"
-        assert result["error"] == (
+    for said in (stored, detail):
+        assert said["error_type"] == "DriftDetected"
+        assert said["error"] == (
             "the plan has changes (0 to add, 0 to change, 0 to destroy; outputs change), and "
             "the task says fail_on_changes: the environment drifted from its configuration"
         )
@@ -518,7 +587,7 @@ def test_fail_on_changes_fails_the_task_with_drift_detected_and_keeps_no_plan(
     # Once applied, the same check finds nothing and succeeds.
     assert run_terraform(helper, "run", **{cb.ACTION: "apply"}).returncode == 0
     assert run_terraform(helper, "run", **drift).returncode == 0
-    assert run_terraform(helper, "store-outputs", **drift).returncode == 0
+    assert run_terraform(helper, "outputs", **drift).returncode == 0
     detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="1", **drift)
     assert detail["status"] == "succeeded" and detail["output"]["changes"] is False
     assert in_bucket(helper, PLAN_KEY).exists()
@@ -540,9 +609,8 @@ def test_apply_applies_exactly_the_saved_plan_and_a_stale_one_fails_with_terrafo
     apply = {cb.ACTION: "apply", "STATEWRIGHT_PLAN_KEY": first}
     done = run_terraform(helper, "run", **apply)
     assert done.returncode == 0, done.stderr
-    assert run_terraform(helper, "store-outputs", **apply).returncode == 0
-    outputs = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
-    assert outputs == {"outputs": {"size": 2}, "redacted_outputs": ["password"]}
+    assert run_terraform(helper, "outputs", **apply).returncode == 0
+    assert result(helper) == {"outputs": {"size": 2}, "redacted_outputs": ["password"]}
     # The second plan was made before the first was applied: Terraform refuses it.
     stale = run_terraform(helper, "run", **{**apply, "STATEWRIGHT_PLAN_KEY": second})
     assert stale.returncode != 0
@@ -593,13 +661,12 @@ def test_opentofu_builds_run_tofu(helper: dict[str, Any]) -> None:
         cb.RUN_KEY: RUN_KEY,
     }
     Path(helper["env"]["SW_WORK"]).mkdir(parents=True)
-    for step in ("run", "store-outputs"):
+    for step in ("run", "outputs"):
         done = run(helper, step, **extra)
         assert done.returncode == 0, done.stderr
     calls = [json.loads(line)[1:2] for line in log.read_text().splitlines()]
     assert calls == [["init"], ["destroy"], ["output"]]
-    stored = json.loads(in_bucket(helper, "dev/pr-1/abc.outputs.json").read_text())
-    assert stored == {"outputs": {"url": "https://x"}, "redacted_outputs": []}
+    assert result(helper) == {"outputs": {"url": "https://x"}, "redacted_outputs": []}
 
 
 @pytest.mark.terraform

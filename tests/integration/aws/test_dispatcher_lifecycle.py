@@ -20,7 +20,6 @@ from statewright.aws.dynamodb_store import DynamoStore
 from tests.contract.backends_aws import break_dynamodb_machine
 from tests.integration.aws.deployment import (
     REGION,
-    STATE_BUCKET,
     TABLE,
     Deployment,
     emitted,
@@ -107,20 +106,18 @@ def lifecycle(dep: Deployment, *, messy: bool, report_first: bool) -> dict[str, 
     assert len(dep.builds) == 1
     stages["tearing down"] = snapshot(machine)
 
-    # The build applies, stores its outputs beside the state, reports; CodeBuild says so.
+    # The build applies and reports its outputs; CodeBuild says it succeeded.
     build = dep.builds[0]
-    boto3.client("s3", region_name=REGION).put_object(
-        Bucket=STATE_BUCKET,
-        Key=build.variables["STATEWRIGHT_OUTPUTS_KEY"],
-        Body=json.dumps(OUTPUTS).encode(),
-    )
     signals = [build.report("succeeded", OUTPUTS), build.state_change("SUCCEEDED")]
     if not report_first:
         signals.reverse()
     outcomes = [dep.deliver(e) for e in signals]
-    assert outcomes[0] == "applied"
-    # The other signal finds the machine gone (its terminal state was satisfied).
-    assert outcomes[1] in {"stale", "refused"}
+    if report_first:
+        # The other signal finds the machine gone (its terminal state was satisfied).
+        assert outcomes[0] == "applied" and outcomes[1] in {"stale", "refused"}
+    else:
+        # SUCCEEDED waits for the report (accepted before the build could succeed).
+        assert outcomes == ["awaiting_report", "applied"]
     if messy:
         assert {dep.deliver(e) for e in signals} <= {"stale", "refused"}
     delivered += signals
@@ -192,8 +189,9 @@ def test_a_failed_build_fails_the_task_and_a_late_report_changes_nothing(
     assert status == 202 and machine["tasks"]["db-teardown"]["attempt"] == 2
     assert len(dep.builds) == 2 and dep.builds[1].variables["STATEWRIGHT_ATTEMPT"] == "2"
     assert dep.deliver(build.state_change("SUCCEEDED")) == "stale"
-    # No outputs were stored this time: the build's success still completes the task.
-    assert dep.deliver(dep.builds[1].state_change("SUCCEEDED")) == "applied"
+    # The second build succeeds: its SUCCEEDED waits for its report, which completes it.
+    assert dep.deliver(dep.builds[1].state_change("SUCCEEDED")) == "awaiting_report"
+    assert dep.deliver(dep.builds[1].report("succeeded", {})) == "applied"
     assert dep.get("f-1")[0] == 404
 
 

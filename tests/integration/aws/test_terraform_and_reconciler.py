@@ -1,16 +1,20 @@
 """Terraform tasks in AWS terms, and the reconciler: a spec of our own whose PROVISION
-applies a module shipped inside the specs folder (a ``local`` source), so the outputs a
-build stored beside its state are visible afterwards. The reconciler goes on past a
-machine it cannot repair, outputs over the task-output limit end in OutputTooLarge by
-every path, and a build may report only its own task (its report token)."""
+applies a module shipped inside the specs folder (a ``local`` source). A build's
+outputs travel in its report (an object beside the state only when they are too big for
+it), CodeBuild's SUCCEEDED waits for that report, and a report that never comes ends in
+the attempt's timeout. The reconciler goes on past a machine it cannot repair, outputs
+over the task-output limit end in OutputTooLarge by every path, and a build may report
+only its own task (its report token)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.handlers
 import pytest
 from statewright.aws import reconciler
 
@@ -23,6 +27,7 @@ from tests.integration.aws.deployment import (
     emitted,
     lambda_context,
 )
+from tests.integration.aws.test_scheduler_timers import schedules
 
 SPEC = """\
 version: 1.0
@@ -45,7 +50,7 @@ tasks:
     executor: terraform
     config: {action: destroy, source: {type: local, location: modules/net}}
 """
-# What the buildspec stores beside the state (sensitive outputs already left out).
+# The build's result (sensitive outputs already left out).
 STORED = {"outputs": {"vpc_id": "vpc-123"}, "redacted_outputs": ["db_password"]}
 
 
@@ -56,13 +61,27 @@ def env_spec(deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return deployment
 
 
-def store_outputs(key: str, stored: object = STORED) -> None:
-    boto3.client("s3", region_name=REGION).put_object(
-        Bucket=STATE_BUCKET, Key=key, Body=json.dumps(stored).encode()
-    )
+@pytest.fixture
+def builds_failed() -> Iterator[None]:
+    """CodeBuild answers BatchGetBuilds with every build FAILED (moto calls every build
+    it is asked about SUCCEEDED)."""
+
+    def failed(parsed: dict[str, Any], **_: Any) -> None:
+        for build in parsed.get("builds", []):
+            build["buildStatus"] = "FAILED"
+
+    hook = ("after-call.codebuild.BatchGetBuilds", failed)
+    botocore.handlers.BUILTIN_HANDLERS.append(hook)  # sessions made from now on
+    yield
+    botocore.handlers.BUILTIN_HANDLERS.remove(hook)
 
 
-def test_a_build_state_change_completes_the_apply_with_the_stored_outputs(
+def objects() -> list[str]:
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=STATE_BUCKET)
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def test_an_apply_completes_from_its_report_alone_and_leaves_no_object(
     env_spec: Deployment,
 ) -> None:
     dep = env_spec
@@ -83,10 +102,17 @@ def test_a_build_state_change_completes_the_apply_with_the_stored_outputs(
         "cidr": "10.0.0.0/16",
         "stack_id": "e-1",
     }
-    store_outputs(variables["STATEWRIGHT_OUTPUTS_KEY"])
-    assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"
-    # The buildspec's own report is now a duplicate.
-    assert dep.deliver(build.report("succeeded", STORED["outputs"])) == "duplicate"
+    dep.published()  # the machine's state changes so far
+    # CodeBuild's SUCCEEDED before the report: its report was accepted before the build
+    # could succeed, so the dispatcher waits for it and completes nothing.
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "awaiting_report"
+    assert dep.get("e-1")[1]["tasks"]["network"]["status"] == "running"
+    assert dep.published() == []
+    report = build.report("succeeded", STORED["outputs"])
+    report["detail"]["redacted_outputs"] = STORED["redacted_outputs"]
+    assert dep.deliver(report) == "applied"
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "duplicate"
+    assert not any(".outputs" in key for key in objects())  # nothing stored, nothing read
     for event in dep.dispatched(dep.published()):
         dep.deliver(event)  # NEXT
     _, machine = dep.get("e-1")
@@ -99,16 +125,52 @@ def test_a_build_state_change_completes_the_apply_with_the_stored_outputs(
     assert dep.builds[1].variables["STATEWRIGHT_ACTION"] == "destroy"
 
 
+def test_outputs_too_big_for_the_report_are_read_from_the_object_it_names(
+    env_spec: Deployment,
+) -> None:
+    dep = env_spec
+    launch(dep, "e-7")
+    [build] = dep.builds
+    big = {"outputs": {"vpc_id": "vpc-123", "notes": "n" * 20_000}, "redacted_outputs": ["pw"]}
+    report = build.report_of_stored(big)
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "awaiting_report"
+    assert dep.deliver(report) == "applied"
+    record = dep.get("e-7")[1]["tasks"]["network"]
+    assert (record["status"], record["output"]) == ("succeeded", big["outputs"])
+    assert record["redacted_outputs"] == ["pw"]
+
+
+def test_a_report_may_name_only_its_own_attempts_outputs_object(env_spec: Deployment) -> None:
+    """A report naming any other object (another machine's outputs, a state file) is
+    refused without reading it; the attempt goes on waiting for its own report."""
+    dep = env_spec
+    launch(dep, "e-8")
+    launch(dep, "e-9")
+    own, other = dep.builds
+    other.report_of_stored(STORED)
+    for key in (
+        other.variables["STATEWRIGHT_OUTPUTS_KEY"],
+        own.variables["STATEWRIGHT_STATE_KEY"],
+        own.variables["STATEWRIGHT_OUTPUTS_KEY"].replace("-1-network", "-2-network"),
+        own.variables["STATEWRIGHT_OUTPUTS_KEY"].replace("test/", "prod/"),
+        "../" + own.variables["STATEWRIGHT_OUTPUTS_KEY"],
+        7,
+    ):
+        report = own.report("succeeded")
+        report["detail"]["outputs_object"] = key
+        assert dep.deliver(report) == "refused", key
+    assert dep.get("e-8")[1]["tasks"]["network"]["status"] == "running"
+
+
 def test_outputs_stored_in_terraforms_own_shape_are_not_kept(env_spec: Deployment) -> None:
-    """A build of an older buildspec stored `terraform output -json` as it is, sensitive
-    values included: none of it reaches the machine."""
+    """An object in `terraform output -json`'s own shape (sensitive values included) is
+    not the buildspec's: none of it reaches the machine."""
     dep = env_spec
     dep.api("POST", "/machines", {"spec": "env", "id": "e-5"})
     dep.api("POST", "/machines/e-5/events", {"event": "LAUNCH"})
     [build] = dep.builds
     raw = {"db_password": {"sensitive": True, "type": "string", "value": "hunter2"}}
-    store_outputs(build.variables["STATEWRIGHT_OUTPUTS_KEY"], raw)
-    assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"
+    assert dep.deliver(build.report_of_stored(raw)) == "applied"
     _, machine = dep.get("e-5")
     record = machine["tasks"]["network"]
     assert record["status"] == "succeeded" and record["output"] is None
@@ -159,10 +221,9 @@ def test_a_build_may_report_only_its_own_task(
 
     assert dep.deliver(real) == "applied"
     assert dep.get("t-1")[1]["tasks"]["network"]["output"] == {"vpc_id": "vpc-1"}
-    # The other machine's build, without a report of its own, is completed by CodeBuild.
-    store_outputs(other_machines.variables["STATEWRIGHT_OUTPUTS_KEY"])
-    assert dep.deliver(other_machines.state_change("SUCCEEDED")) == "applied"
-    assert dep.get("t-2")[1]["tasks"]["network"]["status"] == "succeeded"
+    # The other machine's build failed before it could report: CodeBuild's event says so.
+    assert dep.deliver(other_machines.state_change("FAILED")) == "applied"
+    assert dep.get("t-2")[1]["tasks"]["network"]["status"] == "failed"
 
 
 def test_leaving_a_state_lets_its_build_finish_and_its_end_starts_the_next(
@@ -186,15 +247,55 @@ def test_leaving_a_state_lets_its_build_finish_and_its_end_starts_the_next(
     assert dep.deliver(dep.builds[0].state_change("SUCCEEDED")) == "stale"
 
 
-def test_the_reconciler_completes_builds_whose_events_never_came(env_spec: Deployment) -> None:
+def test_a_report_that_never_comes_ends_in_the_attempts_timeout(env_spec: Deployment) -> None:
+    """SUCCEEDED waits for the report; if it is lost for good (past EventBridge's retries,
+    in the rule's DLQ), the attempt's TIMEOUT timer fails it with Timeout, and the
+    build's end, seen again, frees the state its run held."""
+    dep = env_spec
+    launch(dep, "lost")
+    [build] = dep.builds
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "awaiting_report"
+    [timeout] = [t for name, t in schedules().items() if name.startswith("timeout-")]
+    # EventBridge Scheduler invokes the dispatcher with the timer when it is due.
+    assert dep.deliver(json.loads(timeout["Target"]["Input"])) == "applied"
+    _, machine = dep.get("lost")
+    record = machine["tasks"]["network"]
+    assert (record["status"], record["error_type"]) == ("failed", "Timeout")
+    assert dep.stopped == [build.build_id]  # StopBuild of a finished build: harmless
+    # The build's end again (the reconciler asks CodeBuild): its run's state is freed.
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"
+    history = dep.api("GET", "/machines/lost/history")[1]["entries"]
+    assert [e["kind"] for e in history][-1] == "run_finished"
+    # A report surfacing after all (redriven from the DLQ) changes nothing.
+    assert dep.deliver(build.report("succeeded", {"vpc_id": "late"})) == "duplicate"
+    assert dep.get("lost")[1]["tasks"]["network"]["output"] is None
+
+
+def test_the_reconciler_fails_builds_that_failed_without_a_word(
+    env_spec: Deployment, builds_failed: None
+) -> None:
+    dep = env_spec
+    launch(dep, "e-4")
+    # Neither the report nor CodeBuild's event arrives; the build ended FAILED.
+    report = dep.reconciler.handler({}, lambda_context("reconciler"))
+    assert report["builds_checked"] == 1 and report["builds_completed"] == 1
+    record = dep.get("e-4")[1]["tasks"]["network"]
+    assert record["status"] == "failed" and "ended FAILED" in record["error"]
+
+
+def test_the_reconciler_leaves_a_succeeded_build_to_its_report(env_spec: Deployment) -> None:
     dep = env_spec
     dep.api("POST", "/machines", {"spec": "env", "id": "e-3"})
     dep.api("POST", "/machines/e-3/events", {"event": "LAUNCH"})
-    # Neither the report nor CodeBuild's event arrives; moto's build has finished.
+    # Neither the report nor CodeBuild's event has arrived; moto's build has finished.
     report = dep.reconciler.handler(
         {"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context("reconciler")
     )
-    assert report["builds_checked"] == 1 and report["builds_completed"] == 1
+    assert report["builds_checked"] == 1 and report["builds_completed"] == 0
+    assert report["outcomes"] == {"awaiting_report": 1}
+    assert dep.get("e-3")[1]["tasks"]["network"]["status"] == "running"
+    # The report, late (EventBridge retried its delivery), completes the task.
+    assert dep.deliver(dep.builds[0].report("succeeded", {"vpc_id": "vpc-3"})) == "applied"
     _, machine = dep.get("e-3")
     assert machine["tasks"]["network"]["status"] == "succeeded"
     # Satisfied: its NEXT is on the bus. Lose it, and the next run publishes it again.
@@ -218,7 +319,7 @@ def test_the_reconciler_reads_no_idle_machine(env_spec: Deployment) -> None:
         dep.api("POST", "/machines/busy/events", {"event": "LAUNCH"})  # its build's news lost
         with log.acting("reconciler"):
             report = dep.reconciler.handler({}, lambda_context("reconciler"))
-    assert report["recovery"]["machines_scanned"] == 1 and report["builds_completed"] == 1
+    assert report["recovery"]["machines_scanned"] == 1 and report["builds_checked"] == 1
     read = json.dumps([c.response for c in log.calls if c.service == "dynamodb"], default=str)
     assert "MACHINE#busy" in read
     assert "idle-" not in read  # not one of them was read, by a query or any other call
@@ -250,7 +351,7 @@ def launch(dep: Deployment, machine_id: str) -> None:
 
 
 def test_one_build_that_cannot_be_completed_leaves_the_others_to_complete(
-    env_spec: Deployment, monkeypatch: pytest.MonkeyPatch
+    env_spec: Deployment, monkeypatch: pytest.MonkeyPatch, builds_failed: None
 ) -> None:
     for name in ("e-1", "e-2", "e-3"):
         launch(env_spec, name)
@@ -267,7 +368,7 @@ def test_one_build_that_cannot_be_completed_leaves_the_others_to_complete(
     assert report["builds_checked"] == 3 and report["builds_completed"] == 2
     assert [e.split(":")[0] for e in report["errors"]] == ["e-2"]
     states = {n: env_spec.get(n)[1]["tasks"]["network"]["status"] for n in ("e-1", "e-2", "e-3")}
-    assert states == {"e-1": "succeeded", "e-2": "running", "e-3": "succeeded"}
+    assert states == {"e-1": "failed", "e-2": "running", "e-3": "failed"}
 
 
 @pytest.mark.parametrize("size", [40_000, 2_000_000], ids=["over 32 KiB", "over 1 MiB"])
@@ -277,12 +378,7 @@ def test_stored_outputs_over_the_limit_fail_the_apply_with_output_too_large(
     launch(env_spec, "big")
     [build] = env_spec.builds
     outputs = {"outputs": {"blob": "x" * size}, "redacted_outputs": []}
-    boto3.client("s3", region_name=REGION).put_object(
-        Bucket=STATE_BUCKET,
-        Key=build.variables["STATEWRIGHT_OUTPUTS_KEY"],
-        Body=json.dumps(outputs, indent=2).encode(),
-    )
-    assert env_spec.deliver(build.state_change("SUCCEEDED")) == "applied"
+    assert env_spec.deliver(build.report_of_stored(outputs, indent=2)) == "applied"
     record = env_spec.get("big")[1]["tasks"]["network"]
     assert (record["status"], record["error_type"], record["output"]) == (
         "failed",
@@ -292,11 +388,9 @@ def test_stored_outputs_over_the_limit_fail_the_apply_with_output_too_large(
     assert "32 KiB" in record["error"]
 
 
-def test_a_build_that_stored_why_its_task_fails_fails_it_by_either_signal(
-    env_spec: Deployment,
-) -> None:
-    """A drift check's build ends SUCCEEDED (Terraform planned fine) but stores that the
-    task fails (DriftDetected): the Build State Change says what its report says."""
+def test_a_build_that_stored_why_its_task_fails_fails_it(env_spec: Deployment) -> None:
+    """A drift check's build ends SUCCEEDED (Terraform planned fine) but its result,
+    stored because it is too big for the report, says the task fails (DriftDetected)."""
     dep = env_spec
     dep.api("POST", "/machines", {"spec": "env", "id": "e-9"})
     dep.api("POST", "/machines/e-9/events", {"event": "LAUNCH"})
@@ -312,8 +406,8 @@ def test_a_build_that_stored_why_its_task_fails_fails_it_by_either_signal(
         "error": why,
         "error_type": "DriftDetected",
     }
-    store_outputs(build.variables["STATEWRIGHT_OUTPUTS_KEY"], stored)
-    assert dep.deliver(build.state_change("SUCCEEDED")) == "applied"
+    assert dep.deliver(build.state_change("SUCCEEDED")) == "awaiting_report"
+    assert dep.deliver(build.report_of_stored(stored)) == "applied"
     record = dep.get("e-9")[1]["tasks"]["network"]
     assert record["status"] == "failed"
     assert (record["error_type"], record["error"]) == ("DriftDetected", why)

@@ -139,7 +139,8 @@ def test_the_apply_gets_exactly_the_approved_plan(dep: Deployment) -> None:
     stem = variables["STATEWRIGHT_STATE_KEY"].removesuffix(".tfstate")
     assert variables["STATEWRIGHT_ACTION"] == "plan"
     assert variables["STATEWRIGHT_PLAN_KEY"] == f"{stem}.plans/plan/2-1.tfplan"
-    assert variables["STATEWRIGHT_OUTPUTS_KEY"] == f"{stem}.plans/plan/2-1.json"
+    # Only a summary too big for the report would be stored, there.
+    assert variables["STATEWRIGHT_OUTPUTS_KEY"] == f"{stem}.outputs/2-1-plan.json"
     assert "STATEWRIGHT_FAIL_ON_CHANGES" not in variables
     assert task(dep, "g-1", "plan")["output"] == SUMMARY
     send(dep, "g-1", "APPROVE")
@@ -162,7 +163,9 @@ def test_a_rejected_plan_is_made_again_and_the_apply_takes_the_new_one(dep: Depl
     )
 
 
-def test_a_drift_check_with_changes_routes_to_failed_by_either_signal(dep: Deployment) -> None:
+def test_a_drift_check_with_changes_routes_to_failed_whichever_signal_comes_first(
+    dep: Deployment,
+) -> None:
     planned(dep, "g-3")
     send(dep, "g-3", "APPROVE")
     assert dep.deliver(dep.builds[-1].report("succeeded", {"size": 1})) == "applied"
@@ -170,13 +173,13 @@ def test_a_drift_check_with_changes_routes_to_failed_by_either_signal(dep: Deplo
     send(dep, "g-3", "CHECK")
     check = dep.builds[-1]
     assert check.variables["STATEWRIGHT_FAIL_ON_CHANGES"] == "true"
-    # The report lost: CodeBuild's SUCCEEDED build, whose stored result says drift.
+    # CodeBuild's SUCCEEDED (Terraform planned fine) first: it waits for the report,
+    # which says the task fails.
+    assert dep.deliver(check.state_change("SUCCEEDED")) == "awaiting_report"
     why = "the plan has changes (1 to add, 0 to change, 0 to destroy), and ..."
-    store(
-        check.variables["STATEWRIGHT_OUTPUTS_KEY"],
-        {"outputs": SUMMARY, "redacted_outputs": [], "error": why, "error_type": "DriftDetected"},
-    )
-    assert dep.deliver(check.state_change("SUCCEEDED")) == "applied"
+    report = check.report("failed", error=why)
+    report["detail"].update(output=SUMMARY, error_type="DriftDetected")
+    assert dep.deliver(report) == "applied"
     settle(dep)
     _, machine = dep.get("g-3")
     assert machine["state"] == "DRIFTED"

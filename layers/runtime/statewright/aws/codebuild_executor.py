@@ -82,11 +82,38 @@ def idempotency_token(start_key: str, parameters: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{start_key}\n{canonical}".encode()).hexdigest()[:32]
 
 
+def attempt_name(epoch: int, attempt: int, task: str) -> str:
+    """``<epoch>-<attempt>-<task>``: what an attempt's objects beside the state are
+    named by."""
+    return f"{epoch}-{attempt}-{task}"
+
+
 def variables_key(stem: str, invocation: TaskInvocation) -> str:
     """``<env>/<machine>/<source-digest>.inputs/<epoch>-<attempt>-<task>.tfvars.json``:
     beside the state, one per attempt."""
-    name = f"{invocation.epoch}-{invocation.attempt}-{invocation.task}"
+    name = attempt_name(invocation.epoch, invocation.attempt, invocation.task)
     return f"{stem}.inputs/{name}.tfvars.json"
+
+
+def outputs_key(stem: str, name: str) -> str:
+    """``<env>/<machine>/<source-digest>.outputs/<epoch>-<attempt>-<task>.json``: where
+    a build stores its result when it is too big for its report, which then names it;
+    one per attempt (``name``: :func:`attempt_name`), so an object is never taken for a
+    later attempt's."""
+    return f"{stem}.outputs/{name}.json"
+
+
+def is_outputs_key(key: str, *, env_name: str, machine_id: str, name: str) -> bool:
+    """Whether ``key`` is the :func:`outputs_key` of that machine's attempt ``name``
+    (of any source): the dispatcher reads no other object for a report naming one."""
+    stem = f"{env_name}/{machine_id}/"
+    digest, dot, rest = key.removeprefix(stem).partition(".")
+    return (
+        key.startswith(stem)
+        and digest.isalnum()
+        and dot == "."
+        and f".{rest}" == outputs_key("", name)
+    )
 
 
 def state_key(stem: str) -> str:
@@ -99,8 +126,8 @@ def run_key(stem: str) -> str:
 
 
 def plan_stem(stem: str, task: str, epoch: int, attempt: int) -> str:
-    """``<stem>.plans/<plan-task>/<epoch>-<attempt>``: one saved plan (``.tfplan``) and
-    its summary (``.json``) per attempt, so a stale plan run that still finishes never
+    """``<stem>.plans/<plan-task>/<epoch>-<attempt>``: one saved plan (``.tfplan``) per
+    attempt, so a stale plan run that still finishes never
     replaces the plan an apply was approved for."""
     return f"{stem}.plans/{task}/{epoch}-{attempt}"
 
@@ -163,7 +190,9 @@ class CodeBuildExecutor:
             ACTION: config.action,
             SOURCE_TYPE: source.type,
             STATE_KEY: state_key(stem),
-            OUTPUTS_KEY: f"{stem}.outputs.json",
+            OUTPUTS_KEY: outputs_key(
+                stem, attempt_name(invocation.epoch, invocation.attempt, invocation.task)
+            ),
             RUN_KEY: run_key(stem),
             VARIABLES_KEY: variables_key(stem, invocation),
             BUS: self.bus_name,
@@ -181,11 +210,11 @@ class CodeBuildExecutor:
     def _plan_variables(
         invocation: TaskInvocation, config: TerraformConfig, stem: str
     ) -> dict[str, str]:
-        """A plan's: where its plan and summary go. An apply of a saved plan's: the plan
-        of the plan task's latest successful run."""
+        """A plan's: where its plan goes. An apply of a saved plan's: the plan of the
+        plan task's latest successful run."""
         if config.action == "plan":
             kept = plan_stem(stem, invocation.task, invocation.epoch, invocation.attempt)
-            values = {PLAN_KEY: f"{kept}.tfplan", OUTPUTS_KEY: f"{kept}.json"}
+            values = {PLAN_KEY: f"{kept}.tfplan"}
             if config.fail_on_changes:
                 values[FAIL_ON_CHANGES] = "true"
             return values

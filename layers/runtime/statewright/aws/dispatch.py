@@ -10,10 +10,14 @@ should do with it.
   (it checks that only source ``statewright`` sends NEXT, FAILED and Task Finished, and
   that a ``Task Finished`` carries the report token of exactly the attempt it names:
   statewright.report_tokens).
+- A build's own ``Task Finished`` carries its outputs; one whose outputs were too big for
+  an event names the object the build stored them in instead, which is read here first.
 - CodeBuild's ``Build State Change`` (source ``aws.codebuild``) becomes the ``Task
-  Finished`` of the attempt the build was started for, unless the buildspec's own report
-  got there first; a SUCCEEDED build's outputs are read from where the build stored them.
-  It carries the report token the build was started with (its environment).
+  Finished`` of the attempt the build was started for when the build failed, unless the
+  buildspec's own report got there first. A SUCCEEDED build's report is always on its
+  way (the build fails when EventBridge does not accept it), so SUCCEEDED waits for it
+  (``awaiting_report``); the attempt's timeout covers a report that never comes. It
+  carries the report token the build was started with (its environment).
 - EventBridge Scheduler's fire of a spec schedule (``{"statewright_schedule": ...}``)
   fans out to the spec's machines in pages (statewright.aws.schedule_fanout).
 - The task runner's on-failure destination (``Lambda Function Invocation Result -
@@ -54,8 +58,11 @@ LAMBDA_FAILURE_DETAIL_TYPE = "Lambda Function Invocation Result - Failure"
 BUILD_FAILED = frozenset({"FAILED", "FAULT", "STOPPED", "TIMED_OUT"})
 BUILD_SUCCEEDED = "SUCCEEDED"
 IGNORED = "ignored"
-# ``terraform output -json`` is indented and carries each output's type and sensitivity,
-# so a stored object is several times the compact output; past this it cannot fit.
+AWAITING_REPORT = "awaiting_report"
+# What a build's report names instead of carrying outputs too big for an event.
+OUTPUTS_OBJECT = "outputs_object"
+# A stored result is the output as JSON with ASCII escapes (up to 3x its compact UTF-8
+# size) and the redacted names: past this it cannot fit a task's 32 KiB output.
 STORED_OUTPUTS_READ_MAX_BYTES = 1024 * 1024
 
 
@@ -147,6 +154,11 @@ def route_bus_event(rt: Runtime, event: Mapping[str, Any]) -> str:
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         return _ignored(f"{detail_type} from {source} has no detail object")
+    if detail_type == "Task Finished" and source == EVENT_SOURCE and OUTPUTS_OBJECT in detail:
+        completed = _with_stored_outputs(rt, detail)
+        if isinstance(completed, str):
+            return completed
+        detail = completed
     if detail_type in ("Machine Event", "Task Finished"):
         return rt.service.handle_bus_event(source, detail_type, detail).value
     if source == CODEBUILD_SOURCE and detail_type == CODEBUILD_DETAIL_TYPE:
@@ -201,6 +213,12 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
         METRICS.count(f"events_{attempt}")
         return attempt
     task, epoch, number = attempt
+    if status == BUILD_SUCCEEDED and _in_flight(machine, task, epoch, number):
+        # The build's report was accepted before it could succeed: it completes the
+        # attempt, outputs and all. A report that never comes: the attempt's timeout.
+        logger.info("build %s of machine %s succeeded; awaiting its report", build_id, machine_id)
+        METRICS.count(f"events_{AWAITING_REPORT}")
+        return AWAITING_REPORT
     report: dict[str, Any] = {
         "machine_id": machine_id,
         "epoch": epoch,
@@ -210,7 +228,9 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
         "report_token": env.get(cb.REPORT_TOKEN, ""),
     }
     if status == BUILD_SUCCEEDED:
-        report.update(_stored_outputs(rt, env, build_id))
+        # An attempt already over whose run held a state (left, or timed out): the
+        # run's end frees the state; its result is no attempt's any more.
+        report.update(status="succeeded")
     else:
         report.update(
             status="failed",
@@ -254,11 +274,23 @@ def _attempt_of(
     return task, epoch, number
 
 
+def _in_flight(machine: Machine, task: str, epoch: int, attempt: int) -> bool:
+    """Whether this attempt is the task's current one, pending or running."""
+    record = machine.tasks.get(task)
+    return (
+        record is not None
+        and epoch == record.epoch == machine.epoch
+        and attempt == record.attempt
+        and record.status in ("pending", "running")
+    )
+
+
 class StoredOutputs(BaseModel):
-    """What the buildspec stores beside the state: the task output (``{name: value}``,
-    sensitive outputs already left out inside the build; a plan's summary) and the names
-    left out — and, when the build did its job but the task fails (a plan with changes
-    under ``fail_on_changes``: ``DriftDetected``), why."""
+    """What the buildspec stores beside the state when its result is too big for its
+    report: the task output (``{name: value}``, sensitive outputs already left out inside
+    the build; a plan's summary) and the names left out — and, when the build did its job
+    but the task fails (a plan with changes under ``fail_on_changes``:
+    ``DriftDetected``), why."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -268,18 +300,50 @@ class StoredOutputs(BaseModel):
     error_type: str | None = None
 
 
-def _stored_outputs(rt: Runtime, env: Mapping[str, str], build_id: str) -> dict[str, Any]:
-    """The completion of a SUCCEEDED build: the outputs it stored beside its state.
+def _with_stored_outputs(rt: Runtime, detail: Mapping[str, Any]) -> dict[str, Any] | str:
+    """A build's report that names its stored result instead of carrying it: the report
+    with the result read from there. Only the attempt's own outputs object is read
+    (codebuild_executor.outputs_key): a report naming any other key is refused before
+    anything is read (its token is checked by the service afterwards, as for any)."""
+    key = detail.get(OUTPUTS_OBJECT)
+    epoch, attempt = detail.get("epoch"), detail.get("attempt")
+    own = (
+        isinstance(key, str)
+        and isinstance(epoch, int)
+        and isinstance(attempt, int)
+        and cb.is_outputs_key(
+            key,
+            env_name=rt.settings.ENV,
+            machine_id=str(detail.get("machine_id")),
+            name=cb.attempt_name(epoch, attempt, str(detail.get("task"))),
+        )
+    )
+    if not own:
+        logger.warning(
+            "refused Task Finished of machine %s: %s is not its attempt's outputs object",
+            detail.get("machine_id"),
+            OUTPUTS_OBJECT,
+        )
+        METRICS.count(f"events_{Outcome.REFUSED.value}")
+        return Outcome.REFUSED.value
+    kept = {k: v for k, v in detail.items() if k in ("machine_id", "epoch", "task", "attempt")}
+    kept["report_token"] = detail.get("report_token", "")
+    return kept | _stored_outputs(rt, str(key))
 
-    A SUCCEEDED build applied (or destroyed) successfully whatever happens here, so an
-    unreadable outputs object leaves the task succeeded without outputs, and says so.
-    An object too large to be a task output is not even read: the attempt fails with
-    ``OutputTooLarge`` (the engine measures the outputs that are read exactly)."""
-    output = _read_outputs(rt, env, build_id)
+
+def _stored_outputs(rt: Runtime, key: str) -> dict[str, Any]:
+    """The completion of a build whose result was too big for its report, from the
+    object it stored at ``key`` in the state bucket.
+
+    The build did its job whatever happens here, so an unreadable outputs object leaves
+    the task succeeded without outputs, and says so. An object too large to be a task
+    output is not even read: the attempt fails with ``OutputTooLarge`` (the engine
+    measures the outputs that are read exactly)."""
+    output = _read_outputs(rt, key)
     if isinstance(output, _Oversized):
         return {
             "status": "failed",
-            "error": f"the outputs of build {build_id} are {output.size} bytes as stored; one "
+            "error": f"the outputs of the build are {output.size} bytes as stored; one "
             f"task's output is limited to {TASK_OUTPUT_MAX_BYTES} bytes (32 KiB) as compact "
             "JSON: output less from the module (or store it elsewhere and output where)",
             "error_type": OUTPUT_TOO_LARGE,
@@ -303,19 +367,8 @@ class _Oversized:
     size: int
 
 
-def _read_outputs(
-    rt: Runtime, env: Mapping[str, str], build_id: str
-) -> StoredOutputs | _Oversized | None:
-    bucket = env.get(cb.STATE_BUCKET)
-    key = env.get(cb.OUTPUTS_KEY)
-    if not bucket or not key:
-        logger.warning(
-            "build %s succeeded but its environment names no outputs object (%s, %s)",
-            build_id,
-            cb.STATE_BUCKET,
-            cb.OUTPUTS_KEY,
-        )
-        return None
+def _read_outputs(rt: Runtime, key: str) -> StoredOutputs | _Oversized | None:
+    bucket = rt.settings.STATE_BUCKET
     s3 = rt.s3
     try:
         stored = s3.get_object(Bucket=bucket, Key=key)
@@ -324,21 +377,13 @@ def _read_outputs(
             return _Oversized(stored["ContentLength"])
         body = stored["Body"].read()
     except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket):
-        logger.warning(
-            "build %s succeeded but stored no outputs at s3://%s/%s", build_id, bucket, key
-        )
+        logger.warning("a build reported outputs at s3://%s/%s, which are not there", bucket, key)
         return None
     try:
         return StoredOutputs.model_validate_json(body)
     except ValidationError:
-        # Not what this buildspec stores (a build of an older one stored Terraform's
-        # own shape, which may hold sensitive values): nothing of it is kept.
-        logger.warning(
-            "the outputs of build %s at s3://%s/%s are not the buildspec's; ignored",
-            build_id,
-            bucket,
-            key,
-        )
+        # Not what this buildspec stores: nothing of it is kept.
+        logger.warning("the outputs at s3://%s/%s are not the buildspec's; ignored", bucket, key)
         return None
 
 

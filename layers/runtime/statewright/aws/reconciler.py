@@ -4,8 +4,10 @@
 in ``pending`` and fails tasks past their timeout. Then CodeBuild is asked
 (BatchGetBuilds) about every running terraform task: a build that ended without its
 events reaching the dispatcher is completed exactly as its ``Build State Change`` would
-have completed it. Both come from one read of the machines with work (the stores' sparse
-due index, statewright.due): idle machines cost a run nothing."""
+have completed it (a failed one fails its attempt; a SUCCEEDED one awaits its report,
+which its build made sure EventBridge accepted). Both come from one read of the
+machines with work (the stores' sparse due index, statewright.due): idle machines cost
+a run nothing."""
 
 from __future__ import annotations
 
