@@ -12,13 +12,17 @@ the way up and one on the way down, by its number:
 | 0     | none                                   | none                                  |
 | 1     | Invoke throttled: the start is deferred | StartBuild throttled: deferred        |
 | 2     | the dispatcher dies after Invoke       | the dispatcher dies after StartBuild  |
-| 3     | the dispatcher dies publishing NEXT    | the build's events never arrive       |
+| 3     | the dispatcher dies publishing NEXT    | the build's events are late (below)   |
 
 A dispatcher that dies fails its invocation, so EventBridge delivers the event again
 (here: at once); that redelivery is a duplicate and publishes nothing, which is why the
-lost start or NEXT is the reconciler's to repair. The reconciler runs as it would after
-its schedule, past the grace it leaves a start in flight (the service's clock is moved
-on). Every machine must end deleted, each passing RUN once.
+lost start or NEXT is the reconciler's to repair. A build's report and its SUCCEEDED
+state change come in either order; for a late build (3) neither has come when the
+reconciler runs: it finds the build SUCCEEDED and leaves it to its report (which its
+build made sure EventBridge accepted), and the report, redelivered, completes it. The
+reconciler runs as it would after its schedule, past the grace it leaves a start in
+flight (the service's clock is moved on). Every machine must end deleted, each passing
+RUN once.
 """
 
 from __future__ import annotations
@@ -157,6 +161,7 @@ class World:
         self.lambdas_run = 0
         self.builds_done = 0
         self.silent_builds: set[str] = set()
+        self.late: list[dict[str, Any]] = []
         self.changes: dict[str, list[str]] = {}
         self.deleted: Counter[str] = Counter()
 
@@ -190,10 +195,17 @@ class World:
                 build = self.dep.builds[self.builds_done]
                 self.builds_done += 1
                 machine_id = build.variables["STATEWRIGHT_MACHINE_ID"]
+                # Its report (as the buildspec sends it) and CodeBuild's SUCCEEDED, in
+                # either order: the report completes the task whichever comes first.
+                ended = [build.report("succeeded", {}), build.state_change("SUCCEEDED")]
+                if number(machine_id) % 2:
+                    ended.reverse()
                 if number(machine_id) % 4 == 3 and machine_id not in self.silent_builds:
-                    self.silent_builds.add(machine_id)  # its events never come
+                    self.silent_builds.add(machine_id)  # its events come late
+                    self.late += ended
                     continue
-                self.deliver(build.state_change("SUCCEEDED"))
+                for event in ended:
+                    self.deliver(event)
                 moved = True
             if not moved:
                 return
@@ -249,6 +261,9 @@ def test_the_reconciler_recovers_every_lost_start_and_next(
     assert Counter(stuck.values())["TEARDOWN"] == kinds[1] + kinds[3], stuck
     down = reconcile_later(dep, monkeypatch)
     world.settle()
+    for event in world.late:  # EventBridge's retries deliver the late builds' events
+        world.deliver(event)
+    world.settle()
     assert states(dep, ids) == dict.fromkeys(ids, "deleted")
 
     # Nothing doubled: each machine entered each state at most once (in order) and was
@@ -267,9 +282,11 @@ def test_the_reconciler_recovers_every_lost_start_and_next(
     repaired = up["recovery"]["machines_repaired"] + down["recovery"]["machines_repaired"]
     assert up["recovery"]["machines_repaired"] == kinds[1] + kinds[3]
     assert down["recovery"]["machines_repaired"] == kinds[1]
-    # Builds whose events never came (3), and the builds it started itself for deferred
-    # starts (1), which moto finishes at once: the reconciler asks CodeBuild about both.
-    assert down["builds_completed"] == kinds[1] + kinds[3]
+    # Builds whose events had not come (3), and the builds it started itself for
+    # deferred starts (1), which moto finishes at once: the reconciler asks CodeBuild
+    # about both, finds them SUCCEEDED and leaves them to their reports.
+    assert down["builds_completed"] == 0
+    assert down["outcomes"] == {"awaiting_report": kinds[1] + kinds[3]}
     # Lambda runs a task at least once: never more than once per attempt here.
     assert len(dep.lambda_starts) == len(ids)
     record(
