@@ -36,7 +36,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -212,8 +212,8 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
         logger.info("build %s of machine %s: %s", build_id, machine_id, attempt)
         METRICS.count(f"events_{attempt}")
         return attempt
-    task, epoch, number = attempt
-    if status == BUILD_SUCCEEDED and _in_flight(machine, task, epoch, number):
+    task, epoch, number, in_flight = attempt
+    if status == BUILD_SUCCEEDED and in_flight:
         # The build's report was accepted before it could succeed: it completes the
         # attempt, outputs and all. A report that never comes: the attempt's timeout.
         logger.info("build %s of machine %s succeeded; awaiting its report", build_id, machine_id)
@@ -240,11 +240,16 @@ def codebuild_state_change(rt: Runtime, detail: Mapping[str, Any]) -> str:
     return rt.service.handle_bus_event(EVENT_SOURCE, "Task Finished", report).value
 
 
-def _attempt_of(
-    machine: Machine, build_id: str, env: Mapping[str, str]
-) -> tuple[str, int, int] | str:
-    """(task, epoch, attempt) the build ran, when that attempt is still unfinished; else
-    "stale" or "duplicate".
+class _BuildsAttempt(NamedTuple):
+    task: str
+    epoch: int
+    attempt: int
+    in_flight: bool  # the task's current attempt, pending or running
+
+
+def _attempt_of(machine: Machine, build_id: str, env: Mapping[str, str]) -> _BuildsAttempt | str:
+    """The attempt the build ran, when it is still unfinished or its run still holds a
+    state; else "stale" or "duplicate".
 
     The build id recorded at start names the task; the STATEWRIGHT_* variables the build
     was started with name the attempt (and the task, when the start's follow-up write
@@ -269,20 +274,10 @@ def _attempt_of(
     current = record.epoch == epoch == machine.epoch and record.attempt == number
     if not (current or holds_state):
         return "stale"
-    if not holds_state and record.status in ("succeeded", "failed", "cancelled"):
+    unfinished = record.status in ("pending", "running")
+    if not holds_state and not unfinished:
         return "duplicate"  # the buildspec's own report came first
-    return task, epoch, number
-
-
-def _in_flight(machine: Machine, task: str, epoch: int, attempt: int) -> bool:
-    """Whether this attempt is the task's current one, pending or running."""
-    record = machine.tasks.get(task)
-    return (
-        record is not None
-        and epoch == record.epoch == machine.epoch
-        and attempt == record.attempt
-        and record.status in ("pending", "running")
-    )
+    return _BuildsAttempt(task, epoch, number, in_flight=current and unfinished)
 
 
 class StoredOutputs(BaseModel):
