@@ -116,9 +116,7 @@ def _one_run(idle: int, active: int) -> dict[str, Any]:
             began = time.perf_counter()
             backend = dynamodb_backends[aws.ACCOUNT][aws.REGION]
             for machine in _machines(spec, now, idle, active=False, prefix="idle"):
-                backend.put_item(
-                    aws.TABLE, {**DynamoStore.machine_item(machine, "h"), "recent": {"L": []}}
-                )
+                backend.put_item(aws.TABLE, DynamoStore.machine_item(machine, "h"))
             fill_seconds = time.perf_counter() - began
             reconciler = aws.load_handler("reconciler")
             began = time.perf_counter()

@@ -168,12 +168,12 @@ def dynalite_store(tmp_path: Path) -> Iterator[Store]:
 
 
 def break_dynamodb_machine(store: DynamoStore, machine_id: str) -> None:
-    """Overwrite a machine item's document with one no version could read."""
+    """Overwrite a machine item's packed machine with bytes no version could read."""
     store._client.update_item(
         TableName=store._table,
         Key={"pk": {"S": f"MACHINE#{machine_id}"}, "sk": {"S": "MACHINE"}},
-        UpdateExpression="SET doc = :doc",
-        ExpressionAttributeValues={":doc": {"S": '{"id": "cut'}},
+        UpdateExpression="SET m = :m",
+        ExpressionAttributeValues={":m": {"B": b"\x01cut"}},
     )
 
 

@@ -5,6 +5,7 @@ backend of tests.contract.backends.BACKENDS."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -411,6 +412,74 @@ def test_history_entries_round_trip(store: Store) -> None:
 
 def test_history_of_an_unknown_machine_is_empty(store: Store) -> None:
     assert store.history("nobody") == ([], None)
+
+
+def _digest(n: int) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()[:16]
+
+
+def long_history(store: Store, writes: int) -> int:
+    """``writes`` updates of two entries each, with distinct sources (real entries differ
+    in their times and actors): enough to make a DynamoDB store spill pages. Returns the
+    last sequence number."""
+    store.create(machine(), [entry(1, "created")])
+    for version in range(1, writes + 1):
+        seq = 2 * version
+        store.update(
+            machine(version=version + 1, history_seq=seq + 1),
+            version,
+            [entry(seq, source=f"bus:{_digest(seq)}"), entry(seq + 1, "transition")],
+        )
+    return 2 * writes + 1
+
+
+def test_a_long_history_reads_back_in_order_from_any_point(store: Store) -> None:
+    last = long_history(store, 120)
+    for limit in (7, 100):
+        assert page_history(store, "m-1", limit=limit)[0] == list(range(1, last + 1))
+    for after in (0, 1, 50, 99, 100, 200, last - 1, last):
+        entries, more = store.history_after("m-1", limit=30, after_seq=after)
+        expected = list(range(after + 1, last + 1))
+        assert [e.seq for e in entries] == expected[:30] and more == (len(expected) > 30)
+
+
+def test_delete_removes_a_long_history_and_a_new_machine_of_the_id_starts_fresh(
+    store: Store,
+) -> None:
+    long_history(store, 120)
+    store.delete("m-1", expected_version=121)
+    assert store.history("m-1") == ([], None)
+    store.create(machine(), [entry(1, "created")])
+    assert [e.seq for e in store.history("m-1")[0]] == [1]
+
+
+def test_a_machine_with_large_metadata_and_outputs_round_trips(store: Store) -> None:
+    """Metadata and outputs up to the engine's limits, written, updated around and read."""
+    big = rich_machine().model_copy(
+        update={
+            "metadata": {f"k{i}": f"value {i} " * 40 for i in range(40)},
+            "tasks": {
+                name: TaskRecord(
+                    executor="terraform",
+                    status="succeeded",
+                    attempt=1,
+                    state="PROVISION",
+                    epoch=3,
+                    output={f"out{i}": f"{name} output {i} " * 60 for i in range(30)},
+                )
+                for name in ("network", "database")
+            },
+        }
+    )
+    store.create(big, [entry(1, "created")])
+    assert store.get(big.id) == big
+    moved = big.model_copy(update={"version": 2, "state": "RUN", "history_seq": 2})
+    store.update(moved, 1, [entry(2, "transition")])
+    assert store.get(big.id) == moved
+    smaller = moved.model_copy(update={"version": 3, "metadata": {"k": "v"}})
+    store.update(smaller, 2)
+    assert store.get(big.id) == smaller
+    assert [e.seq for e in store.history(big.id)[0]] == [1, 2]
 
 
 def test_histories_of_two_machines_do_not_mix(store: Store) -> None:

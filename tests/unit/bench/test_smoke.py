@@ -88,7 +88,10 @@ def test_cost_prices_a_lifecycle_against_step_functions(results: dict[str, Any])
     )
     calls = c["aws_calls_per_event"]
     # The least an event costs: a read; a lifecycle also writes, publishes and starts tasks.
-    assert calls["dynamodb.GetItem"] > 0 and calls["dynamodb.UpdateItem"] > 0
+    assert calls["dynamodb.GetItem"] > 0 and calls["dynamodb.PutItem"] > 0
+    # Every write of the lifecycle's machine items stays within one write unit.
+    dynamodb = c["dynamodb"]
+    assert dynamodb["write_units_per_event"] == dynamodb["write_requests_per_event"]
     assert calls["events.PutEvents"] > 0 and calls["codebuild.StartBuild"] > 0
     assert c["step_functions_transitions_per_lifecycle"] == 4  # INIT PROVISION RUN TEARDOWN
     assert c["physical_limit"]["requests_per_event"] == 2

@@ -2,25 +2,29 @@
 
 Items (pk / sk):
 
-- machine      ``MACHINE#<id>`` / ``MACHINE``: ``doc`` (the machine as JSON, without its
-  version), ``version`` (the optimistic-concurrency counter every write is conditional
-  on), ``gsi1pk``/``gsi1sk`` (spec name / ``<state>#<id>``, the sparse ``by_spec``
-  index), ``gsi2pk``/``gsi2sk`` (a shard / ``<due>#<id>``, the sparse ``by_due``
-  index, only while the machine has reconciler work: statewright.due), ``hist`` (this
-  incarnation's history id) and ``recent`` (the newest history entries, JSON strings,
-  at most ``INLINE_HISTORY`` of them).
-- history      ``MACHINE#<id>`` / ``HISTORY#<hist>#<seq>``: older entries, spilled out
-  of ``recent`` when it grows past ``INLINE_HISTORY``; with a history retention, they
-  expire (TTL) that many days after they spill.
+- machine      ``MACHINE#<id>`` / ``MACHINE``: ``m`` (the machine without its version
+  and its newest history entries, packed: statewright.aws.item_codec), ``version`` (the
+  optimistic-concurrency counter every write is conditional on), ``gsi1pk``/``gsi1sk``
+  (spec name / ``<state>#<id>``, the sparse ``by_spec`` index), ``gsi2pk``/``gsi2sk``
+  (a shard / ``<due>#<id>``, the sparse ``by_due`` index, only while the machine has
+  reconciler work: statewright.due) and ``hist`` (this incarnation's history id).
+  Items written before the packed layout hold ``doc`` (the machine as JSON) and
+  ``recent`` (entries as JSON) instead; they are read as they are and rewritten packed
+  on their next write.
+- history page ``MACHINE#<id>`` / ``HISTORY#<hist>#<seq of its last entry>``: ``page``,
+  older entries packed, spilled out of the machine item when they would take it past
+  one write unit (or ``entry``, one entry as JSON, as earlier versions spilled); with a
+  history retention, they expire (TTL) that many days after they spill.
 - spec         ``SPEC#<digest>`` / ``SPEC``: a normalized spec, written once.
 - idempotency  ``IDEMPOTENCY#<key>`` / ``IDEMPOTENCY``: a replayable answer with TTL.
 
 History rides in the machine item's own conditional write, so an event costs one read
-and one write; once every ``INLINE_HISTORY`` entries or so, the committed inline entries
-move to history items (one BatchWriteItem) before the write that trims them. Spilled
-entries are already committed and never change (a sequence number is only ever given
-once, under the version check), so writing them is safe even if the trimming write
-then loses a race. ``docs/aws.md`` has the whole design."""
+and one write unit while the item stays within a unit; when the entries already
+committed would take it past one, they move to a page item first (one PutItem), and the
+conditional write leaves them out. Spilled entries are committed and never change (a
+sequence number is only ever given once, under the version check), so writing them is
+safe even if the write after it then loses a race. ``docs/aws.md`` has the whole
+design."""
 
 from __future__ import annotations
 
@@ -33,12 +37,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from statewright.aws import item_codec
 from statewright.aws.item_size import ITEM_MAX_BYTES, item_size
 from statewright.aws.table_layout import (
     DUE_INDEX,
@@ -71,8 +76,10 @@ if TYPE_CHECKING:
 else:
     Item = Mapping[str, Any]
 
-INLINE_HISTORY = 20
-"""History entries kept in the machine item; more than this and the older ones spill."""
+WRITE_UNIT_BYTES = 1024
+"""DynamoDB bills a write one unit per started KiB of the item (the larger of the item
+before and after). History stays in the machine item while the item stays within one
+unit; entries that would take it past one spill to a page item."""
 
 _MACHINE_PREFIX = "MACHINE#"
 _MACHINE_SK = "MACHINE"
@@ -80,6 +87,8 @@ _HISTORY_PREFIX = "HISTORY#"
 _SPEC_SK = "SPEC"
 _IDEMPOTENCY_SK = "IDEMPOTENCY"
 _PAGE_TOKEN_KEY = {PARTITION_KEY: {"S": "CONFIG#page-token-key"}, SORT_KEY: {"S": "CONFIG"}}
+_PACKED = "m"  # the machine item's packed machine and inline history
+_PAGE = "page"  # a history page's packed entries
 _BATCH = 25  # BatchWriteItem's limit
 _BATCH_GET = 100  # BatchGetItem's limit
 _CACHE_SIZE = 1024
@@ -101,9 +110,9 @@ def _int(item: Item, name: str) -> int:
     return int(item[name]["N"])
 
 
-def _entry_json(entry: HistoryEntry) -> str:
-    # Unset fields are most of an entry; leaving them out halves the item's size.
-    return entry.model_dump_json(exclude_none=True)
+def _entry_json(entry: HistoryEntry) -> dict[str, Any]:
+    # Unset fields are most of an entry; leaving them out halves its size.
+    return entry.model_dump(mode="json", exclude_none=True)
 
 
 def _machine_pk(machine_id: str) -> str:
@@ -136,13 +145,44 @@ def _history_sk(hist: str, seq: int) -> str:
     return f"{_HISTORY_PREFIX}{hist}#{seq:010d}"
 
 
+def _is_machine_item(item: Item) -> bool:
+    """A whole machine item, not the keys an index projects."""
+    return _PACKED in item or "doc" in item
+
+
+def _unpacked(item: Item) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The machine's JSON (version included) and its inline history entries, from the
+    packed layout or the one before it."""
+    if _PACKED in item:
+        doc, entries = item_codec.unpack(bytes(item[_PACKED]["B"]))
+    else:
+        doc = json.loads(_str(item, "doc"))
+        entries = [json.loads(value["S"]) for value in item.get("recent", {}).get("L", [])]
+    if not isinstance(doc, dict) or not isinstance(entries, list):
+        raise TypeError("a machine item holds a machine and a list of history entries")
+    doc["version"] = _int(item, "version")
+    return doc, entries
+
+
+def _page_entries(item: Item) -> list[dict[str, Any]]:
+    """The entries of a history page (or of one entry as spilled before pages)."""
+    if _PAGE in item:
+        entries = item_codec.unpack(bytes(item[_PAGE]["B"]))
+        if not isinstance(entries, list):
+            raise TypeError("a history page holds a list of entries")
+        return entries
+    return [json.loads(_str(item, "entry"))]
+
+
 @dataclass(frozen=True)
-class _Inline:
-    """What this process last saw of a machine item's inline history."""
+class _Seen:
+    """What this process last saw of a machine item: enough to write its next version
+    without reading it again (the write is conditional on this version and ``hist``)."""
 
     hist: str
     version: int
-    recent: tuple[str, ...]
+    entries: tuple[dict[str, Any], ...]  # the inline history, oldest first
+    due: Mapping[str, AttributeValueTypeDef]  # its by_due keys; empty while idle
 
 
 class DynamoStore(Store):
@@ -166,54 +206,66 @@ class DynamoStore(Store):
         self._history_ttl = (
             None if history_retention_days is None else history_retention_days * 86400
         )
-        # machine id -> its inline history as last read or written; lets an update
-        # know when to spill without reading the item again.
-        self._inline: OrderedDict[str, _Inline] = OrderedDict()
+        # machine id -> its item as last read or written; lets an update write the
+        # whole item (and know when to spill) without reading it again.
+        self._seen: OrderedDict[str, _Seen] = OrderedDict()
         self._lock = threading.Lock()
 
-    # ---- inline-history cache ---------------------------------------------------------
+    # ---- what this process has seen of machine items ----------------------------------
 
-    def _remember(self, machine_id: str, item: Item) -> None:
-        if "hist" not in item:
-            return
-        recent = tuple(v["S"] for v in item.get("recent", {}).get("L", []))
-        entry = _Inline(_str(item, "hist"), _int(item, "version"), recent)
+    def _remember(self, machine_id: str, seen: _Seen) -> None:
         with self._lock:
-            self._inline[machine_id] = entry
-            self._inline.move_to_end(machine_id)
-            while len(self._inline) > _CACHE_SIZE:
-                self._inline.popitem(last=False)
+            self._seen[machine_id] = seen
+            self._seen.move_to_end(machine_id)
+            while len(self._seen) > _CACHE_SIZE:
+                self._seen.popitem(last=False)
 
     def _forget(self, machine_id: str) -> None:
         with self._lock:
-            self._inline.pop(machine_id, None)
+            self._seen.pop(machine_id, None)
 
-    def _known(self, machine_id: str, version: int) -> _Inline | None:
+    def _known(self, machine_id: str, version: int) -> _Seen | None:
         with self._lock:
-            entry = self._inline.get(machine_id)
-        return entry if entry is not None and entry.version == version else None
+            seen = self._seen.get(machine_id)
+        return seen if seen is not None and seen.version == version else None
 
     # ---- (de)serialization ------------------------------------------------------------
 
     @staticmethod
-    def machine_item(machine: Machine, hist: str) -> dict[str, AttributeValueTypeDef]:
-        """The machine's item as this store writes it (``hist``: its history id), less
-        ``recent``; also how bench/ stores many machines quickly."""
+    def machine_item(
+        machine: Machine,
+        hist: str,
+        history: Sequence[Mapping[str, Any]] = (),
+        due: Mapping[str, AttributeValueTypeDef] | None = None,
+    ) -> dict[str, AttributeValueTypeDef]:
+        """The machine's item as this store writes it (``hist``: its history id,
+        ``history``: its inline entries as JSON, ``due``: its by_due keys when not the
+        machine's own); also how bench/ and tests store many machines quickly."""
+        doc = machine.model_dump(mode="json", exclude={"version"})
         return {
             **_machine_key(machine.id),
-            "doc": _s(machine.model_dump_json(exclude={"version"})),
+            _PACKED: {"B": item_codec.pack([doc, list(history)])},
             "version": _n(machine.version),
             LIST_INDEX_PARTITION_KEY: _s(machine.spec),
             LIST_INDEX_SORT_KEY: _s(f"{machine.state}#{machine.id}"),
-            **_due_keys(machine),
+            **(_due_keys(machine) if due is None else due),
             "hist": _s(hist),
         }
 
     @staticmethod
     def _machine_from(item: Item) -> Machine:
-        data = json.loads(_str(item, "doc"))
-        data["version"] = _int(item, "version")
-        return Machine.model_validate(data)
+        doc, _ = _unpacked(item)
+        return Machine.model_validate(doc)
+
+    def _read(self, machine_id: str, item: Item) -> Machine:
+        """The machine of a whole item this store read, remembered for the next update."""
+        doc, entries = _unpacked(item)
+        machine = Machine.model_validate(doc)
+        if "hist" in item:
+            due = {k: item[k] for k in (DUE_INDEX_PARTITION_KEY, DUE_INDEX_SORT_KEY) if k in item}
+            seen = _Seen(_str(item, "hist"), machine.version, tuple(entries), due)
+            self._remember(machine_id, seen)
+        return machine
 
     # ---- the four primitives ----------------------------------------------------------
 
@@ -227,12 +279,11 @@ class DynamoStore(Store):
         if item is None:
             self._forget(machine_id)
             return None
-        self._remember(machine_id, item)
-        return self._machine_from(item)
+        return self._read(machine_id, item)
 
     def create(self, machine: Machine, history: Sequence[HistoryEntry] = ()) -> None:
-        item = self.machine_item(machine, uuid.uuid4().hex[:16])
-        item["recent"] = {"L": [_s(_entry_json(entry)) for entry in history]}
+        entries = tuple(_entry_json(entry) for entry in history)
+        item = self.machine_item(machine, uuid.uuid4().hex[:16], entries)
         client = self._client
         try:
             client.put_item(
@@ -248,71 +299,91 @@ class DynamoStore(Store):
             ) from exc
         except ClientError as exc:
             raise self._too_large(machine.id, exc, item) from exc
-        self._remember(machine.id, item)
+        self._remember(machine.id, self._seen_of(item, machine.version, entries))
+
+    @staticmethod
+    def _seen_of(item: Item, version: int, entries: tuple[dict[str, Any], ...]) -> _Seen:
+        due = {k: item[k] for k in (DUE_INDEX_PARTITION_KEY, DUE_INDEX_SORT_KEY) if k in item}
+        return _Seen(_str(item, "hist"), version, entries, due)
 
     def update(
         self, machine: Machine, expected_version: int, history: Sequence[HistoryEntry] = ()
     ) -> None:
-        new = [_s(_entry_json(entry)) for entry in history]
-        known = self._known(machine.id, expected_version)
-        names = {
-            "#doc": "doc",
-            "#version": "version",
-            "#gpk": LIST_INDEX_PARTITION_KEY,
-            "#gsk": LIST_INDEX_SORT_KEY,
-        }
-        values: dict[str, AttributeValueTypeDef] = {
-            ":doc": _s(machine.model_dump_json(exclude={"version"})),
-            ":version": _n(machine.version),
-            ":expected": _n(expected_version),
-            ":gpk": _s(machine.spec),
-            ":gsk": _s(f"{machine.state}#{machine.id}"),
-        }
-        sets = ["#doc = :doc", "#version = :version", "#gpk = :gpk", "#gsk = :gsk"]
-        removes: list[str] = []
-        names["#dpk"] = DUE_INDEX_PARTITION_KEY
-        names["#dsk"] = DUE_INDEX_SORT_KEY
+        new = tuple(_entry_json(entry) for entry in history)
+        for attempt in range(2):
+            seen = self._known(machine.id, expected_version) or self._read_for_update(
+                machine.id, expected_version
+            )
+            try:
+                self._replace(machine, seen, new)
+                return
+            except VersionConflict as conflict:
+                current = conflict.current
+                # The version matched but not ``hist``: what this process remembered
+                # was another incarnation of the id; the one just read is written over.
+                if attempt == 0 and current is not None and current.version == expected_version:
+                    continue
+                raise
+
+    def _read_for_update(self, machine_id: str, expected_version: int) -> _Seen:
+        """The item to update, read because this process has not seen that version (a
+        store that did not write or read the machine last)."""
+        current = self.get(machine_id)
+        seen = self._known(machine_id, expected_version)
+        if seen is None:  # another version (or none): the write could not succeed
+            raise VersionConflict(machine_id, current)
+        return seen
+
+    def _replace(self, machine: Machine, seen: _Seen, new: tuple[dict[str, Any], ...]) -> None:
+        """Writes the item's next version over ``seen`` (conditional on it)."""
         due = _due_keys(machine)
-        if due:
-            values[":dpk"] = due[DUE_INDEX_PARTITION_KEY]
-            values[":dsk"] = due[DUE_INDEX_SORT_KEY]
-            sets += ["#dpk = :dpk", "#dsk = :dsk"]
-        else:  # idle: out of the due index
-            removes += ["#dpk", "#dsk"]
-        condition = "#version = :expected"
-        if new:
-            names["#recent"] = "recent"
-            values[":new"] = {"L": new}
-            if known is not None and len(known.recent) + len(new) > INLINE_HISTORY:
-                # The committed entries move out first; the write below trims them only
-                # while the item is still the one they were read from.
-                self._spill(machine.id, known.hist, known.recent)
-                sets.append("#recent = :new")
-                names["#hist"] = "hist"
-                values[":hist"] = _s(known.hist)
-                condition += " AND #hist = :hist"
-            else:
-                values[":empty"] = {"L": []}
-                sets.append("#recent = list_append(if_not_exists(#recent, :empty), :new)")
+        if due and seen.due and _str(seen.due, DUE_INDEX_SORT_KEY) <= _str(due, DUE_INDEX_SORT_KEY):
+            # Due no earlier than the index already says: the entry stays (a key change
+            # is two index writes), and the reconciler, which reads the machine and asks
+            # due_at, still finds it in time.
+            due = dict(seen.due)
+        inline = (*seen.entries, *new)
+        item = self.machine_item(machine, seen.hist, inline, due)
+        if new and seen.entries and self._spill_pays(item, machine, seen.hist, new, due):
+            self._spill(machine.id, seen.hist, seen.entries)
+            inline = new
+            item = self.machine_item(machine, seen.hist, inline, due)
         client = self._client
         try:
-            response = client.update_item(
+            client.put_item(
                 TableName=self._table,
-                Key=_machine_key(machine.id),
-                UpdateExpression="SET "
-                + ", ".join(sets)
-                + (" REMOVE " + ", ".join(removes) if removes else ""),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+                Item=item,
+                ConditionExpression="#version = :expected AND #hist = :hist",
+                ExpressionAttributeNames={"#version": "version", "#hist": "hist"},
+                ExpressionAttributeValues={":expected": _n(seen.version), ":hist": _s(seen.hist)},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except client.exceptions.ConditionalCheckFailedException as exc:
             raise VersionConflict(machine.id, self._current_from(machine.id, exc)) from exc
         except ClientError as exc:
-            raise self._too_large(machine.id, exc, self._updated_item(machine, values)) from exc
-        self._remember(machine.id, response["Attributes"])
+            raise self._too_large(machine.id, exc, item) from exc
+        self._remember(machine.id, self._seen_of(item, machine.version, inline))
+
+    def _spill_pays(
+        self,
+        item: Item,
+        machine: Machine,
+        hist: str,
+        new: tuple[dict[str, Any], ...],
+        due: Mapping[str, AttributeValueTypeDef],
+    ) -> bool:
+        """Whether the committed inline entries should move to a page before this write:
+        when they cost the item a write unit of its own and fill at least half a unit
+        (so a page is never written for a few entries on every event), or when the item
+        would pass DynamoDB's limit with them."""
+        size = item_size(item)
+        if size > ITEM_MAX_BYTES:
+            return True
+        if size <= WRITE_UNIT_BYTES:
+            return False
+        without = item_size(self.machine_item(machine, hist, new, due))
+        units = -(-size // WRITE_UNIT_BYTES)
+        return units > -(-without // WRITE_UNIT_BYTES) and size - without >= WRITE_UNIT_BYTES // 2
 
     def delete(self, machine_id: str, expected_version: int) -> None:
         client = self._client
@@ -349,58 +420,29 @@ class DynamoStore(Store):
             return ItemTooLarge(machine_id, size, ITEM_MAX_BYTES)
         return exc
 
-    def _updated_item(
-        self, machine: Machine, values: Mapping[str, AttributeValueTypeDef]
-    ) -> dict[str, AttributeValueTypeDef]:
-        """The machine item an update would have left: the stored item (read again,
-        only on this error path) with the update's values."""
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=_machine_key(machine.id),
-            ConsistentRead=True,
-        )
-        item: dict[str, AttributeValueTypeDef] = dict(response.get("Item", {}))
-        for key in (DUE_INDEX_PARTITION_KEY, DUE_INDEX_SORT_KEY):
-            item.pop(key, None)  # the update sets them again, or removes them
-        item.update(self.machine_item(machine, _str(item, "hist") if "hist" in item else ""))
-        recent: list[Any] = list(item.get("recent", {}).get("L", []))
-        new: Any = values.get(":new", {"L": []})
-        if ":hist" in values:  # this write replaces ``recent`` (a spill)
-            recent = []
-        item["recent"] = {"L": recent + list(new["L"])}
-        return item
-
     def _current_from(self, machine_id: str, exc: Any) -> Machine | None:
         """The item a failed conditional write returned (ALL_OLD), or — on a DynamoDB
         that ignores ReturnValuesOnConditionCheckFailure, like dynalite — a fresh read."""
         item = exc.response.get("Item")
         if item is None:
             return self.get(machine_id)
-        self._remember(machine_id, item)
-        return self._machine_from(item)
+        return self._read(machine_id, item)
 
     # ---- history ----------------------------------------------------------------------
 
-    def _spill(self, machine_id: str, hist: str, recent: Iterable[str]) -> None:
-        pk = _s(_machine_pk(machine_id))
-        by_seq = {json.loads(raw)["seq"]: raw for raw in recent}  # a batch takes a key once
+    def _spill(self, machine_id: str, hist: str, entries: Sequence[Mapping[str, Any]]) -> None:
+        """One page of committed entries, named by the sequence number of its last."""
         expiry: dict[str, AttributeValueTypeDef] = {}
         if self._history_ttl is not None:
             expiry[TTL_ATTRIBUTE] = _n(int(self._now()) + self._history_ttl)
-        self._batch_write(
-            [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            PARTITION_KEY: pk,
-                            SORT_KEY: _s(_history_sk(hist, seq)),
-                            "entry": _s(raw),
-                            **expiry,
-                        }
-                    }
-                }
-                for seq, raw in by_seq.items()
-            ]
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                PARTITION_KEY: _s(_machine_pk(machine_id)),
+                SORT_KEY: _s(_history_sk(hist, int(entries[-1]["seq"]))),
+                _PAGE: {"B": item_codec.pack(list(entries))},
+                **expiry,
+            },
         )
 
     def _query_pages(self, **query: Any) -> Iterator[QueryOutputTypeDef]:
@@ -455,11 +497,9 @@ class DynamoStore(Store):
         item = response.get("Item")
         if item is None:
             return [], False
-        recent = [
-            HistoryEntry.model_validate_json(v["S"]) for v in item.get("recent", {}).get("L", [])
-        ]
-        # Entries spill only when new ones arrive, so an empty ``recent`` means nothing
-        # was ever spilled either.
+        recent = [HistoryEntry.model_validate(raw) for raw in _unpacked(item)[1]]
+        # Entries spill only in a write that adds new ones, which stay inline, so an
+        # empty inline history means nothing was ever spilled either.
         first_inline = recent[0].seq if recent else after + 1
         entries: list[HistoryEntry] = []
         if after + 1 < first_inline:
@@ -470,10 +510,14 @@ class DynamoStore(Store):
     def _spilled(
         self, machine_id: str, hist: str, after: int, first_inline: int, limit: int
     ) -> list[HistoryEntry]:
-        """Up to ``limit + 1`` spilled entries after ``after``. Expired ones are skipped
-        (TTL deletes only eventually, dynalite never), so a page may take several queries."""
+        """Up to ``limit + 1`` spilled entries after ``after``, from the pages whose last
+        entry comes after it. Pages written before a write that then lost its race may
+        repeat entries of others (the same entries: a sequence number is given once), so
+        an entry is taken once. Expired pages are skipped (TTL deletes only eventually,
+        dynalite never), so a page may take several queries."""
         now = int(self._now())
         entries: list[HistoryEntry] = []
+        last = after
         for page in self._query_pages(
             KeyConditionExpression="#pk = :pk AND #sk BETWEEN :lo AND :hi",
             ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
@@ -484,11 +528,13 @@ class DynamoStore(Store):
             },
             Limit=limit + 1,
         ):
-            entries.extend(
-                HistoryEntry.model_validate_json(_str(it, "entry"))
-                for it in page["Items"]
-                if TTL_ATTRIBUTE not in it or _int(it, TTL_ATTRIBUTE) > now
-            )
+            for it in page["Items"]:
+                if TTL_ATTRIBUTE in it and _int(it, TTL_ATTRIBUTE) <= now:
+                    continue
+                for raw in _page_entries(it):
+                    if int(raw["seq"]) > last:
+                        entries.append(HistoryEntry.model_validate(raw))
+                        last = entries[-1].seq
             if len(entries) > limit:
                 break
         return entries
@@ -585,8 +631,8 @@ class DynamoStore(Store):
 
     def _full_items(self, items: Sequence[Item]) -> dict[str, Item]:
         """The machine items of these index items, by partition key; an index that does
-        not project ``doc`` (KEYS_ONLY) costs a consistent BatchGetItem for them."""
-        missing = [item for item in items if "doc" not in item]
+        not project the machine (KEYS_ONLY) costs a consistent BatchGetItem for them."""
+        missing = [item for item in items if not _is_machine_item(item)]
         fetched: dict[str, Item] = {}
         for i in range(0, len(missing), _BATCH_GET):
             keys: list[Any] = [
@@ -605,7 +651,8 @@ class DynamoStore(Store):
                 if keys:
                     self._sleep(pause)  # throttled: back off before the remainder
                     pause = min(pause * 2, 1.0)
-        fetched.update((_str(item, PARTITION_KEY), item) for item in items if "doc" in item)
+        whole = (item for item in items if _is_machine_item(item))
+        fetched.update((_str(item, PARTITION_KEY), item) for item in whole)
         return fetched
 
     # ---- the due index ----------------------------------------------------------------
