@@ -287,6 +287,11 @@ class StatewrightResolver(ScreenedResolver, APIGatewayRestResolver):  # type: ig
 class StatewrightHttpResolver(ScreenedResolver, APIGatewayHttpResolver):  # type: ignore[misc]
     """API Gateway HTTP API events, payload format 2.0."""
 
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> Any:
+        # As the REST resolver compiles its routes: "/machines/" reaches "/machines".
+        return APIGatewayRestResolver._compile_regex(rule)
+
     def screen_refusal(self, response: Response[Any]) -> dict[str, Any]:
         return http_api_result(response)
 

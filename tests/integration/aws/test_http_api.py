@@ -5,6 +5,7 @@ principal is read from where each API puts it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -80,6 +81,9 @@ def _requests(prefix: str) -> list[Request]:
         (405, "DELETE", f"/machines/{machine}", None, {}, None),  # with Allow
         (404, "GET", "/no/such/route", None, {}, None),
         (200, "GET", "/specs/preview-env", None, {}, None),
+        (200, "GET", "/machines/", None, {}, {"spec": "preview-env", "limit": "1"}),
+        (200, "GET", f"/machines/{machine}/", None, {}, None),  # a trailing "/" is the same
+        (404, "GET", "//machines", None, {}, None),
     ]
 
 
@@ -151,19 +155,25 @@ def test_listing_pages_through_every_machine(dep: Deployment) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "code"),
+    ("body", "base64_encoded", "code"),
     [
-        ("{not json", "invalid_request"),
-        ("[" * 40 + "]" * 40, "invalid_request"),
-        ('{"spec": "preview-env", "id": "a\\u0000b"}', "invalid_request"),
-        ('{"spec": "preview-env", "id": "x", "extra": 1}', "invalid_request"),
-        ("x" * (256 * 1024 + 1), "payload_too_large"),
+        ("{not json", False, "invalid_request"),
+        ("[" * 40 + "]" * 40, False, "invalid_request"),
+        ('{"spec": "preview-env", "id": "a\\u0000b"}', False, "invalid_request"),
+        ('{"spec": "preview-env", "id": "x", "extra": 1}', False, "invalid_request"),
+        ("x" * (256 * 1024 + 1), False, "payload_too_large"),
+        # a binary body arrives base64-encoded and flagged: not UTF-8, so not JSON
+        (base64.b64encode(b'{"spec": "\xff"}').decode(), True, "invalid_request"),
+        ("not base64!", True, "invalid_request"),
     ],
 )
-def test_bad_bodies_stay_4xx_in_the_error_shape(dep: Deployment, body: str, code: str) -> None:
+def test_bad_bodies_stay_4xx_in_the_error_shape(
+    dep: Deployment, body: str, base64_encoded: bool, code: str
+) -> None:
     build = http_api_event if dep.api_type == "http" else rest_api_event
     event = build("POST", "/machines", None, {}, None, ALICE)
     event["body"] = body
+    event["isBase64Encoded"] = base64_encoded
     response = dep.dispatcher.handler(event, lambda_context("dispatcher"))
     assert 400 <= response["statusCode"] < 500
     error = json.loads(response["body"])["error"]
