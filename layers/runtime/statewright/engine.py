@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from statewright import expiry
 from statewright.errors import (
@@ -376,12 +376,14 @@ class _Step:
     # -- recording
 
     def record(self, kind: str, **fields: Any) -> None:
+        """Append a history entry of ``kind``; ``fields`` are HistoryEntry's (``epoch``
+        and ``state`` default to the machine's)."""
         m = self.machine
         m.history_seq += 1
         fields.setdefault("epoch", m.epoch)
         fields.setdefault("state", m.state)
-        fields.update(seq=m.history_seq, at=self.now, kind=kind, actor=self.actor)
-        self.history.append(HistoryEntry.model_validate(fields))
+        entry = HistoryEntry(seq=m.history_seq, at=self.now, kind=kind, actor=self.actor, **fields)
+        self.history.append(entry)
         self.changed = True
 
     def publish(self, detail_type: DetailType, detail: dict[str, Any]) -> None:
@@ -820,7 +822,8 @@ def create(spec: Spec, inp: Create, now: str) -> Decision:
     """A new machine in INIT at epoch 1, INIT's tasks started (docs/runtime.md#machines)."""
     validate_machine_id(inp.machine_id)
     metadata = validate_metadata(inp.metadata)
-    check_metadata_size(metadata, merged=False)
+    if metadata:  # (no metadata is always within the limit)
+        check_metadata_size(metadata, merged=False)
     if inp.ttl is not None:
         ttl: int | None = expiry.requested_ttl(spec, inp.ttl)
     else:
@@ -1345,19 +1348,29 @@ def _in_flight(machine: Machine, task: str, epoch: int, attempt: int) -> bool:
     )
 
 
+_Row = TypeVar("_Row", Machine, TaskRecord, StateRun)
+
+
 def _working_copy(machine: Machine) -> Machine:
     """A copy the step may change freely. Containers and task records are copied; the
     values inside them (task outputs) are replaced, never changed in place, so they are
     shared — a deep copy would cost most of a decision's time."""
-    return machine.model_copy(
-        update={
-            "tasks": {name: record.model_copy() for name, record in machine.tasks.items()},
-            "metadata": dict(machine.metadata),
-            "published": dict(machine.published),
-            "applied": dict(machine.applied),
-            "state_runs": {key: run.model_copy() for key, run in machine.state_runs.items()},
-        }
-    )
+    copied = _shallow_copy(machine)
+    copied.tasks = {name: _shallow_copy(record) for name, record in machine.tasks.items()}
+    copied.metadata = dict(machine.metadata)
+    copied.published = dict(machine.published)
+    copied.applied = dict(machine.applied)
+    copied.state_runs = {key: _shallow_copy(run) for key, run in machine.state_runs.items()}
+    return copied
+
+
+def _shallow_copy(row: _Row) -> _Row:
+    """``copy.copy(row)`` for these plain dataclasses: a new instance sharing the same
+    field values. (copy.copy's generic protocol, __reduce_ex__ and a reconstruction,
+    costs three times this, and every decision copies the machine.)"""
+    copied = object.__new__(type(row))
+    copied.__dict__.update(row.__dict__)
+    return copied
 
 
 def _listing(names: list[str]) -> str:

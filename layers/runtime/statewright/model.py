@@ -1,18 +1,25 @@
 """The aggregate (Machine), the messages that move it and the invocation that starts a
-task, with the validation of the ids and metadata callers send. Pydantic models for every
-row and message, so stores, buses and executors serialize one shape."""
+task, with the validation of the ids and metadata callers send.
+
+What the engine builds on every decision — the machine, its task records and held runs,
+history entries, bus events — are plain dataclasses (statewright.rows says why); pydantic
+validates them where they are loaded (stores) and dumps them where they leave. Messages
+from outside (a task's report, a machine event) and task invocations stay pydantic
+models: they are checked as they come in."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from statewright.errors import InvalidMetadata, InvalidRequest
+from statewright.rows import Row
 from statewright.spec import rules
 from statewright.spec.models import TaskSpec
 
@@ -67,10 +74,9 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class TaskRecord(BaseModel):
+@dataclass(kw_only=True)
+class TaskRecord(Row):
     """The latest run of one task of a machine (public fields first, then internal)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     executor: str
     status: TaskStatus = "pending"
@@ -84,7 +90,7 @@ class TaskRecord(BaseModel):
     output: Any = None
     # Names of outputs withheld from ``output`` (Terraform outputs marked sensitive):
     # their values are never stored, published or returned.
-    redacted_outputs: list[str] = Field(default_factory=list)
+    redacted_outputs: list[str] = field(default_factory=list)
     state: str
     epoch: int
     # Tasks of the state this pending task still waits for (its `needs`); None once it
@@ -104,13 +110,12 @@ class TaskRecord(BaseModel):
         return self.model_dump(exclude={"run_id", "not_before", "deadline"})
 
 
-class StateRun(BaseModel):
+@dataclass(kw_only=True)
+class StateRun(Row):
     """A run holding one of the machine's states (a Terraform source's state file) from
     the moment its start is asked for until it ends, whether or not its own state was
     left meanwhile: the next run on that state waits for it (docs/runtime.md, "One run
     per state file"). Internal, never shown in the API."""
-
-    model_config = ConfigDict(extra="forbid")
 
     task: str
     state: str
@@ -140,11 +145,10 @@ _INTERNAL_MACHINE_FIELDS = frozenset(
 )
 
 
-class Machine(BaseModel):
+@dataclass(kw_only=True)
+class Machine(Row):
     """A running instance of a spec. ``version`` is the optimistic-concurrency counter:
     every successful write stores version + 1 on condition that version still matches."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: str
     spec: str
@@ -154,10 +158,10 @@ class Machine(BaseModel):
     status: MachineStatus = "running"
     epoch: int = 1
     version: int = 0
-    tasks: dict[str, TaskRecord] = Field(default_factory=dict)
-    metadata: Metadata = Field(default_factory=dict)
-    created_at: str = Field(default_factory=now_iso)
-    updated_at: str = Field(default_factory=now_iso)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    metadata: Metadata = field(default_factory=dict)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
     # Why the engine stopped the machine (an endless NEXT loop), or None.
     halted: str | None = None
     # When the machine expires (docs/runtime.md, "TTL"); None for a spec without lifecycle.
@@ -171,14 +175,14 @@ class Machine(BaseModel):
     # again on each state entry until one does.
     expire_pending: bool = False
     # Internal: the warn_before offsets (seconds) already warned of for this expires_at.
-    warned: list[int] = Field(default_factory=list)
+    warned: list[int] = field(default_factory=list)
     # Internal, by system event: the epoch whose NEXT/FAILED has been published, so a
     # satisfied state publishes once per epoch (the reconciler re-publishes when it was
     # lost) ...
-    published: dict[str, int] = Field(default_factory=dict)
+    published: dict[str, int] = field(default_factory=dict)
     # ... and the epoch whose NEXT/FAILED has been applied (a no-op handler leaves the
     # epoch unchanged, so a repeated delivery must still be recognised).
-    applied: dict[str, int] = Field(default_factory=dict)
+    applied: dict[str, int] = field(default_factory=dict)
     # Internal: history entries written so far (sequence of the next one is this + 1).
     history_seq: int = 0
     # Internal: NEXT transitions in a row with no task run and no external event between
@@ -186,14 +190,13 @@ class Machine(BaseModel):
     idle_next: int = 0
     # Internal, by state key (a Terraform source's digest): the run still using that
     # state, so the next one waits. At most one entry per source the spec names.
-    state_runs: dict[str, StateRun] = Field(default_factory=dict)
+    state_runs: dict[str, StateRun] = field(default_factory=dict)
     # Internal: by spec schedule, the latest fire whose event reached this machine, so a
     # fire delivered twice is applied once (docs/runtime.md#schedules).
-    schedule_fires: dict[str, str] = Field(default_factory=dict)
+    schedule_fires: dict[str, str] = field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _applied_out_of_published(cls, data: Any) -> Any:
+    @staticmethod
+    def row_upgrade(data: Any) -> Any:
         """Machines stored before ``applied`` was a field of its own kept it in
         ``published``, under ``applied:NEXT`` and ``applied:FAILED``."""
         if not isinstance(data, dict) or not isinstance(data.get("published"), dict):
@@ -219,7 +222,8 @@ class Machine(BaseModel):
         return {n: t for n, t in self.tasks.items() if t.epoch == self.epoch}
 
 
-class HistoryEntry(BaseModel):
+@dataclass(kw_only=True)
+class HistoryEntry(Row):
     """One line of GET /machines/{id}/history. ``kind`` is one of: event (an accepted
     event), transition, task_started, task_finished, task_cancelled, created, deleted,
     halted (the engine stopped an endless NEXT loop; ``error`` says why), run_finished (a
@@ -227,10 +231,8 @@ class HistoryEntry(BaseModel):
     ``epoch`` and ``state`` are the run's), ttl_changed, expiring and expired
     (docs/runtime.md, "TTL"; ``expires_at`` says when)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     seq: int
-    at: str = Field(default_factory=now_iso)
+    at: str = field(default_factory=now_iso)
     kind: str
     epoch: int
     state: str
@@ -330,11 +332,11 @@ class TaskInvocation(BaseModel):
     task_spec: TaskSpec
     epoch: int
     attempt: int
-    metadata: Metadata = Field(default_factory=dict)
-    outputs: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
     # Beside ``outputs``: which run of each succeeded task they came from (an apply of a
     # saved plan applies exactly the plan that run made).
-    succeeded: dict[str, SucceededRun] = Field(default_factory=dict)
+    succeeded: dict[str, SucceededRun] = field(default_factory=dict)
     base_dir: str | None = None
     timeout_seconds: int
     # The machine's created_at. A machine deleted and created again under the same id
@@ -405,7 +407,7 @@ class TaskFinishedDetail(BaseModel):
     error: str | None = None
     error_type: str | None = None
     # Outputs withheld from ``output`` (sensitive Terraform outputs), by name.
-    redacted_outputs: list[str] = Field(default_factory=list)
+    redacted_outputs: list[str] = field(default_factory=list)
     # The attempt's report token, as its invocation carried it (statewright.report_tokens).
     report_token: str = Field(default="", repr=False)
 
@@ -427,8 +429,10 @@ class MachineDeletedDetail(BaseModel):
     epoch: int
 
 
-class BusEvent(BaseModel):
-    """What a Bus publishes: EventBridge's Source, DetailType and Detail."""
+@dataclass(frozen=True, kw_only=True)
+class BusEvent:
+    """What a Bus publishes: EventBridge's Source, DetailType and Detail. Made by the
+    control plane itself, never loaded from outside, so never validated."""
 
     source: str = EVENT_SOURCE
     detail_type: DetailType
