@@ -84,6 +84,7 @@ def _requests(prefix: str) -> list[Request]:
         (200, "GET", "/machines/", None, {}, {"spec": "preview-env", "limit": "1"}),
         (200, "GET", f"/machines/{machine}/", None, {}, None),  # a trailing "/" is the same
         (404, "GET", "//machines", None, {}, None),
+        (200, "GET", "/openapi.json", None, {}, None),  # the same document either way
     ]
 
 
