@@ -12,7 +12,8 @@ machine already deleted.
 Priced (``bench.prices``): Lambda requests and GB-seconds of the dispatcher and task
 runner at their measured in-process durations and the memory the template gives them;
 DynamoDB request units from item sizes (``bench.dynamodb_units``); EventBridge events
-put; API Gateway requests at the price of the template's API; the build's S3 writes.
+put; API Gateway requests at the price of the template's API; S3 requests (the lock
+check before a build; the build's own GetItem of its variables is a DynamoDB read).
 Not priced: the user's own work (the function the task runner invokes, the build's
 minutes), which a Step Functions workflow would pay for just the same, and CloudWatch
 logs and metrics.
@@ -163,9 +164,9 @@ def _settle(h: _Harness) -> None:
 
 
 def _run_build(h: _Harness, start: Call) -> None:
-    """What the Terraform build does besides Terraform: report Task Finished with its
-    outputs (infra/buildspec/terraform.yml); then CodeBuild's own Build State Change,
-    which the default bus's rule routes to the dispatcher."""
+    """What the Terraform build does besides Terraform: read its variables, report Task
+    Finished with its outputs (infra/buildspec/terraform.yml); then CodeBuild's own Build
+    State Change, which the default bus's rule routes to the dispatcher."""
     import boto3
 
     from tests.integration.aws import deployment as aws
@@ -175,6 +176,7 @@ def _run_build(h: _Harness, start: Call) -> None:
         invocation=None, build_id=start.response["build"]["id"], environment=environment
     )
     with h.log.acting("terraform_build"):
+        build.terraform_variables()  # its variables item: one consistent GetItem
         # Outputs this small travel in the report: the build stores no object.
         report = build.report("succeeded", OUTPUTS)
         boto3.client("events", region_name=aws.REGION).put_events(

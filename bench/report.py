@@ -171,7 +171,8 @@ _ITEMS = {
     "dynamodb_reads": "DynamoDB read units",
     "dynamodb_writes": "DynamoDB write units (table and index)",
     "eventbridge": "EventBridge events put",
-    "s3": "S3 requests (the build's variables and outputs objects)",
+    "s3": "S3 requests (the lock check before a build; objects only for what is too big "
+    "for an item or a report)",
 }
 
 
@@ -352,8 +353,9 @@ to `Machine State Changed`: {_n(off["notices_per_lifecycle"])} notice per lifecy
 _ABOVE_FLOOR = {
     "dynamodb_writes": "DynamoDB writes: items above 1 KB (a machine carries its recent "
     "history) cost a unit per KB, and a started task is recorded as running by a second write.",
-    "s3": "S3: the build's variables and outputs objects beside the state, which the floor "
-    "does without where the report and the start call can carry them.",
+    "s3": "S3: one GET of the state's lock object before each build (a stopped build's "
+    "lock is released), which the floor does without; the build's variables go through "
+    "an item of the table and its outputs in its report.",
     "lambda_compute": "Lambda compute: each invocation is billed for its own duration, the "
     "floor for the median one; the task runner's compute is not in the floor.",
     "dynamodb_reads": "DynamoDB reads: reads beyond one unit per event (a deletion "
@@ -461,9 +463,9 @@ def _cost_missed(c: dict[str, Any]) -> str:
         "dispatcher itself fires it would remove most of the rest.",
         "api_gateway": "- API Gateway: an HTTP API costs $1.00 per million requests against the "
         "REST API's $3.50; events sent on the bus instead of over HTTP cost $1.00.",
-        "s3": "- S3: the build stores its outputs in an object even when its own report "
-        "carries them; storing it only when the outputs are too big for the report would "
-        "save the PUT.",
+        "s3": "- S3: what is left is the lock check before a build (a GET, $0.40 per "
+        "million); it could be skipped when the state's last run is known to have ended "
+        "on its own.",
         "lambda_compute": "- Lambda compute: durations here include moto's emulation; a real "
         "DynamoDB call is a network round trip, billed while waiting.",
         "lambda_requests": "- Lambda requests: one per event; batching bus events per "

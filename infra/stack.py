@@ -66,7 +66,13 @@ class StatewrightStack(cdk.Stack):
         self.layer_bytecode = runtime.bytecode
         layer = runtime.layer
         terraform = TerraformRunner(
-            self, "Terraform", env_name=env_name, settings=settings, paths=paths, bus=bus
+            self,
+            "Terraform",
+            env_name=env_name,
+            settings=settings,
+            paths=paths,
+            bus=bus,
+            table=table,
         )
         task_runner = TaskRunner(
             self,

@@ -14,12 +14,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
+from statewright.aws import build_variables
 
 from infra.bus import ControlBus
 from infra.function import log_group, removal_policy
 from infra.nag import acknowledge, finding_resource
 from infra.paths import MissingSourceError, SourcePaths, require_file
 from infra.settings import EnvironmentSettings
+from infra.table import StateTable
 
 STATE_LOG_PREFIX = "access-logs/"
 
@@ -54,6 +56,7 @@ class TerraformRunner(Construct):
         settings: EnvironmentSettings,
         paths: SourcePaths,
         bus: ControlBus,
+        table: StateTable,
     ) -> None:
         super().__init__(scope, construct_id)
         self.env_name = env_name
@@ -124,6 +127,7 @@ class TerraformRunner(Construct):
             description=f"Statewright {env_name} Terraform runner (CodeBuild)",
         )
         self._grant_runner(bus, settings)
+        self._grant_build_variables(table)
 
         self.project = codebuild.Project(
             self,
@@ -143,6 +147,7 @@ class TerraformRunner(Construct):
                     "TF_VERSION": settings.terraform.version,
                     "TF_SHA256": settings.terraform.sha256,
                     "STATEWRIGHT_STATE_BUCKET": self.state_bucket.bucket_name,
+                    "STATEWRIGHT_TABLE": table.table.table_name,
                     "STATEWRIGHT_BUS": bus.bus_name,
                     "STATEWRIGHT_ENV": env_name,
                     "STATEWRIGHT_SPECS_ASSET": self.specs_asset.s3_object_url,
@@ -233,6 +238,23 @@ class TerraformRunner(Construct):
             "Terraform state keys are <env>/<machine>/<source-digest>.tfstate, created per "
             "machine at run time; the grant is limited to this environment's prefix of "
             "its own state bucket.",
+        )
+
+    def _grant_build_variables(self, table: StateTable) -> None:
+        """GetItem of the attempts' variables items only (statewright/aws/
+        build_variables.py): the condition holds the build to their key prefix, so it
+        can read no machine, spec, idempotency record or the report-token key."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadBuildVariablesItems",
+                actions=["dynamodb:GetItem"],
+                resources=[table.table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{build_variables.PREFIX}*"]
+                    }
+                },
+            )
         )
 
     def _grant_module_buckets(self, buckets: list[str]) -> None:

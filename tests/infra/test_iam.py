@@ -3,9 +3,12 @@ on the configured prefix, every role scoped to its own resources."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
+
+from statewright.aws import build_variables
 
 from infra.paths import REPO_ROOT
 from tests.infra.conftest import Synthesized, own_arn
@@ -262,6 +265,57 @@ def test_roles_that_run_tasks_may_put_only_their_reports(synth: Synthesized) -> 
     for role in ("DispatchDispatcherRole", "ReconcileReconcilerRole"):
         puts = _statements_with(_role_statements(synth, role), "events:PutEvents")
         assert all(_allows_put(p, FORGERIES[0]) for p in puts), role
+
+
+def _allows_table_call(statement: dict[str, Any], action: str, leading_key: str) -> bool:
+    """Whether an Allow statement lets one call of ``action`` on items whose partition key
+    is ``leading_key`` through, evaluated as IAM does for the operators used here (an
+    unknown operator fails the test rather than passing it)."""
+    if statement["Effect"] != "Allow" or not any(
+        fnmatch.fnmatchcase(action, a) for a in _listify(statement["Action"])
+    ):
+        return False
+    values = {"dynamodb:LeadingKeys": [leading_key]}
+    for operator, keys in statement.get("Condition", {}).items():
+        for key, expected in keys.items():
+            present = values.get(key, [])
+            if operator == "ForAllValues:StringLike":  # every value matches a pattern
+                patterns = _listify(expected)
+                if not all(any(fnmatch.fnmatchcase(v, p) for p in patterns) for v in present):
+                    return False
+            else:
+                raise AssertionError(f"operator {operator} not evaluated by this test")
+    return True
+
+
+def test_builds_may_read_only_their_variables_items_of_the_table(synth: Synthesized) -> None:
+    """Users' modules run with the Terraform runner's role: it may GetItem the attempts'
+    variables items (statewright/aws/build_variables.py) and nothing else of the table —
+    no machine, spec, idempotency record or the report-token key, no query, scan or
+    write."""
+    table_id, _ = synth.one("AWS::DynamoDB::Table")
+    statements = [
+        s
+        for s in _role_statements(synth, "TerraformRole")
+        if any(a.startswith("dynamodb:") for a in _listify(s["Action"]))
+    ]
+    assert statements and all(
+        s["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]} for s in statements
+    )
+    own = build_variables.item_key("pr-1:3:infra:1@2026-01-01T00:00:00.000Z")
+    assert any(_allows_table_call(s, "dynamodb:GetItem", own) for s in statements)
+    for key in (
+        "MACHINE#pr-1",
+        "CONFIG#page-token-key",
+        "SPEC#sha256:abc",
+        "IDEMPOTENCY#k",
+        own.lower(),
+        "X" + own,
+    ):
+        assert not any(_allows_table_call(s, "dynamodb:GetItem", key) for s in statements), key
+    for action in ("Query", "Scan", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"):
+        call = f"dynamodb:{action}"
+        assert not any(_allows_table_call(s, call, own) for s in statements), call
 
 
 # What statewright/aws/dynamodb_store.py calls, by where it calls it.

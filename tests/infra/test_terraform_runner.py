@@ -47,6 +47,8 @@ def test_project_environment_pins_terraform_and_names_the_control_plane(
     assert re.fullmatch(r"[0-9a-f]{64}", env["TF_SHA256"])
     assert env["TF_SHA256"] == synth.settings.terraform.sha256
     assert env["STATEWRIGHT_STATE_BUCKET"] == {"Ref": bucket_id}
+    table_id, _ = synth.one("AWS::DynamoDB::Table")
+    assert env["STATEWRIGHT_TABLE"] == {"Ref": table_id}  # where its variables item is
     assert env["STATEWRIGHT_BUS"] == f"statewright-{synth.env}"
     assert env["STATEWRIGHT_ENV"] == synth.env
     url = env["STATEWRIGHT_SPECS_ASSET"]["Fn::Sub"]

@@ -116,8 +116,15 @@ class Build:
         return {v["name"]: v["value"] for v in self.environment}
 
     def terraform_variables(self) -> Any:
-        """The variables the executor stored for this build in the state bucket (never
-        in its environment)."""
+        """The variables the executor stored for this build (never in its environment),
+        read as the buildspec reads them: the item of the control plane's table, or the
+        object in the state bucket when they were too big for an item."""
+        if "STATEWRIGHT_VARIABLES_ITEM" in self.variables:
+            key = {"pk": {"S": self.variables["STATEWRIGHT_VARIABLES_ITEM"]}}
+            item = boto3.client("dynamodb", region_name=REGION).get_item(
+                TableName=TABLE, Key={**key, "sk": {"S": "BUILDVARS"}}, ConsistentRead=True
+            )["Item"]
+            return json.loads(item["variables"]["S"])
         stored = boto3.client("s3", region_name=REGION).get_object(
             Bucket=STATE_BUCKET, Key=self.variables["STATEWRIGHT_VARIABLES_KEY"]
         )

@@ -5,6 +5,7 @@ real client, which checks every request against the API model)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from statewright import engine
+from statewright.aws import build_variables
 from statewright.aws.codebuild_executor import CodeBuildExecutor
 from statewright.aws.eventbridge_bus import EventBridgeBus, PublishError
 from statewright.aws.lambda_executor import LambdaExecutor
@@ -24,6 +26,7 @@ from statewright.report_tokens import ReportedAttempt, ReportTokens, report_toke
 from tests import fakes
 from tests.integration.aws.codebuild_tokens import CodeBuildTokenRule
 from tests.integration.aws.deployment import REGION
+from tests.integration.aws.tables import create_table
 from tests.unit.engine.helpers import make_spec
 
 
@@ -171,14 +174,16 @@ def codebuild(aws: None) -> Any:
         serviceRole=role,
     )
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=STATE)
+    create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
     return client
 
 
 STATE = "state-bucket"
+TABLE = "statewright-dev"
 REPORT_KEY = bytes(range(32))  # the deployment's key report tokens are signed with
 
 
-def executor_for(codebuild: Any, bus_name: str = "b") -> CodeBuildExecutor:
+def executor_for(codebuild: Any, bus_name: str = "b", table: str = TABLE) -> CodeBuildExecutor:
     return CodeBuildExecutor(
         codebuild,
         "tf",
@@ -186,7 +191,21 @@ def executor_for(codebuild: Any, bus_name: str = "b") -> CodeBuildExecutor:
         bus_name=bus_name,
         s3=boto3.client("s3", region_name=REGION),
         state_bucket=STATE,
+        dynamodb=boto3.client("dynamodb", region_name=REGION),
+        table=table,
     )
+
+
+def variables_item(key: str) -> dict[str, Any]:
+    item: dict[str, Any] = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName=TABLE, Key={"pk": {"S": key}, "sk": {"S": "BUILDVARS"}}, ConsistentRead=True
+    )["Item"]
+    return item
+
+
+def state_objects() -> list[str]:
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=STATE)
+    return [o["Key"] for o in listed.get("Contents", [])]
 
 
 def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any) -> None:
@@ -214,7 +233,7 @@ def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any)
         "STATEWRIGHT_STATE_KEY": f"dev/pr-1/{digest}.tfstate",
         "STATEWRIGHT_OUTPUTS_KEY": f"dev/pr-1/{digest}.outputs/3-1-infra.json",
         "STATEWRIGHT_RUN_KEY": f"dev/pr-1/{digest}.run.json",
-        "STATEWRIGHT_VARIABLES_KEY": f"dev/pr-1/{digest}.inputs/3-1-infra.tfvars.json",
+        "STATEWRIGHT_VARIABLES_ITEM": build_variables.item_key(attempt.start_key),
         "STATEWRIGHT_BUS": "statewright-dev",
         # Good for this attempt's report only (docs/security.md).
         "STATEWRIGHT_REPORT_TOKEN": report_token(
@@ -222,18 +241,56 @@ def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any)
         ),
     }
     # The variables are not in the build's environment (anyone who may read the build
-    # sees it): one JSON object in the state bucket, metadata then the task's variables
-    # (later wins) then stack_id.
+    # sees it): one JSON object in an item of the control plane's table, metadata then
+    # the task's variables (later wins) then stack_id; no object in the state bucket.
     assert "ana" not in json.dumps(call)
-    stored = boto3.client("s3", region_name=REGION).get_object(
-        Bucket=STATE, Key=env["STATEWRIGHT_VARIABLES_KEY"]
-    )
-    assert json.loads(stored["Body"].read()) == {
+    item = variables_item(env["STATEWRIGHT_VARIABLES_ITEM"])
+    assert json.loads(item["variables"]["S"]) == {
         "owner": "ana",
         "replicas": 3,
         "tags": {"team": "x"},
         "stack_id": "pr-1",
     }
+    # DynamoDB's TTL deletes it a day after the attempt's timeout.
+    expires = int(item["expires_at"]["N"]) - time.time()
+    assert 1800 + 86_400 - 60 < expires <= 1800 + 86_400
+    assert state_objects() == []
+
+
+def test_the_variables_item_is_written_once_per_attempt(codebuild: Any) -> None:
+    """A repeated start finds the item and keeps it, so every build of one attempt reads
+    the same variables; another attempt, or the same id created again, gets its own."""
+    executor = executor_for(codebuild)
+    first = invocation(APPLY)
+    executor.start(first)
+    changed = first.model_copy(update={"metadata": {"owner": "bo"}})
+    executor.start(changed)
+    key = build_variables.item_key(first.start_key)
+    assert json.loads(variables_item(key)["variables"]["S"])["owner"] == "ana"
+    again = first.model_copy(update={"incarnation": "2026-01-01T00:00:00Z", "metadata": {}})
+    executor.start(again)
+    other = build_variables.item_key(again.start_key)
+    assert other != key and "owner" not in json.loads(variables_item(other)["variables"]["S"])
+
+
+def test_variables_too_big_for_an_item_go_through_the_state_bucket(codebuild: Any) -> None:
+    calls = recorder(codebuild, "StartBuild")
+    big = {**APPLY, "config": {**APPLY["config"], "variables": {"blob": "x" * 400_000}}}
+    attempt = invocation(big)
+    executor_for(codebuild).start(attempt)
+    [call] = calls
+    env = {v["name"]: v["value"] for v in call["environmentVariablesOverride"]}
+    assert "STATEWRIGHT_VARIABLES_ITEM" not in env
+    stored = boto3.client("s3", region_name=REGION).get_object(
+        Bucket=STATE, Key=env["STATEWRIGHT_VARIABLES_KEY"]
+    )
+    assert json.loads(stored["Body"].read())["blob"] == "x" * 400_000
+    assert "x" * 100 not in json.dumps(call)
+
+
+def test_a_missing_table_fails_the_start_naming_it(codebuild: Any) -> None:
+    with pytest.raises(ConfigurationError, match="table nowhere does not exist"):
+        executor_for(codebuild, table="nowhere").start(invocation(APPLY))
 
 
 def test_the_idempotency_token_is_one_per_attempt(codebuild: Any) -> None:

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
+from statewright.aws import build_variables
 from statewright.aws import codebuild_executor as cb
+from statewright.aws.table_layout import PARTITION_KEY, SORT_KEY
 from statewright.executors.terraform_run import terraform_outputs
 
 BUILDSPEC = Path(__file__).resolve().parents[3] / "infra" / "buildspec" / "terraform.yml"
@@ -136,6 +138,16 @@ if args[:2] == ["events", "put-events"]:
     else:
         print(json.dumps({"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}))
     sys.exit(0)
+if args[:2] == ["dynamodb", "get-item"]:
+    with open(os.environ["FAKE_AWS_LOG"], "a") as log:
+        log.write(json.dumps(args) + "\n")
+    table = pathlib.Path(os.environ["FAKE_TABLES"]) / args[args.index("--table-name") + 1]
+    if not table.is_file():
+        sys.exit("An error occurred (AccessDeniedException) when calling the GetItem operation")
+    key = json.loads(args[args.index("--key") + 1])
+    found = [i for i in json.loads(table.read_text()) if all(i.get(k) == v for k, v in key.items())]
+    print(json.dumps({"Item": found[0]} if found else {}))
+    sys.exit(0)
 if args[:2] == ["s3api", "head-object"]:
     sys.exit(0 if (root / args[3] / args[5]).is_file() else 255)
 if args[:2] == ["s3", "cp"] and args[2] == "--recursive":
@@ -176,6 +188,7 @@ def helper(tmp_path: Path) -> dict[str, Any]:
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "FAKE_S3": str(tmp_path / "s3"),
         "FAKE_AWS_LOG": str(tmp_path / "aws.log"),
+        "FAKE_TABLES": str(tmp_path / "tables"),
         "SW_STATE_DIR": str(tmp_path / "state"),
         "SW_WORK": str(tmp_path / "state" / "work"),
         cb.STATE_BUCKET: "state-bucket",
@@ -211,10 +224,14 @@ def run(helper: dict[str, Any], step: str, **extra: str) -> subprocess.Completed
     )
 
 
+def aws_calls(helper: dict[str, Any]) -> list[list[Any]]:
+    log = helper["root"] / "aws.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
 def sent_reports(helper: dict[str, Any]) -> list[dict[str, Any]]:
     """The entries the helper gave put-events, every call's."""
-    log = helper["root"] / "aws.log"
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    calls = aws_calls(helper)
     return [e for call in calls if call[:2] == ["events", "put-events"] for e in call[2]]
 
 
@@ -264,6 +281,56 @@ def test_prepare_fetches_every_object_under_a_prefix_and_writes_backend_and_vari
         }
     }
     assert not helper["canary"].exists()
+
+
+def put_variables_item(helper: dict[str, Any], key: str, text: str) -> None:
+    """The item the dispatcher wrote (statewright/aws/build_variables.py), in the
+    control plane's table."""
+    tables = helper["root"] / "tables"
+    tables.mkdir(exist_ok=True)
+    item = {
+        PARTITION_KEY: {"S": key},
+        SORT_KEY: {"S": build_variables.SORT_KEY_VALUE},
+        "variables": {"S": text},
+        "expires_at": {"N": "1"},
+    }
+    (tables / "statewright-dev").write_text(json.dumps([item]))
+
+
+def test_prepare_reads_the_variables_item_of_the_table_consistently(
+    helper: dict[str, Any],
+) -> None:
+    put_s3(helper, "b", "machines.tf", "# one file\n")
+    key = build_variables.item_key("pr-1:3:infra:1@2026-01-01T00:00:00.000Z")
+    put_variables_item(helper, key, helper["variables"])
+    source = {cb.SOURCE_TYPE: "s3", cb.SOURCE_BUCKET: "b", cb.SOURCE_KEY: "machines.tf"}
+    item = {cb.VARIABLES_ITEM: key, cb.TABLE: "statewright-dev", cb.VARIABLES_KEY: ""}
+    done = run(helper, "prepare", **source, **item)
+    assert done.returncode == 0, done.stderr
+    tfvars = Path(helper["env"]["SW_WORK"]) / "statewright.auto.tfvars.json"
+    assert tfvars.read_text() == helper["variables"]
+    [get] = [c for c in aws_calls(helper) if c[:2] == ["dynamodb", "get-item"]]
+    assert "--consistent-read" in get
+    assert json.loads(get[get.index("--key") + 1]) == {
+        PARTITION_KEY: {"S": key},
+        SORT_KEY: {"S": build_variables.SORT_KEY_VALUE},
+    }
+    # The S3 object was not needed (nor deleted), and nothing ran what the values say.
+    assert helper["stored_variables"].exists()
+    assert helper["variables"] not in done.stdout + done.stderr
+    assert not helper["canary"].exists()
+
+
+@pytest.mark.parametrize("table", ["statewright-dev", "unreadable"])
+def test_a_variables_item_that_cannot_be_read_fails_the_build(
+    helper: dict[str, Any], table: str
+) -> None:
+    put_s3(helper, "b", "machines.tf", "# one file\n")
+    put_variables_item(helper, "BUILDVARS#other", helper["variables"])
+    source = {cb.SOURCE_TYPE: "s3", cb.SOURCE_BUCKET: "b", cb.SOURCE_KEY: "machines.tf"}
+    done = run(helper, "prepare", **source, **{cb.VARIABLES_ITEM: "BUILDVARS#x", cb.TABLE: table})
+    assert done.returncode != 0 and "variables" in done.stderr
+    assert not (Path(helper["env"]["SW_WORK"]) / "statewright.auto.tfvars.json").exists()
 
 
 def test_prepare_fetches_a_single_object(helper: dict[str, Any]) -> None:

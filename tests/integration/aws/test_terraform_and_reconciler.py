@@ -95,8 +95,9 @@ def test_an_apply_completes_from_its_report_alone_and_leaves_no_object(
     assert variables["STATEWRIGHT_SOURCE_TYPE"] == "local"
     assert variables["STATEWRIGHT_SOURCE_LOCATION"] == "modules/net"
     assert variables["STATEWRIGHT_STATE_KEY"].startswith("test/e-1/")
-    # The variables travel through the state bucket, not the build's environment.
+    # The variables travel through an item of the table, not the build's environment.
     assert not any("10.0.0.0/16" in value for value in variables.values())
+    assert "STATEWRIGHT_VARIABLES_KEY" not in variables
     assert build.terraform_variables() == {
         "team": "a",
         "cidr": "10.0.0.0/16",
@@ -112,7 +113,7 @@ def test_an_apply_completes_from_its_report_alone_and_leaves_no_object(
     report["detail"]["redacted_outputs"] = STORED["redacted_outputs"]
     assert dep.deliver(report) == "applied"
     assert dep.deliver(build.state_change("SUCCEEDED")) == "duplicate"
-    assert not any(".outputs" in key for key in objects())  # nothing stored, nothing read
+    assert objects() == []  # no variables object, no outputs object: S3 is not on the path
     for event in dep.dispatched(dep.published()):
         dep.deliver(event)  # NEXT
     _, machine = dep.get("e-1")

@@ -6,10 +6,11 @@ overrides (the names below are the contract with the buildspec and with the disp
 which reads them back from CodeBuild's ``Build State Change`` event). The Terraform
 variables, the machine's metadata among them, do not: a build's environment is shown to
 whoever may read the build (BatchGetBuilds, the console) and CloudTrail records
-StartBuild's request. They travel as ONE JSON object written to the state bucket before
-the build starts, which the buildspec copies verbatim to ``statewright.auto.tfvars.json``
-and deletes; no value ever reaches a command line. The build id is the run id;
-``cancel`` is ``StopBuild``."""
+StartBuild's request. They travel as ONE JSON object written before the build starts to
+an item of the control plane's table (statewright.aws.build_variables), or, too big for
+an item, to the state bucket; the buildspec copies it verbatim to
+``statewright.auto.tfvars.json``. No value ever reaches a shell. The build id is the run
+id; ``cancel`` is ``StopBuild``."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ import json
 import logging
 import math
 import posixpath
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from statewright.aws import build_variables
+from statewright.aws.build_variables import BuildVariables
 from statewright.aws.terraform_locks import release_stopped_builds_lock
 from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.terraform_run import state_name, terraform_variables
@@ -32,6 +36,7 @@ from statewright.executors.terraform_run import state_name, terraform_variables
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
     from mypy_boto3_codebuild.type_defs import EnvironmentVariableTypeDef
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
     from statewright.executors.builtin import LocalSource, TerraformConfig
@@ -51,6 +56,9 @@ SOURCE_KEY = "STATEWRIGHT_SOURCE_KEY"
 SOURCE_LOCATION = "STATEWRIGHT_SOURCE_LOCATION"
 STATE_KEY = "STATEWRIGHT_STATE_KEY"
 OUTPUTS_KEY = "STATEWRIGHT_OUTPUTS_KEY"
+# Where the attempt's variables are: an item of the control plane's table (its key), or,
+# too big for an item, an object in the state bucket (its key). Exactly one is set.
+VARIABLES_ITEM = "STATEWRIGHT_VARIABLES_ITEM"
 VARIABLES_KEY = "STATEWRIGHT_VARIABLES_KEY"
 # Where the build says who it is before Terraform may take the state's lock
 # (statewright.aws.terraform_locks).
@@ -65,6 +73,7 @@ BUS = "STATEWRIGHT_BUS"
 REPORT_TOKEN = "STATEWRIGHT_REPORT_TOKEN"  # noqa: S105 — a variable's name, not a secret
 # Set on the CodeBuild project by the CDK app (not per build).
 STATE_BUCKET = "STATEWRIGHT_STATE_BUCKET"
+TABLE = "STATEWRIGHT_TABLE"
 SPECS_ASSET = "STATEWRIGHT_SPECS_ASSET"
 
 # CodeBuild's bounds for timeoutInMinutesOverride.
@@ -146,6 +155,8 @@ class CodeBuildExecutor:
         s3: S3Client | None = None,
         state_bucket: str | None = None,
         specs_dir: Path | None = None,
+        dynamodb: DynamoDBClient | None = None,
+        table: str | None = None,
     ) -> None:
         self._client = client
         self.project_name = project_name
@@ -154,6 +165,7 @@ class CodeBuildExecutor:
         self._s3 = s3
         self.state_bucket = state_bucket
         self.specs_dir = specs_dir
+        self._variables = BuildVariables(dynamodb, table) if dynamodb and table else None
 
     def _local_location(self, invocation: TaskInvocation, source: LocalSource) -> str:
         """The module's folder relative to the deployed specs asset (the zipped
@@ -194,10 +206,13 @@ class CodeBuildExecutor:
                 stem, attempt_name(invocation.epoch, invocation.attempt, invocation.task)
             ),
             RUN_KEY: run_key(stem),
-            VARIABLES_KEY: variables_key(stem, invocation),
             BUS: self.bus_name,
             REPORT_TOKEN: invocation.report_token,
         }
+        if self._in_table(self._variables_body(invocation, config)):
+            values[VARIABLES_ITEM] = build_variables.item_key(invocation.start_key)
+        else:
+            values[VARIABLES_KEY] = variables_key(stem, invocation)
         values.update(self._plan_variables(invocation, config, stem))
         if isinstance(source, S3Source):
             values[SOURCE_BUCKET] = source.bucket
@@ -243,19 +258,30 @@ class CodeBuildExecutor:
             "timeoutInMinutesOverride": minutes,
         }
 
+    @staticmethod
+    def _variables_body(invocation: TaskInvocation, config: TerraformConfig) -> str:
+        return json.dumps(terraform_variables(invocation, config), separators=(",", ":"))
+
+    def _in_table(self, body: str) -> bool:
+        return self._variables is not None and build_variables.fits(body)
+
     def write_variables(self, invocation: TaskInvocation) -> None:
-        """The attempt's Terraform variables, where its build reads them (written again
-        by every start: the same attempt, the same object)."""
+        """The attempt's Terraform variables, where its build reads them: an item of the
+        control plane's table when they fit one (written once per attempt), else an
+        object in the state bucket (written again by every start: the same object)."""
         from statewright.executors.builtin import TerraformConfig
 
+        config = TerraformConfig.model_validate(invocation.task_spec.config)
+        body = self._variables_body(invocation, config)
+        if (table := self._variables) is not None and build_variables.fits(body):
+            self._put_item(table, invocation, body)
+            return
         if self._s3 is None or not self.state_bucket:
             raise ConfigurationError(
                 "the terraform executor has no state bucket to pass a build its variables "
                 "through (check STATEWRIGHT_STATE_BUCKET)"
             )
-        config = TerraformConfig.model_validate(invocation.task_spec.config)
         stem = self.state_stem(invocation.machine_id, config)
-        body = json.dumps(terraform_variables(invocation, config), separators=(",", ":"))
         s3 = self._s3
         try:
             s3.put_object(
@@ -270,6 +296,30 @@ class CodeBuildExecutor:
                 "(check STATEWRIGHT_STATE_BUCKET)"
             ) from exc
         except (ClientError, BotoCoreError) as exc:
+            raise StartDeferred(
+                f"could not store the variables of task {invocation.task}: {exc}"
+            ) from exc
+
+    @staticmethod
+    def _put_item(variables: BuildVariables, invocation: TaskInvocation, body: str) -> None:
+        expires_at = (
+            int(time.time())
+            + invocation.timeout_seconds
+            + build_variables.KEPT_AFTER_TIMEOUT_SECONDS
+        )
+        try:
+            variables.put(
+                build_variables.item_key(invocation.start_key), body, expires_at=expires_at
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise ConfigurationError(
+                    f"the table {variables.table} does not exist (check STATEWRIGHT_TABLE)"
+                ) from exc
+            raise StartDeferred(
+                f"could not store the variables of task {invocation.task}: {exc}"
+            ) from exc
+        except BotoCoreError as exc:
             raise StartDeferred(
                 f"could not store the variables of task {invocation.task}: {exc}"
             ) from exc

@@ -186,6 +186,8 @@ def _aws_terraform(context: AwsContext) -> Executor:
         s3=context.client("s3"),
         state_bucket=context.settings.STATE_BUCKET,
         specs_dir=context.specs_dir,
+        dynamodb=context.client("dynamodb"),
+        table=context.settings.TABLE,
     )
 
 
