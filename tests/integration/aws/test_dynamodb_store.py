@@ -439,3 +439,79 @@ def test_unprocessed_keys_are_fetched_again_after_a_growing_pause(store: DynamoS
     page, _ = store.list_machines(limit=10)
     assert sorted(m.id for m in page) == ["m-0", "m-1", "m-2"]
     assert len(pauses) == 2 and pauses[1] > pauses[0] > 0
+
+
+# ---- large fields in a side item ----------------------------------------------------------
+
+
+def side_items(store: DynamoStore) -> list[str]:
+    items = client_of(store).scan(TableName=store._table)["Items"]
+    return [it["sk"]["S"] for it in items if it["sk"]["S"].startswith("DATA#")]
+
+
+def with_metadata(machine: Machine, size: int, version: int) -> Machine:
+    """``machine`` with ``size`` bytes of metadata that compression cannot hide."""
+    metadata = {f"k{i}": secrets.token_hex(32) for i in range(size // 80)}
+    return machine.model_copy(update={"metadata": metadata, "version": version})
+
+
+def test_large_metadata_lives_in_a_side_item_written_only_when_it_changes(
+    store: DynamoStore,
+) -> None:
+    base = Machine(id="m-1", spec="s", spec_digest="d", state="INIT", version=1, history_seq=1)
+    big = with_metadata(base, 8000, 1)
+    store.create(big, [HistoryEntry(seq=1, kind="created", epoch=1, state="INIT")])
+    (first,) = side_items(store)
+    calls = count_calls(store)
+    for _ in range(10):
+        one_event(store)
+        (item,) = machine_items(store)
+        assert item_size(item) <= WRITE_UNIT_BYTES  # the event writes one unit
+    del calls["Scan"]
+    # Each event: the machine and its side item read, the machine item written.
+    assert calls == {"GetItem": 20, "PutItem": 10}
+    assert side_items(store) == [first]
+    current = store.get("m-1")
+    assert current is not None and current.metadata == big.metadata
+    changed = with_metadata(current, 8000, current.version + 1)
+    store.update(changed, current.version)
+    assert store.get("m-1") == changed
+    (second,) = side_items(store)  # a new side item; the one before is gone
+    assert second != first
+    # Back under the threshold: the fields move inline and the side item goes.
+    small = changed.model_copy(update={"metadata": {"k": "v"}, "version": changed.version + 1})
+    store.update(small, changed.version)
+    assert store.get("m-1") == small and side_items(store) == []
+    assert [e.seq for e in store.history("m-1")[0]] == list(range(1, 12))
+
+
+def test_a_listing_that_met_an_item_before_its_side_item_changed_reads_the_machine_again(
+    store: DynamoStore,
+) -> None:
+    base = Machine(id="m-1", spec="s", spec_digest="d", state="INIT", version=1)
+    store.create(with_metadata(base, 4000, 1))
+    (old_item,) = machine_items(store)
+    changed = with_metadata(base, 4000, 2)
+    store.update(changed, 1)
+    assert store._listed(old_item) == changed
+    assert [m.metadata for m in store.list_machines()[0]] == [changed.metadata]
+    assert [m.id for m in store.due_machines()] == []
+
+
+def test_a_write_that_loses_its_race_leaves_a_side_item_the_delete_removes(
+    store: DynamoStore,
+) -> None:
+    base = Machine(id="m-1", spec="s", spec_digest="d", state="INIT", version=1)
+    store.create(with_metadata(base, 4000, 1))
+    seen = store.get("m-1")
+    assert seen is not None
+    other = DynamoStore(store._client, store._table)
+    winner = with_metadata(base, 4000, 2)
+    other.update(winner, 1)
+    with pytest.raises(VersionConflict) as caught:
+        store.update(with_metadata(base, 4000, 2), 1)
+    assert caught.value.current == winner
+    assert store.get("m-1") == winner and len(side_items(store)) == 2
+    store.delete("m-1", 2)
+    items = client_of(store).scan(TableName=store._table)["Items"]
+    assert not [it for it in items if it["pk"]["S"] == "MACHINE#m-1"]

@@ -15,6 +15,9 @@ Items (pk / sk):
   older entries packed, spilled out of the machine item when they would take it past
   one write unit (or ``entry``, one entry as JSON, as earlier versions spilled); with a
   history retention, they expire (TTL) that many days after they spill.
+- side item    ``MACHINE#<id>`` / ``DATA#<hist>#<version>#<digest>``: ``d``, the
+  machine's metadata and task outputs, packed, while they are large
+  (``LARGE_FIELDS_BYTES``); never changed, written only when they change.
 - spec         ``SPEC#<digest>`` / ``SPEC``: a normalized spec, written once.
 - idempotency  ``IDEMPOTENCY#<key>`` / ``IDEMPOTENCY``: a replayable answer with TTL.
 
@@ -32,6 +35,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import time
@@ -59,6 +63,7 @@ from statewright.aws.table_layout import (
 )
 from statewright.due import due_at
 from statewright.errors import ConfigurationError, ItemTooLarge, MachineExists, VersionConflict
+from statewright.limits import json_size
 from statewright.model import HistoryEntry, Machine
 from statewright.page_tokens import KEY_BYTES
 from statewright.ports import IdempotencyRecord, Position, Store
@@ -92,6 +97,13 @@ _PAGE = "page"  # a history page's packed entries
 _BATCH = 25  # BatchWriteItem's limit
 _BATCH_GET = 100  # BatchGetItem's limit
 _CACHE_SIZE = 1024
+_SIDE_PREFIX = "DATA#"
+_SIDE = "d"  # a side item's packed metadata and outputs
+LARGE_FIELDS_BYTES = 1024
+"""Metadata and task outputs whose JSON together passes this move to a side item,
+written only when they change, so that an event writes one unit however large they are."""
+
+log = logging.getLogger(__name__)
 
 
 def _s(value: str) -> AttributeValueTypeDef:
@@ -150,18 +162,48 @@ def _is_machine_item(item: Item) -> bool:
     return _PACKED in item or "doc" in item
 
 
-def _unpacked(item: Item) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The machine's JSON (version included) and its inline history entries, from the
-    packed layout or the one before it."""
+def _unpacked(item: Item) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+    """The machine's JSON (version included), its inline history entries and the name
+    of its side item (None when it has none), from the packed layout or the one before."""
+    side = None
     if _PACKED in item:
-        doc, entries = item_codec.unpack(bytes(item[_PACKED]["B"]))
+        doc, entries, *rest = item_codec.unpack(bytes(item[_PACKED]["B"]))
+        side = str(rest[0]) if rest else None
     else:
         doc = json.loads(_str(item, "doc"))
         entries = [json.loads(value["S"]) for value in item.get("recent", {}).get("L", [])]
     if not isinstance(doc, dict) or not isinstance(entries, list):
         raise TypeError("a machine item holds a machine and a list of history entries")
     doc["version"] = _int(item, "version")
-    return doc, entries
+    return doc, entries, side
+
+
+def _side_sk(hist: str, side: str) -> str:
+    return f"{_SIDE_PREFIX}{hist}#{side}"
+
+
+def _take_large_fields(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """Takes metadata and task outputs out of the machine's JSON when together they are
+    large, and returns them; None (``doc`` unchanged) when they are small."""
+    tasks = doc["tasks"]
+    outputs = {name: task["output"] for name, task in tasks.items() if task["output"] is not None}
+    large = {"metadata": doc["metadata"], "outputs": outputs}
+    if json_size(large) <= LARGE_FIELDS_BYTES:
+        return None
+    doc["metadata"] = {}
+    for name in outputs:
+        tasks[name]["output"] = None
+    return large
+
+
+def _put_back_large_fields(doc: dict[str, Any], large: Any) -> None:
+    doc["metadata"] = large["metadata"]
+    for name, output in large["outputs"].items():
+        doc["tasks"][name]["output"] = output
+
+
+class _MovedOn(Exception):
+    """The side item a machine item names is gone: the machine was written meanwhile."""
 
 
 def _page_entries(item: Item) -> list[dict[str, Any]]:
@@ -174,6 +216,21 @@ def _page_entries(item: Item) -> list[dict[str, Any]]:
     return [json.loads(_str(item, "entry"))]
 
 
+def _spill_pays(item: Item, without: Item) -> bool:
+    """Whether the committed inline entries should move to a page before a write of
+    ``item`` (``without``: the item without them): when they cost it a write unit of its
+    own and fill at least half a unit (so a page is never written for a few entries on
+    every event), or when it would pass DynamoDB's limit with them."""
+    size = item_size(item)
+    if size > ITEM_MAX_BYTES:
+        return True
+    if size <= WRITE_UNIT_BYTES:
+        return False
+    rest = item_size(without)
+    units = -(-size // WRITE_UNIT_BYTES)
+    return units > -(-rest // WRITE_UNIT_BYTES) and size - rest >= WRITE_UNIT_BYTES // 2
+
+
 @dataclass(frozen=True)
 class _Seen:
     """What this process last saw of a machine item: enough to write its next version
@@ -183,6 +240,7 @@ class _Seen:
     version: int
     entries: tuple[dict[str, Any], ...]  # the inline history, oldest first
     due: Mapping[str, AttributeValueTypeDef]  # its by_due keys; empty while idle
+    side: str | None  # the name of its side item, if it has one
 
 
 class DynamoStore(Store):
@@ -232,19 +290,25 @@ class DynamoStore(Store):
     # ---- (de)serialization ------------------------------------------------------------
 
     @staticmethod
-    def machine_item(
+    def machine_item(  # noqa: PLR0913 — the item's parts; bench/ passes the first two
         machine: Machine,
         hist: str,
         history: Sequence[Mapping[str, Any]] = (),
         due: Mapping[str, AttributeValueTypeDef] | None = None,
+        *,
+        doc: Mapping[str, Any] | None = None,
+        side: str | None = None,
     ) -> dict[str, AttributeValueTypeDef]:
         """The machine's item as this store writes it (``hist``: its history id,
         ``history``: its inline entries as JSON, ``due``: its by_due keys when not the
-        machine's own); also how bench/ and tests store many machines quickly."""
-        doc = machine.model_dump(mode="json", exclude={"version"})
+        machine's own, ``doc``: its JSON without what went to the side item ``side``);
+        also how bench/ and tests store many machines quickly."""
+        if doc is None:
+            doc = machine.model_dump(mode="json", exclude={"version"})
+        packed = [doc, list(history)] + ([side] if side is not None else [])
         return {
             **_machine_key(machine.id),
-            _PACKED: {"B": item_codec.pack([doc, list(history)])},
+            _PACKED: {"B": item_codec.pack(packed)},
             "version": _n(machine.version),
             LIST_INDEX_PARTITION_KEY: _s(machine.spec),
             LIST_INDEX_SORT_KEY: _s(f"{machine.state}#{machine.id}"),
@@ -252,38 +316,97 @@ class DynamoStore(Store):
             "hist": _s(hist),
         }
 
-    @staticmethod
-    def _machine_from(item: Item) -> Machine:
-        doc, _ = _unpacked(item)
-        return Machine.model_validate(doc)
+    def _resolved(self, item: Item) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+        """:func:`_unpacked`, with the large fields put back from the side item (read
+        consistently; _MovedOn when it is gone)."""
+        doc, entries, side = _unpacked(item)
+        if side is not None:
+            key = {
+                PARTITION_KEY: item[PARTITION_KEY],
+                SORT_KEY: _s(_side_sk(_str(item, "hist"), side)),
+            }
+            found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+            if "Item" not in found:
+                raise _MovedOn(side)
+            _put_back_large_fields(doc, item_codec.unpack(bytes(found["Item"][_SIDE]["B"])))
+        return doc, entries, side
+
+    def _machine_from(self, item: Item) -> Machine:
+        return Machine.model_validate(self._resolved(item)[0])
 
     def _read(self, machine_id: str, item: Item) -> Machine:
         """The machine of a whole item this store read, remembered for the next update."""
-        doc, entries = _unpacked(item)
+        doc, entries, side = self._resolved(item)
         machine = Machine.model_validate(doc)
         if "hist" in item:
             due = {k: item[k] for k in (DUE_INDEX_PARTITION_KEY, DUE_INDEX_SORT_KEY) if k in item}
-            seen = _Seen(_str(item, "hist"), machine.version, tuple(entries), due)
+            seen = _Seen(_str(item, "hist"), machine.version, tuple(entries), due, side)
             self._remember(machine_id, seen)
         return machine
 
     # ---- the four primitives ----------------------------------------------------------
 
     def get(self, machine_id: str) -> Machine | None:
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=_machine_key(machine_id),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        if item is None:
-            self._forget(machine_id)
+        for _ in range(3):  # a side item gone: the machine was written since; read again
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=_machine_key(machine_id),
+                ConsistentRead=True,
+            )
+            item = response.get("Item")
+            if item is None:
+                self._forget(machine_id)
+                return None
+            with contextlib.suppress(_MovedOn):
+                return self._read(machine_id, item)
+        raise ValueError(f"machine {machine_id} names a side item that is missing")
+
+    def _side_for(
+        self, machine_id: str, hist: str, doc: dict[str, Any], version: int, seen: str | None
+    ) -> str | None:
+        """Moves the large fields of ``doc`` to a side item and returns its name (None:
+        they stay). A side item never changes: it is named by the version that first
+        wrote it and a digest of its content, put before the machine item names it, and
+        kept (not written again) while the content stays the same."""
+        large = _take_large_fields(doc)
+        if large is None:
             return None
-        return self._read(machine_id, item)
+        packed = item_codec.pack(large)
+        digest = hashlib.sha256(packed).hexdigest()[:16]
+        if seen is not None and seen.endswith("#" + digest):
+            return seen
+        side = f"{version:010d}#{digest}"
+        item: dict[str, AttributeValueTypeDef] = {
+            PARTITION_KEY: _s(_machine_pk(machine_id)),
+            SORT_KEY: _s(_side_sk(hist, side)),
+            _SIDE: {"B": packed},
+        }
+        try:
+            self._client.put_item(TableName=self._table, Item=item)
+        except ClientError as exc:
+            raise self._too_large(machine_id, exc, item) from exc
+        return side
+
+    def _drop_side(self, machine_id: str, hist: str, side: str) -> None:
+        """Deletes a side item no version after the one just written names; one left
+        behind (a failure here) goes with the machine."""
+        key = {PARTITION_KEY: _s(_machine_pk(machine_id)), SORT_KEY: _s(_side_sk(hist, side))}
+        try:
+            self._client.delete_item(TableName=self._table, Key=key)
+        except ClientError as exc:
+            log.warning(
+                "side item %s of machine %s left until the machine is deleted: %s",
+                side,
+                machine_id,
+                exc.response.get("Error", {}).get("Code"),
+            )
 
     def create(self, machine: Machine, history: Sequence[HistoryEntry] = ()) -> None:
         entries = tuple(_entry_json(entry) for entry in history)
-        item = self.machine_item(machine, uuid.uuid4().hex[:16], entries)
+        hist = uuid.uuid4().hex[:16]
+        doc = machine.model_dump(mode="json", exclude={"version"})
+        side = self._side_for(machine.id, hist, doc, machine.version, None)
+        item = self.machine_item(machine, hist, entries, doc=doc, side=side)
         client = self._client
         try:
             client.put_item(
@@ -293,18 +416,22 @@ class DynamoStore(Store):
                 ExpressionAttributeNames={"#pk": PARTITION_KEY},
             )
         except client.exceptions.ConditionalCheckFailedException as exc:
+            if side is not None:  # under this fresh hist, nothing else can name it
+                self._drop_side(machine.id, hist, side)
             raise MachineExists(
                 f"machine {machine.id} already exists; choose another id, or send it "
                 "events at /machines/{id}/events"
             ) from exc
         except ClientError as exc:
             raise self._too_large(machine.id, exc, item) from exc
-        self._remember(machine.id, self._seen_of(item, machine.version, entries))
+        self._remember(machine.id, self._seen_of(item, machine.version, entries, side))
 
     @staticmethod
-    def _seen_of(item: Item, version: int, entries: tuple[dict[str, Any], ...]) -> _Seen:
+    def _seen_of(
+        item: Item, version: int, entries: tuple[dict[str, Any], ...], side: str | None
+    ) -> _Seen:
         due = {k: item[k] for k in (DUE_INDEX_PARTITION_KEY, DUE_INDEX_SORT_KEY) if k in item}
-        return _Seen(_str(item, "hist"), version, entries, due)
+        return _Seen(_str(item, "hist"), version, entries, due, side)
 
     def update(
         self, machine: Machine, expected_version: int, history: Sequence[HistoryEntry] = ()
@@ -342,12 +469,16 @@ class DynamoStore(Store):
             # is two index writes), and the reconciler, which reads the machine and asks
             # due_at, still finds it in time.
             due = dict(seen.due)
+        doc = machine.model_dump(mode="json", exclude={"version"})
+        side = self._side_for(machine.id, seen.hist, doc, machine.version, seen.side)
         inline = (*seen.entries, *new)
-        item = self.machine_item(machine, seen.hist, inline, due)
-        if new and seen.entries and self._spill_pays(item, machine, seen.hist, new, due):
-            self._spill(machine.id, seen.hist, seen.entries)
-            inline = new
-            item = self.machine_item(machine, seen.hist, inline, due)
+        item = self.machine_item(machine, seen.hist, inline, due, doc=doc, side=side)
+        if new and seen.entries and item_size(item) > WRITE_UNIT_BYTES:
+            without = self.machine_item(machine, seen.hist, new, due, doc=doc, side=side)
+            if _spill_pays(item, without):
+                self._spill(machine.id, seen.hist, seen.entries)
+                inline = new
+                item = without
         client = self._client
         try:
             client.put_item(
@@ -362,28 +493,9 @@ class DynamoStore(Store):
             raise VersionConflict(machine.id, self._current_from(machine.id, exc)) from exc
         except ClientError as exc:
             raise self._too_large(machine.id, exc, item) from exc
-        self._remember(machine.id, self._seen_of(item, machine.version, inline))
-
-    def _spill_pays(
-        self,
-        item: Item,
-        machine: Machine,
-        hist: str,
-        new: tuple[dict[str, Any], ...],
-        due: Mapping[str, AttributeValueTypeDef],
-    ) -> bool:
-        """Whether the committed inline entries should move to a page before this write:
-        when they cost the item a write unit of its own and fill at least half a unit
-        (so a page is never written for a few entries on every event), or when the item
-        would pass DynamoDB's limit with them."""
-        size = item_size(item)
-        if size > ITEM_MAX_BYTES:
-            return True
-        if size <= WRITE_UNIT_BYTES:
-            return False
-        without = item_size(self.machine_item(machine, hist, new, due))
-        units = -(-size // WRITE_UNIT_BYTES)
-        return units > -(-without // WRITE_UNIT_BYTES) and size - without >= WRITE_UNIT_BYTES // 2
+        self._remember(machine.id, self._seen_of(item, machine.version, inline, side))
+        if seen.side is not None and seen.side != side:
+            self._drop_side(machine.id, seen.hist, seen.side)
 
     def delete(self, machine_id: str, expected_version: int) -> None:
         client = self._client
@@ -426,7 +538,10 @@ class DynamoStore(Store):
         item = exc.response.get("Item")
         if item is None:
             return self.get(machine_id)
-        return self._read(machine_id, item)
+        try:
+            return self._read(machine_id, item)
+        except _MovedOn:
+            return self.get(machine_id)
 
     # ---- history ----------------------------------------------------------------------
 
@@ -459,17 +574,21 @@ class DynamoStore(Store):
                 return
 
     def _delete_history(self, machine_id: str, hist: str) -> None:
+        """Deletes the incarnation's history pages and side items (one Query of the
+        machine's partition: a new incarnation's items, another ``hist``, stay)."""
         pk = _s(_machine_pk(machine_id))
+        prefixes = (f"{_HISTORY_PREFIX}{hist}#", f"{_SIDE_PREFIX}{hist}#")
         for page in self._query_pages(
-            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+            KeyConditionExpression="#pk = :pk",
             ExpressionAttributeNames={"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-            ExpressionAttributeValues={":pk": pk, ":prefix": _s(f"{_HISTORY_PREFIX}{hist}#")},
+            ExpressionAttributeValues={":pk": pk},
             ProjectionExpression="#pk, #sk",
         ):
             self._batch_write(
                 [
                     {"DeleteRequest": {"Key": {PARTITION_KEY: pk, SORT_KEY: key[SORT_KEY]}}}
                     for key in page.get("Items", [])
+                    if _str(key, SORT_KEY).startswith(prefixes)
                 ]
             )
 
@@ -627,7 +746,10 @@ class DynamoStore(Store):
     def _listed(self, item: Item) -> Machine | None:
         """The machine of an item a listing met, or None when it cannot be read."""
         machine_id = _str(item, PARTITION_KEY).removeprefix(_MACHINE_PREFIX)
-        return self.listed(machine_id, functools.partial(self._machine_from, item))
+        try:
+            return self.listed(machine_id, functools.partial(self._machine_from, item))
+        except _MovedOn:  # written since the listing read it: the machine as it is now
+            return self.get(machine_id)
 
     def _full_items(self, items: Sequence[Item]) -> dict[str, Item]:
         """The machine items of these index items, by partition key; an index that does
