@@ -389,6 +389,10 @@ def _measure(facts: Facts, *, lifecycles: int, state_changed: bool) -> dict[str,
             "read_units_per_event": units.read / events,
             "write_units_per_event": units.write / events,
             "index_write_units_per_event": units.index_write / events,
+            "write_units_per_event_by_request": {
+                kind: n / events for kind, n in sorted(units.by_kind.items())
+            },
+            "largest_item_written_bytes": units.largest_write_bytes,
             "index_projections": [p for _, p in Table.from_definition(facts.table).indexes],
         },
         "physical_limit": {

@@ -104,7 +104,8 @@ class Units:
     index_entries: int = 0
     index_moves: int = 0
     index_exits: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)  # table write units by request
+    largest_write_bytes: int = 0  # the largest item a write stored (or found)
 
     def _add(self, kind: str, units: int) -> None:
         self.by_kind[kind] = self.by_kind.get(kind, 0) + units
@@ -202,6 +203,7 @@ class UnitCounter:
         if old is None:
             old = self._seen.get(k)
         sizes = [item_size(new)] + ([item_size(old)] if old else [])
+        units.largest_write_bytes = max(units.largest_write_bytes, *sizes)
         table_units = _write_units(max(sizes))
         units.write += table_units
         units._add(op, table_units)

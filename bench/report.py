@@ -247,8 +247,7 @@ are the follow-up that records a started task as running (after LAUNCH and DESTR
 the spec's one-time write is not among them (it happened in the warm-up); events that
 change nothing (the late Build State Change) cost a read and no write. In units, an event
 costs {d["read_units_per_event"]:.2f} read units, {d["write_units_per_event"]:.2f} table
-write units and {d["index_write_units_per_event"]:.2f} index write units: a machine item
-carries its recent history, so it outgrows the 1 KB of one write unit.
+write units and {d["index_write_units_per_event"]:.2f} index write units: {_item_units(d)}
 
 Median in-process duration per invocation (billed as measured; under moto it includes
 moto's own work in place of network round trips): {durations}.
@@ -330,6 +329,20 @@ def _notices_row(name: str, c: dict[str, Any]) -> str:
         _n(c["ratio_to_floor"]),
     ]
     return f"| {name} | {' | '.join(cells)} |"
+
+
+def _item_units(d: dict[str, Any]) -> str:
+    """What the table write units say of the machine items' size."""
+    largest = d.get("largest_item_written_bytes")
+    size = f" (the largest item written: {largest:,} bytes)" if largest is not None else ""
+    if d["write_units_per_event"] <= d["write_requests_per_event"]:
+        return (
+            f"every write stays within the 1 KB of one write unit{size}: the machine item is "
+            "packed and spills older history in pages (docs/aws.md). The index write units "
+            "are `by_spec`'s move at each state change and `by_due`'s entry and exit around "
+            "each state's task work."
+        )
+    return f"some writes outgrow the 1 KB of one write unit{size}."
 
 
 def _cost_notices(c: dict[str, Any]) -> str:
@@ -448,9 +461,10 @@ def _cost_missed(c: dict[str, Any]) -> str:
         "dynamodb_writes": "- DynamoDB writes: a write costs a unit per KB of the whole item"
         + (
             "; the `by_spec` index already projects keys only, so it is written only when a "
-            "machine changes state. History spilled one item per entry, and kept inline in the "
-            "machine item, is the rest: spilling a page of entries per item, and keeping less "
-            "inline, would keep most writes at one unit."
+            "machine changes state, and machine items are packed and spill their history in "
+            "pages, so a write is one unit. What is left above the floor: `by_due`'s entry "
+            "and exit around each state's task work, and the follow-up write that records a "
+            "started task as running."
             if keys_only
             else ", and an index projected `ALL` copies every write. Projecting the `by_spec` "
             "index `KEYS_ONLY` (the store already reads missing attributes with BatchGetItem) "
