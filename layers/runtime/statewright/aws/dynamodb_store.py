@@ -344,16 +344,18 @@ class DynamoStore(Store):
             self._remember(machine_id, seen)
         return machine
 
+    def _machine_item_of(self, machine_id: str) -> Item | None:
+        """The machine's item as stored (a consistent GetItem), or None."""
+        response = self._client.get_item(
+            TableName=self._table, Key=_machine_key(machine_id), ConsistentRead=True
+        )
+        return response.get("Item")
+
     # ---- the four primitives ----------------------------------------------------------
 
     def get(self, machine_id: str) -> Machine | None:
         for _ in range(3):  # a side item gone: the machine was written since; read again
-            response = self._client.get_item(
-                TableName=self._table,
-                Key=_machine_key(machine_id),
-                ConsistentRead=True,
-            )
-            item = response.get("Item")
+            item = self._machine_item_of(machine_id)
             if item is None:
                 self._forget(machine_id)
                 return None
@@ -608,12 +610,7 @@ class DynamoStore(Store):
         self, machine_id: str, *, limit: int, after_seq: int
     ) -> tuple[list[HistoryEntry], bool]:
         after = after_seq
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=_machine_key(machine_id),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
+        item = self._machine_item_of(machine_id)
         if item is None:
             return [], False
         recent = [HistoryEntry.model_validate(raw) for raw in _unpacked(item)[1]]
