@@ -65,15 +65,23 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+def _unmeasured_usd(cost: dict[str, Any]) -> float:
+    """USD per million events, less what measured durations price (Lambda compute)."""
+    by_item = cost["usd_per_million_events_by_item"]
+    return float(sum(v for k, v in by_item.items() if k != "lambda_compute"))
+
+
 def test_cost_prices_a_lifecycle_against_step_functions(results: dict[str, Any]) -> None:
     c = results["cost"]
     _numbers(c, "usd_per_million_events", "ratio_vs_step_functions", "events_per_lifecycle")
     _numbers(c, "floor_usd_per_million_events", "ratio_to_floor")
     off = c["notices_off"]
     _numbers(off, "usd_per_million_events", "ratio_vs_step_functions", "ratio_to_floor")
-    # Machine State Changed left out: only Machine Deleted is put, and the run costs less
+    # Machine State Changed left out: only Machine Deleted is put, and the run costs less.
+    # Lambda compute is priced from measured durations, which a loaded machine swings by
+    # more than the notices cost: the comparison leaves it out.
     assert off["notices_per_lifecycle"] == 1
-    assert off["usd_per_million_lifecycles"] < c["usd_per_million_lifecycles"]
+    assert _unmeasured_usd(off) < _unmeasured_usd(c)
     # Behind the HTTP API: the same lifecycle as payload 2.0 events makes the same calls,
     # and only its API requests are cheaper.
     http = c["http_api"]
