@@ -879,10 +879,15 @@ def decide(machine: Machine, spec: Spec, inp: Input, now: str) -> Decision:
     return decision
 
 
+# Inputs that carry their actor. (A tuple, built once: ``A | B`` in isinstance builds
+# a union object on every call.)
+_WITH_ACTOR = (ExternalEvent, Retry, ScheduledEvent, SetTtl)
+
+
 def _actor_of(inp: Input) -> str:
     """Who caused what ``inp`` records: the caller of a request, the schedule, expiry
     for the expire event, else the control plane (expiry timers set it themselves)."""
-    if isinstance(inp, ExternalEvent | Retry | ScheduledEvent | SetTtl):
+    if isinstance(inp, _WITH_ACTOR):
         return inp.actor
     return expiry.EXPIRY if isinstance(inp, ExpireEvent) else EVENT_SOURCE
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from statewright.durations import Duration
 from statewright.executors.registry import default_timeout_seconds, task_state_key
@@ -63,34 +63,35 @@ class TaskSpec(BaseModel):
     # None (graceful) rather than the default's name, so a spec without it keeps its digest.
     cancel: Literal["graceful", "force"] | None = None
     description: str | None = None
-    # Resolved when the spec is built, so the engine never consults the executor registry
-    # while it decides; not part of the normalized document (nor of its digest).
-    _timeout: int = PrivateAttr()
-    _state_key: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _resolve_executor_facts(self) -> TaskSpec:
-        if self.timeout_seconds is not None:
-            self._timeout = self.timeout_seconds
-        else:
-            self._timeout = default_timeout_seconds(self.executor)
-        self._state_key = task_state_key(self.executor, self.config)
+        """``timeout`` and ``state_key`` are resolved when the spec is built, so the
+        engine never consults the executor registry while it decides (they are not
+        part of the normalized document, nor of its digest)."""
+        _ = self.timeout, self.state_key
         return self
 
     @property
     def attempts(self) -> int:
         return self.retry.attempts if self.retry else 1
 
-    @property
+    # cached_property rather than PrivateAttr: after the first look-up (in the validator
+    # above) it is a plain instance attribute, where a private attribute goes through
+    # BaseModel.__getattr__ after a failed look-up (an AttributeError raised and caught,
+    # several times a task's decision).
+    @functools.cached_property
     def timeout(self) -> int:
         """``timeout_seconds``, else the executor's default."""
-        return self._timeout
+        if self.timeout_seconds is not None:
+            return self.timeout_seconds
+        return default_timeout_seconds(self.executor)
 
-    @property
+    @functools.cached_property
     def state_key(self) -> str | None:
         """The state its runs work on (a Terraform source's state file), or None: on one
         machine, runs with the same key never overlap (docs/runtime.md)."""
-        return self._state_key
+        return task_state_key(self.executor, self.config)
 
     @property
     def forced(self) -> bool:
