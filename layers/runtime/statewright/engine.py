@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from statewright import expiry
 from statewright.errors import (
@@ -1353,28 +1353,16 @@ def _in_flight(machine: Machine, task: str, epoch: int, attempt: int) -> bool:
     )
 
 
-_Row = TypeVar("_Row", Machine, TaskRecord, StateRun)
-
-
 def _working_copy(machine: Machine) -> Machine:
     """A copy the step may change freely. Containers and task records are copied; the
     values inside them (task outputs) are replaced, never changed in place, so they are
     shared — a deep copy would cost most of a decision's time."""
-    copied = _shallow_copy(machine)
-    copied.tasks = {name: _shallow_copy(record) for name, record in machine.tasks.items()}
+    copied = machine.model_copy()
+    copied.tasks = {name: record.model_copy() for name, record in machine.tasks.items()}
     copied.metadata = dict(machine.metadata)
     copied.published = dict(machine.published)
     copied.applied = dict(machine.applied)
-    copied.state_runs = {key: _shallow_copy(run) for key, run in machine.state_runs.items()}
-    return copied
-
-
-def _shallow_copy(row: _Row) -> _Row:
-    """``copy.copy(row)`` for these plain dataclasses: a new instance sharing the same
-    field values. (copy.copy's generic protocol, __reduce_ex__ and a reconstruction,
-    costs three times this, and every decision copies the machine.)"""
-    copied = object.__new__(type(row))
-    copied.__dict__.update(row.__dict__)
+    copied.state_runs = {key: run.model_copy() for key, run in machine.state_runs.items()}
     return copied
 
 

@@ -12,7 +12,6 @@ every other model of the code base (docs/architecture.md, "What is validated whe
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal, Self, cast
 
@@ -67,8 +66,16 @@ class Row:
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with ``update``'s fields replaced (not validated, as pydantic's isn't;
         an unknown field name is a TypeError); ``deep`` copies every value too."""
-        copied = dataclasses.replace(cast(Any, self), **(update or {}))
-        return cast(Self, copy.deepcopy(copied) if deep else copied)
+        # A new instance given this one's field values: dataclasses.replace (which runs
+        # __init__ again) and copy.copy (__reduce_ex__ and a reconstruction) cost several
+        # times this, and the engine and the store copy a machine on every event.
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        for name, value in (update or {}).items():
+            if name not in cast(Any, self).__dataclass_fields__:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+            setattr(copied, name, value)
+        return copy.deepcopy(copied) if deep else copied
 
 
 # One TypeAdapter per row class, built on first use (building one compiles a validator).
