@@ -250,8 +250,10 @@ def test_mutate_with_an_outdated_seed_decides_again_on_the_stored_machine(store:
     assert stored is not None and (stored.version, stored.state, stored.epoch) == (3, "RUN", 9)
 
 
-def test_concurrent_mutations_lose_no_update(store: Store) -> None:
-    store.create(machine(metadata={"counter": 0}))
+@pytest.mark.parametrize("padding", [0, 4000], ids=["small", "large-metadata"])
+def test_concurrent_mutations_lose_no_update(store: Store, padding: int) -> None:
+    # With large metadata every write changes a large field (a DynamoDB side item each).
+    store.create(machine(metadata={"counter": 0, "padding": "p" * padding}))
     threads, increments = 8, 10
 
     def bump(current: Machine) -> Write[None]:
