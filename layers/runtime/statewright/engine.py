@@ -347,13 +347,30 @@ def timeout_timer(machine_id: str, task: str, record: TaskRecord) -> Timer | Non
     )
 
 
+# These two run several times a decision, so they loop rather than build a generator
+# for all() or any() (which costs more than the loop itself for the few tasks a state has).
+
+
 def is_satisfied(machine: Machine, spec: Spec) -> bool:
     """Every task of the current state has succeeded (a state without tasks is)."""
-    tasks = machine.tasks
-    return all(
-        name in tasks and tasks[name].epoch == machine.epoch and tasks[name].status == "succeeded"
-        for name in spec.states[machine.state].tasks
-    )
+    for name in spec.states[machine.state].tasks:
+        if _current_status(machine, name) != "succeeded":
+            return False
+    return True
+
+
+def has_failed_task(machine: Machine, spec: Spec) -> bool:
+    """Some task of the current state has failed in the current epoch."""
+    for name in spec.states[machine.state].tasks:
+        if _current_status(machine, name) == "failed":
+            return True
+    return False
+
+
+def _current_status(machine: Machine, task: str) -> str | None:
+    """The status of ``task`` in the machine's current epoch (None: it has not run in it)."""
+    record = machine.tasks.get(task)
+    return record.status if record is not None and record.epoch == machine.epoch else None
 
 
 # ---- the working copy ---------------------------------------------------------------
@@ -697,12 +714,7 @@ class _Step:
         state = self.spec.states[m.state]
         if m.halted is not None:
             self.set_status("failed")
-        elif any(
-            (record := m.tasks.get(name)) is not None
-            and record.epoch == m.epoch
-            and record.status == "failed"
-            for name in state.tasks
-        ):
+        elif has_failed_task(m, self.spec):
             self.set_status("failed")
             applied = m.applied.get("FAILED") == m.epoch
             if "FAILED" in state.on and not applied and m.published.get("FAILED") != m.epoch:
