@@ -18,7 +18,6 @@ TABLE_ACTIONS = [
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
 ]
