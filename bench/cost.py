@@ -13,10 +13,12 @@ Priced (``bench.prices``): Lambda requests and GB-seconds of the dispatcher and 
 runner at their measured in-process durations and the memory the template gives them;
 DynamoDB request units from item sizes (``bench.dynamodb_units``); EventBridge events
 put; API Gateway requests at the price of the template's API; S3 requests (the lock
-check before a build; the build's own GetItem of its variables is a DynamoDB read).
+check before a build, and the run record each build writes beside its state before
+Terraform may lock it; the build's own GetItem of its variables is a DynamoDB read).
 Not priced: the user's own work (the function the task runner invokes, the build's
-minutes), which a Step Functions workflow would pay for just the same, and CloudWatch
-logs and metrics.
+minutes, Terraform's own calls: fetching its module, reading and writing its state and
+lock), which a Step Functions workflow would pay for just the same, and CloudWatch logs
+and metrics.
 
 The lifecycles run twice more: with notices off, and behind the HTTP API option — the
 facts of a template synthesized with ``api.type: http``, the dispatcher configured for it
@@ -164,9 +166,10 @@ def _settle(h: _Harness) -> None:
 
 
 def _run_build(h: _Harness, start: Call) -> None:
-    """What the Terraform build does besides Terraform: read its variables, report Task
-    Finished with its outputs (infra/buildspec/terraform.yml); then CodeBuild's own Build
-    State Change, which the default bus's rule routes to the dispatcher."""
+    """What the Terraform build does besides Terraform: read its variables, write its
+    run record, report Task Finished with its outputs (infra/buildspec/terraform.yml);
+    then CodeBuild's own Build State Change, which the default bus's rule routes to the
+    dispatcher."""
     import boto3
 
     from tests.integration.aws import deployment as aws
@@ -177,6 +180,14 @@ def _run_build(h: _Harness, start: Call) -> None:
     )
     with h.log.acting("terraform_build"):
         build.terraform_variables()  # its variables item: one consistent GetItem
+        # record_run: who the build is, beside the state, so the next run can release a
+        # lock this build leaves if it is stopped (statewright/aws/terraform_locks.py).
+        boto3.client("s3", region_name=aws.REGION).put_object(
+            Bucket=aws.STATE_BUCKET,
+            Key=build.variables["STATEWRIGHT_RUN_KEY"],
+            Body=json.dumps({"build_id": build.build_id, "who": "root@bench"}).encode(),
+            ContentType="application/json",
+        )
         # Outputs this small travel in the report: the build stores no object.
         report = build.report("succeeded", OUTPUTS)
         boto3.client("events", region_name=aws.REGION).put_events(
