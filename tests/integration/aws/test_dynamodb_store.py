@@ -515,3 +515,21 @@ def test_a_write_that_loses_its_race_leaves_a_side_item_the_delete_removes(
     store.delete("m-1", 2)
     items = client_of(store).scan(TableName=store._table)["Items"]
     assert not [it for it in items if it["pk"]["S"] == "MACHINE#m-1"]
+
+
+def test_a_listing_reads_the_side_items_of_its_machines_in_one_batch(
+    store: DynamoStore,
+) -> None:
+    machines = [
+        with_metadata(Machine(id=f"m-{i}", spec="s", spec_digest="d", state="INIT"), 3000, 1)
+        for i in range(5)
+    ]
+    for machine in machines:
+        store.create(machine)
+    store.create(Machine(id="small", spec="s", spec_digest="d", state="INIT", version=1))
+    store.page_token_key()  # made once per deployment, not part of a listing's reads
+    calls = count_calls(store)
+    page, _ = store.list_machines(spec="s", limit=10)
+    assert {m.id: m for m in page if m.id != "small"} == {m.id: m for m in machines}
+    # The index page, the machine items, their side items: no read per machine.
+    assert calls == {"Query": 1, "BatchGetItem": 2}

@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -202,6 +202,9 @@ def _put_back_large_fields(doc: dict[str, Any], large: Any) -> None:
         doc["tasks"][name]["output"] = output
 
 
+_Sides = Mapping[tuple[str, str], Item]  # side items read with a listing, by (pk, sk)
+
+
 class _MovedOn(Exception):
     """The side item a machine item names is gone: the machine was written meanwhile."""
 
@@ -316,23 +319,28 @@ class DynamoStore(Store):
             "hist": _s(hist),
         }
 
-    def _resolved(self, item: Item) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
-        """:func:`_unpacked`, with the large fields put back from the side item (read
-        consistently; _MovedOn when it is gone)."""
+    def _resolved(
+        self, item: Item, sides: _Sides | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+        """:func:`_unpacked`, with the large fields put back from the side item (from
+        ``sides`` when read already, else read consistently; _MovedOn when it is gone)."""
         doc, entries, side = _unpacked(item)
         if side is not None:
-            key = {
-                PARTITION_KEY: item[PARTITION_KEY],
-                SORT_KEY: _s(_side_sk(_str(item, "hist"), side)),
-            }
-            found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
-            if "Item" not in found:
+            pk, sk = _str(item, PARTITION_KEY), _side_sk(_str(item, "hist"), side)
+            found = (sides or {}).get((pk, sk))
+            if found is None:
+                key = {PARTITION_KEY: _s(pk), SORT_KEY: _s(sk)}
+                response = self._client.get_item(
+                    TableName=self._table, Key=key, ConsistentRead=True
+                )
+                found = response.get("Item")
+            if found is None:
                 raise _MovedOn(side)
-            _put_back_large_fields(doc, item_codec.unpack(bytes(found["Item"][_SIDE]["B"])))
+            _put_back_large_fields(doc, item_codec.unpack(bytes(found[_SIDE]["B"])))
         return doc, entries, side
 
-    def _machine_from(self, item: Item) -> Machine:
-        return Machine.model_validate(self._resolved(item)[0])
+    def _machine_from(self, item: Item, sides: _Sides | None = None) -> Machine:
+        return Machine.model_validate(self._resolved(item, sides)[0])
 
     def _read(self, machine_id: str, item: Item) -> Machine:
         """The machine of a whole item this store read, remembered for the next update."""
@@ -727,52 +735,74 @@ class DynamoStore(Store):
     def _machines_from_index(self, items: Sequence[Item]) -> list[tuple[Machine, Position]]:
         """Machines from index items, each with its index key (where a page ending at it
         continues)."""
-        fetched = self._full_items(items)
+        fetched, sides = self._full_items(items)
         index_keys = (PARTITION_KEY, SORT_KEY, LIST_INDEX_PARTITION_KEY, LIST_INDEX_SORT_KEY)
         machines = []
         for item in items:
             full = fetched.get(_str(item, PARTITION_KEY))
             if full is None:  # deleted between the index read and the fetch
                 continue
-            machine = self._listed(full)
+            machine = self._listed(full, sides)
             if machine is not None:
                 position = {k: dict(item[k]) for k in index_keys if k in item}
                 machines.append((machine, position))
         return machines
 
-    def _listed(self, item: Item) -> Machine | None:
-        """The machine of an item a listing met, or None when it cannot be read."""
+    def _listed(self, item: Item, sides: _Sides | None = None) -> Machine | None:
+        """The machine of an item a listing met (``sides``: side items read with it), or
+        None when it cannot be read."""
         machine_id = _str(item, PARTITION_KEY).removeprefix(_MACHINE_PREFIX)
         try:
-            return self.listed(machine_id, functools.partial(self._machine_from, item))
+            return self.listed(machine_id, functools.partial(self._machine_from, item, sides))
         except _MovedOn:  # written since the listing read it: the machine as it is now
             return self.get(machine_id)
 
-    def _full_items(self, items: Sequence[Item]) -> dict[str, Item]:
-        """The machine items of these index items, by partition key; an index that does
-        not project the machine (KEYS_ONLY) costs a consistent BatchGetItem for them."""
-        missing = [item for item in items if not _is_machine_item(item)]
-        fetched: dict[str, Item] = {}
-        for i in range(0, len(missing), _BATCH_GET):
-            keys: list[Any] = [
-                {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
-                for item in missing[i : i + _BATCH_GET]
-            ]
-            pause = 0.02
-            while keys:
-                response = self._client.batch_get_item(
-                    RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
-                )
-                for found in response.get("Responses", {}).get(self._table, []):
-                    fetched[_str(found, PARTITION_KEY)] = found
-                unprocessed: Any = response.get("UnprocessedKeys", {})
-                keys = list(unprocessed.get(self._table, {}).get("Keys", []))
-                if keys:
-                    self._sleep(pause)  # throttled: back off before the remainder
-                    pause = min(pause * 2, 1.0)
+    def _full_items(self, items: Sequence[Item]) -> tuple[dict[str, Item], _Sides]:
+        """The machine items of these index items, by partition key, and the side items
+        they name; an index that does not project the machine (KEYS_ONLY) costs a
+        consistent BatchGetItem for them, and their side items another."""
+        missing = [
+            {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
+            for item in items
+            if not _is_machine_item(item)
+        ]
+        fetched = {_str(found, PARTITION_KEY): found for found in self._batch_get(missing)}
         whole = (item for item in items if _is_machine_item(item))
         fetched.update((_str(item, PARTITION_KEY), item) for item in whole)
-        return fetched
+        return fetched, self._side_items(fetched.values())
+
+    def _side_items(self, items: Iterable[Item]) -> _Sides:
+        """The side items these machine items name, by key. An item that cannot be
+        unpacked names none here (reading it says why it is left out)."""
+        keys: list[dict[str, AttributeValueTypeDef]] = []
+        for item in items:
+            try:
+                side = _unpacked(item)[2]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if side is not None:
+                sk = _s(_side_sk(_str(item, "hist"), side))
+                keys.append({PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: sk})
+        return {(_str(f, PARTITION_KEY), _str(f, SORT_KEY)): f for f in self._batch_get(keys)}
+
+    def _batch_get(self, keys: Sequence[Mapping[str, AttributeValueTypeDef]]) -> list[Item]:
+        """These items, read consistently, 100 to a BatchGetItem; keys handed back
+        unprocessed (throttling) are asked again after a pause that doubles."""
+        found: list[Item] = []
+        for i in range(0, len(keys), _BATCH_GET):
+            pending: list[Any] = list(keys[i : i + _BATCH_GET])
+            pause = 0.02
+            while pending:
+                response = self._client.batch_get_item(
+                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
+                )
+                found.extend(response.get("Responses", {}).get(self._table, []))
+                unprocessed: Any = response.get("UnprocessedKeys", {})
+                pending = list(unprocessed.get(self._table, {}).get("Keys", []))
+                if pending:
+                    self._sleep(pause)  # throttled: back off before the remainder
+                    pause = min(pause * 2, 1.0)
+        return found
 
     # ---- the due index ----------------------------------------------------------------
 
@@ -795,11 +825,11 @@ class DynamoStore(Store):
         rest: Position | None = None
         if shard < DUE_SHARDS:
             rest = {"shard": shard, "key": dict(start) if start is not None else None}
-        fetched = self._full_items(items)
+        fetched, sides = self._full_items(items)
         machines = []
         for item in items:
             full = fetched.get(_str(item, PARTITION_KEY))
-            machine = self._listed(full) if full is not None else None
+            machine = self._listed(full, sides) if full is not None else None
             due = due_at(machine) if machine is not None else None
             if machine is not None and due is not None and (until is None or due <= until):
                 machines.append(machine)
