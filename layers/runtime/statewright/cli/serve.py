@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -27,6 +28,20 @@ class PrintableFormatter(logging.Formatter):
     ids, error messages) come from clients, specs and task output, and must not drive
     the terminal that shows the log. A traceback keeps its line breaks."""
 
+    # The time as text, and the second it was made for: the server logs every request
+    # it answers, and the clock's second changes far less often than that.
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        if datefmt is not None or self.datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, text = self._second
+        if second != int(record.created):
+            second = int(record.created)
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        return f"{text},{int(record.msecs):03d}"  # as logging.Formatter writes it
+
     def format(self, record: logging.LogRecord) -> str:
         from statewright.printable import printable
 
@@ -42,6 +57,13 @@ def configure_logging(log_level: str) -> None:
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise typer.BadParameter("use DEBUG, INFO, WARNING or ERROR", param_hint="--log-level")
+    # What a record would carry that this format never shows (the thread, the process,
+    # the calling function's file and line): not looked up for every request logged
+    # (the logging HOWTO's "Optimization").
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])

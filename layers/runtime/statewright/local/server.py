@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import itertools
 import json
 import logging
 import re
@@ -21,7 +22,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from email.errors import MissingHeaderBodySeparatorDefect
+from email.utils import formatdate
 from http import HTTPStatus
+from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -41,6 +45,8 @@ Result = dict[str, Any]  # an API Gateway proxy result
 
 MAX_CONNECTIONS = 256
 IDLE_TIMEOUT_SECONDS = 30.0
+MAX_HEADERS = 100
+MAX_HEADER_LINE = 65536  # bytes, as the request line's limit
 
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) (HTTP/[0-9]\.[0-9])\r?\n")
@@ -57,6 +63,10 @@ _PROTOCOL_ERRORS = {
 }
 
 
+class _HeadersTooLarge(Exception):
+    """A header line over MAX_HEADER_LINE bytes, or more than MAX_HEADERS of them."""
+
+
 def error_result(
     status: int, code: str, message: str, headers: Sequence[tuple[str, str]] = ()
 ) -> Result:
@@ -66,6 +76,15 @@ def error_result(
         "headers": {"Content-Type": "application/json", **dict(headers)},
         "body": json.dumps({"error": {"code": code, "message": message}}),
     }
+
+
+# Request ids: unique in this process (a counter) and unlike another process's (a random
+# start), in the UUID form API Gateway uses, without a call for randomness per request.
+_REQUEST_IDS = itertools.count(uuid.uuid4().int & ~((1 << 64) - 1))
+
+
+def _request_id() -> str:
+    return str(uuid.UUID(int=next(_REQUEST_IDS), version=4))
 
 
 def proxy_event(  # noqa: PLR0913 — the HTTP request's parts, one per proxy-event field
@@ -123,7 +142,7 @@ def proxy_event(  # noqa: PLR0913 — the HTTP request's parts, one per proxy-ev
             "httpMethod": method,
             "path": path,
             "stage": "local",
-            "requestId": str(uuid.uuid4()),
+            "requestId": _request_id(),
             "requestTimeEpoch": int(time.time() * 1000),
             "identity": {"sourceIp": source_ip, "userArn": actor},
         },
@@ -139,10 +158,13 @@ class _Handler(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.1"
     server_version = "statewright"
     sys_version = ""
-    # The status line and headers go out in one write and the body in another; with
-    # Nagle's algorithm on, a keep-alive client's delayed ACK then holds every answer
+    # An answer goes out in one write, but one larger than a segment is several, and
+    # with Nagle's algorithm on a keep-alive client's delayed ACK holds the last one
     # back ~40 ms.
     disable_nagle_algorithm = True
+    # The Date header's value and the second it was made for, shared by the threads:
+    # formatting it is a fair part of answering, and it changes once a second.
+    _date: tuple[int, str] = (0, "")
 
     def setup(self) -> None:
         # The socket's timeout: a connection with nothing to read for this long (idle
@@ -171,16 +193,49 @@ class _Handler(BaseHTTPRequestHandler):
                 f"{line.group(3).decode()} is not supported; send HTTP/1.1",
             )
             return False
-        if not super().parse_request():
+        method, target, version = (part.decode("iso-8859-1") for part in line.groups())
+        self.command, self.request_version = method, version
+        # As http.server does: a target starting "//" would read as a host to a client.
+        self.path = "/" + target.lstrip("/") if target.startswith("//") else target
+        try:
+            self.headers = self._read_headers()
+        except _HeadersTooLarge as exc:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, str(exc))
             return False
         problem = self._header_problem()
         if problem is not None:
             self.send_error(HTTPStatus.BAD_REQUEST, problem)
             return False
-        return True
+        connection = self.headers.get("Connection", "").lower()
+        self.close_connection = connection == "close" or (
+            version == "HTTP/1.0" and connection != "keep-alive"
+        )
+        expects = self.headers.get("Expect", "").lower() == "100-continue"
+        return not (expects and version == "HTTP/1.1" and not self.handle_expect_100())
+
+    def _read_headers(self) -> HTTPMessage:
+        """The header lines up to the empty one, as http.server keeps them (an
+        ``HTTPMessage``), read without its e-mail parser: a line that is not
+        ``Name: value`` is kept aside as a defect, to be refused, instead of being parsed
+        as something else. _HeadersTooLarge over MAX_HEADER_LINE bytes a line or
+        MAX_HEADERS lines."""
+        headers = HTTPMessage()
+        for _ in range(MAX_HEADERS + 1):
+            raw = self.rfile.readline(MAX_HEADER_LINE + 1)
+            if len(raw) > MAX_HEADER_LINE:
+                raise _HeadersTooLarge("Line too long")
+            if raw in (b"\r\n", b"\n", b""):
+                return headers
+            line = raw.decode("iso-8859-1").rstrip("\r\n")
+            name, colon, value = line.partition(":")
+            if not colon or line[0] in " \t":  # no colon, or folded onto the line before
+                headers.defects.append(MissingHeaderBodySeparatorDefect(line))
+            else:
+                headers[name] = value.lstrip(" \t")
+        raise _HeadersTooLarge("Too many headers")
 
     def _header_problem(self) -> str | None:
-        if self.headers.defects or self.headers.get_payload():
+        if self.headers.defects:
             return "a header line is not `Name: value` (or is folded onto the next line)"
         for name, value in self.headers.items():
             if not _HEADER_NAME.fullmatch(name):
@@ -357,9 +412,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # The head and the body in one write: one system call, and one segment for a
+        # small answer (a client then wakes once per answer, not twice).
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(data)
+            self._headers_buffer.append(data)
+        self.flush_headers()
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        second_made, text = _Handler._date
+        if second_made != second:
+            text = formatdate(second, usegmt=True)
+            _Handler._date = (second, text)
+        return text
 
     def log_message(self, format: str, *args: Any) -> None:
         # The request line and error messages are the client's bytes: escaped, so no

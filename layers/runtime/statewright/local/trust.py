@@ -20,6 +20,7 @@ a ``fetch(..., {mode: "no-cors"})``, or — after rebinding its own host name to
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import re
@@ -102,6 +103,8 @@ def load_tokens(path: Path) -> tuple[Token, ...]:  # noqa: C901 — each malform
     return tuple(tokens)
 
 
+# Asked for every request's Host: a client sends the same one each time.
+@functools.lru_cache(maxsize=64)
 def is_loopback(host: str) -> bool:
     """Whether a host name or address (no port; IPv6 with or without brackets) is
     this machine's loopback."""
