@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import threading
@@ -34,7 +35,10 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.data_classes import (
+    APIGatewayProxyEvent,
+    APIGatewayProxyEventV2,
+)
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 
@@ -215,6 +219,22 @@ class _RequestState(threading.local):
         self.frames: list[str] = []
 
 
+class _ProxyEvent(APIGatewayProxyEvent):
+    """A REST proxy event whose case-insensitive headers are made once per request:
+    Powertools reads them several times a request (routing, validation, cookies,
+    compression) and would make the case-insensitive copy again at each read. Its
+    validation writes the validated value of a header parameter back into the copy it
+    is given, which only that validation reads again."""
+
+    @functools.cached_property
+    def headers(self) -> dict[str, str]:
+        return super().headers
+
+    @functools.cached_property
+    def multi_value_headers(self) -> dict[str, list[str]]:
+        return super().multi_value_headers
+
+
 class ScreenedResolver(ApiGatewayResolver):
     """The resolver, with the raw request screened before routing (see module doc), and
     safe to call from several threads at once (the local server resolves its requests
@@ -236,8 +256,12 @@ class ScreenedResolver(ApiGatewayResolver):
         return event
 
     def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
-        self._request.event = super()._to_proxy_event(event)
+        self._request.event = self._new_event(event)
         return self._request.event
+
+    def _new_event(self, event: dict[str, Any]) -> BaseProxyEvent:
+        """The data class Powertools reads the request being resolved from."""
+        return super()._to_proxy_event(event)
 
     @property
     def context(self) -> dict[str, Any]:
@@ -282,6 +306,9 @@ class ScreenedResolver(ApiGatewayResolver):
 # keeps it per thread as the common base class (the one mypy cannot reconcile).
 class StatewrightResolver(ScreenedResolver, APIGatewayRestResolver):  # type: ignore[misc]
     """API Gateway REST proxy events (and the local server's, which are the same)."""
+
+    def _new_event(self, event: dict[str, Any]) -> BaseProxyEvent:
+        return _ProxyEvent(event, self._json_body_deserializer)
 
 
 class StatewrightHttpResolver(ScreenedResolver, APIGatewayHttpResolver):  # type: ignore[misc]
