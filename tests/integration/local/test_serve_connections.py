@@ -140,6 +140,32 @@ def test_the_log_shows_hostile_request_lines_escaped(server: Server) -> None:
     assert b"\\x1b]8;;https://x\\x07y\\x1b[2J" in log
 
 
+def test_a_client_that_expects_100_continue_gets_it_before_sending_the_body(
+    server: Server,
+) -> None:
+    """What curl does with a body over 1 KiB: the headers, a wait for ``100 Continue``,
+    then the body."""
+    body = b'{"spec": "jobs", "id": "expected", "metadata": {"pad": "%s"}}' % (b"x" * 2000)
+    head = (
+        b"POST /machines HTTP/1.1\r\n"
+        + HOST
+        + b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with connect(server.url) as sock:
+        sock.sendall(head)
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            chunk = sock.recv(1)
+            assert chunk, f"closed before 100 Continue: {interim!r}"
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        sock.sendall(body)
+        answer = read_answer(sock)
+    assert answer.status == 201, answer
+    assert answer.body["metadata"] == {"pad": "x" * 2000}
+
+
 # ---- many connections ---------------------------------------------------------------------
 
 FD_LIMIT = 400  # the 256 connections, the database, the logs and some room
