@@ -713,19 +713,23 @@ transition per state: another machine).
 | **ratio** against the faster peer (`engine.ratio`) | **{e["ratio"]:.2f}** |
 | Statewright on the full preview-env, task starts and results included | {with_tasks} |
 """
+    text += (
+        "\nA decision works on plain dataclasses (the machine, its task records, history "
+        "entries, bus events); pydantic validates them only where a store loads a row "
+        '(docs/architecture.md, "What is validated where"). Counted with callgrind (at '
+        "commit 0c6c328, not in this run): 493k instructions per lifecycle against "
+        "transitions' 614k; with pydantic models on the hot path (validated history "
+        "entries and bus events, pydantic's attribute sets, model copies) it was 826k.\n"
+    )
     if goal("engine.ratio").missed(r):
         text += (
             "\n**Why the goal (≥ 1.0) is missed.** A lifecycle here is four decisions "
-            "(create, LAUNCH, NEXT, DESTROY), each on a copy of the machine (a pydantic model, "
-            "so the input is never changed), recording validated history entries (seven per "
-            "lifecycle) and the bus events it would publish (six) — work the peers do not "
-            "do; a transition of theirs is cheap next to building one of their machines. "
-            "Counted with callgrind, the entries' validation is about a fifth of a "
-            "lifecycle's instructions and the copies a tenth; pydantic's validation itself "
-            "is the cheap part (building the same models without it, in Python, costs "
-            "more), so the rest is the decision's own Python. A decision on plain objects "
-            "that builds its models once, at the end, is where the missing "
-            f"{1 / e['ratio'] - 1:.0%} would have to come from.\n"
+            "(create, LAUNCH, NEXT, DESTROY), each on a copy of the machine (so the input is "
+            "never changed), recording history entries (seven per lifecycle) and the bus "
+            "events it would publish (six) — work the peers do not do. By the instruction "
+            f"counts above the engine is ahead; this run's time ratio ({e['ratio']:.2f}) is "
+            "not explained by them: measure again on a quiet machine "
+            "(`python -m bench --only engine`).\n"
         )
     return text
 
