@@ -13,8 +13,8 @@ Priced (``bench.prices``): Lambda requests and GB-seconds of the dispatcher and 
 runner at their measured in-process durations and the memory the template gives them;
 DynamoDB request units from item sizes (``bench.dynamodb_units``); EventBridge events
 put; API Gateway requests at the price of the template's API; S3 requests (the lock
-check before a build, and the run record each build writes beside its state before
-Terraform may lock it; the build's own GetItem of its variables is a DynamoDB read).
+check before a build). The build's own GetItem of its variables and PutItem of its run
+record (who it is, before Terraform may lock its state) are DynamoDB units.
 Not priced: the user's own work (the function the task runner invokes, the build's
 minutes, Terraform's own calls: fetching its module, reading and writing its state and
 lock), which a Step Functions workflow would pay for just the same, and CloudWatch logs
@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -180,14 +181,10 @@ def _run_build(h: _Harness, start: Call) -> None:
     )
     with h.log.acting("terraform_build"):
         build.terraform_variables()  # its variables item: one consistent GetItem
-        # record_run: who the build is, beside the state, so the next run can release a
-        # lock this build leaves if it is stopped (statewright/aws/terraform_locks.py).
-        boto3.client("s3", region_name=aws.REGION).put_object(
-            Bucket=aws.STATE_BUCKET,
-            Key=build.variables["STATEWRIGHT_RUN_KEY"],
-            Body=json.dumps({"build_id": build.build_id, "who": "root@bench"}).encode(),
-            ContentType="application/json",
-        )
+        # record_run: who the build is, in the state's run record item (one PutItem),
+        # so the next run can release a lock this build leaves if it is stopped
+        # (statewright/aws/terraform_locks.py).
+        build.record_run("root@bench", datetime.now(UTC))
         # Outputs this small travel in the report: the build stores no object.
         report = build.report("succeeded", OUTPUTS)
         boto3.client("events", region_name=aws.REGION).put_events(

@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
-from statewright.aws import build_variables
+from statewright.aws import build_variables, terraform_locks
 
 from infra.bus import ControlBus
 from infra.function import log_group, removal_policy
@@ -243,17 +243,22 @@ class TerraformRunner(Construct):
     def _grant_build_variables(self, table: StateTable) -> None:
         """GetItem of the attempts' variables items only (statewright/aws/
         build_variables.py): the condition holds the build to their key prefix, so it
-        can read no machine, spec, idempotency record or the report-token key."""
+        can read no machine, spec, idempotency record or the report-token key; and
+        PutItem of the states' run records only (statewright/aws/terraform_locks.py,
+        written before Terraform may take a state's lock), so a build can overwrite no
+        machine, variables item or any other item of the table."""
+        self._grant_items(table, "ReadBuildVariablesItems", "GetItem", build_variables.PREFIX)
+        self._grant_items(table, "WriteBuildRunRecords", "PutItem", terraform_locks.PREFIX)
+
+    def _grant_items(self, table: StateTable, sid: str, action: str, prefix: str) -> None:
+        """``dynamodb:<action>`` on the table's items whose partition key starts with
+        ``prefix``, and no other item."""
         self.role.add_to_policy(
             iam.PolicyStatement(
-                sid="ReadBuildVariablesItems",
-                actions=["dynamodb:GetItem"],
+                sid=sid,
+                actions=[f"dynamodb:{action}"],
                 resources=[table.table.table_arn],
-                conditions={
-                    "ForAllValues:StringLike": {
-                        "dynamodb:LeadingKeys": [f"{build_variables.PREFIX}*"]
-                    }
-                },
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{prefix}*"]}},
             )
         )
 

@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from statewright.aws import build_variables
+from statewright.aws import build_variables, terraform_locks
 
 from infra.paths import REPO_ROOT
 from tests.infra.conftest import Synthesized, own_arn
@@ -293,15 +293,7 @@ def test_builds_may_read_only_their_variables_items_of_the_table(synth: Synthesi
     variables items (statewright/aws/build_variables.py) and nothing else of the table —
     no machine, spec, idempotency record or the report-token key, no query, scan or
     write."""
-    table_id, _ = synth.one("AWS::DynamoDB::Table")
-    statements = [
-        s
-        for s in _role_statements(synth, "TerraformRole")
-        if any(a.startswith("dynamodb:") for a in _listify(s["Action"]))
-    ]
-    assert statements and all(
-        s["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]} for s in statements
-    )
+    statements = _runner_table_statements(synth)
     own = build_variables.item_key("pr-1:3:infra:1@2026-01-01T00:00:00.000Z")
     assert any(_allows_table_call(s, "dynamodb:GetItem", own) for s in statements)
     for key in (
@@ -314,6 +306,45 @@ def test_builds_may_read_only_their_variables_items_of_the_table(synth: Synthesi
     ):
         assert not any(_allows_table_call(s, "dynamodb:GetItem", key) for s in statements), key
     for action in ("Query", "Scan", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"):
+        call = f"dynamodb:{action}"
+        assert not any(_allows_table_call(s, call, own) for s in statements), call
+
+
+def _runner_table_statements(synth: Synthesized) -> list[dict[str, Any]]:
+    """The Terraform runner role's DynamoDB statements, all on the control plane's table."""
+    table_id, _ = synth.one("AWS::DynamoDB::Table")
+    statements = [
+        s
+        for s in _role_statements(synth, "TerraformRole")
+        if any(a.startswith("dynamodb:") for a in _listify(s["Action"]))
+    ]
+    assert statements and all(
+        s["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]} for s in statements
+    )
+    return statements
+
+
+def test_builds_may_write_only_run_record_items_of_the_table(synth: Synthesized) -> None:
+    """A build writes its state's run record (statewright/aws/terraform_locks.py) with
+    PutItem; it may put no other item — no machine, variables item or anything else —
+    and update or delete none, its own run record included."""
+    statements = _runner_table_statements(synth)
+    own = terraform_locks.record_key("dev/pr-1/0123456789abcdef.tfstate")
+    assert any(_allows_table_call(s, "dynamodb:PutItem", own) for s in statements)
+    for key in (
+        "MACHINE#pr-1",
+        build_variables.item_key("pr-1:3:infra:1@2026-01-01T00:00:00.000Z"),
+        "CONFIG#page-token-key",
+        "SPEC#sha256:abc",
+        "IDEMPOTENCY#k",
+        "DATA#pr-1",
+        own.lower(),
+        "X" + own,
+    ):
+        for action in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"):
+            call = f"dynamodb:{action}"
+            assert not any(_allows_table_call(s, call, key) for s in statements), (call, key)
+    for action in ("UpdateItem", "DeleteItem", "BatchWriteItem", "Query", "Scan"):
         call = f"dynamodb:{action}"
         assert not any(_allows_table_call(s, call, own) for s in statements), call
 

@@ -18,6 +18,7 @@ import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -129,6 +130,20 @@ class Build:
             Bucket=STATE_BUCKET, Key=self.variables["STATEWRIGHT_VARIABLES_KEY"]
         )
         return json.loads(stored["Body"].read())
+
+    def record_run(self, who: str, started: datetime) -> None:
+        """What the buildspec's record_run writes before Terraform may take the state's
+        lock: the state's run record item (statewright/aws/terraform_locks.py)."""
+        boto3.client("dynamodb", region_name=REGION).put_item(
+            TableName=TABLE,
+            Item={
+                "pk": {"S": self.variables["STATEWRIGHT_RUN_ITEM"]},
+                "sk": {"S": "BUILDRUN"},
+                "build_id": {"S": self.build_id},
+                "who": {"S": who},
+                "started": {"S": started.isoformat()},
+            },
+        )
 
     def state_change(self, status: str) -> dict[str, Any]:
         """CodeBuild's own ``Build State Change`` (default bus, source aws.codebuild)."""

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from statewright import engine
-from statewright.aws import build_variables
+from statewright.aws import build_variables, terraform_locks
 from statewright.aws.codebuild_executor import CodeBuildExecutor
 from statewright.aws.eventbridge_bus import EventBridgeBus, PublishError
 from statewright.aws.lambda_executor import LambdaExecutor
@@ -232,7 +232,7 @@ def test_start_build_passes_the_attempt_as_statewright_variables(codebuild: Any)
         "STATEWRIGHT_SOURCE_KEY": "net/",
         "STATEWRIGHT_STATE_KEY": f"dev/pr-1/{digest}.tfstate",
         "STATEWRIGHT_OUTPUTS_KEY": f"dev/pr-1/{digest}.outputs/3-1-infra.json",
-        "STATEWRIGHT_RUN_KEY": f"dev/pr-1/{digest}.run.json",
+        "STATEWRIGHT_RUN_ITEM": terraform_locks.record_key(f"dev/pr-1/{digest}.tfstate"),
         "STATEWRIGHT_VARIABLES_ITEM": build_variables.item_key(attempt.start_key),
         "STATEWRIGHT_BUS": "statewright-dev",
         # Good for this attempt's report only (docs/security.md).

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from statewright.aws import build_variables
+from statewright.aws import build_variables, terraform_locks
 from statewright.aws import codebuild_executor as cb
 from statewright.aws.table_layout import PARTITION_KEY, SORT_KEY
 from statewright.executors.terraform_run import terraform_outputs
@@ -117,9 +117,9 @@ def test_the_helper_uses_no_shell() -> None:
 # ---- running the helper ---------------------------------------------------------------
 
 FAKE_AWS = r'''#!{python}
-"""aws stand-in: S3 from a folder; put-events recorded and answered as EventBridge does
-(FAKE_PUT_EVENTS: accept, refuse = FailedEntryCount 1 with exit 0 as the CLI does, or
-fail = the call itself failing)."""
+"""aws stand-in: S3 from a folder, tables as JSON lists of items; put-events recorded
+and answered as EventBridge does (FAKE_PUT_EVENTS: accept, refuse = FailedEntryCount 1
+with exit 0 as the CLI does, or fail = the call itself failing)."""
 import json, os, pathlib, shutil, sys
 root = pathlib.Path(os.environ["FAKE_S3"])
 args = sys.argv[1:]
@@ -147,6 +147,17 @@ if args[:2] == ["dynamodb", "get-item"]:
     key = json.loads(args[args.index("--key") + 1])
     found = [i for i in json.loads(table.read_text()) if all(i.get(k) == v for k, v in key.items())]
     print(json.dumps({"Item": found[0]} if found else {}))
+    sys.exit(0)
+if args[:2] == ["dynamodb", "put-item"]:
+    with open(os.environ["FAKE_AWS_LOG"], "a") as log:
+        log.write(json.dumps(args) + "\n")
+    table = pathlib.Path(os.environ["FAKE_TABLES"]) / args[args.index("--table-name") + 1]
+    item = json.loads(args[args.index("--item") + 1])
+    items = json.loads(table.read_text()) if table.is_file() else []
+    items = [i for i in items if (i["pk"], i["sk"]) != (item["pk"], item["sk"])] + [item]
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text(json.dumps(items))
+    print("{}")
     sys.exit(0)
 if args[:2] == ["s3api", "head-object"]:
     sys.exit(0 if (root / args[3] / args[5]).is_file() else 255)
@@ -555,7 +566,7 @@ def test_the_build_never_sleeps_for_a_backoff() -> None:
 
 PLAN_MODULE = BUILDSPEC.parents[2] / "layers/runtime/statewright/executors/terraform_plan.py"
 PLAN_KEY = "dev/pr-1/abc.plans/check/3-1.tfplan"
-RUN_KEY = "dev/pr-1/abc.run.json"
+RUN_ITEM = terraform_locks.record_key("dev/pr-1/abc.tfstate")
 SIZED_MODULE = (
     'variable "size" {}\n'
     'output "size" { value = var.size }\n'
@@ -581,7 +592,8 @@ def run_terraform(
         "PATH": f"{helper['env']['PATH']}{os.pathsep}{TERRAFORM.parent}",
         "CHECKPOINT_DISABLE": "1",
         "TF_IN_AUTOMATION": "1",
-        cb.RUN_KEY: RUN_KEY,
+        cb.RUN_ITEM: RUN_ITEM,
+        cb.TABLE: "statewright-dev",
         "STATEWRIGHT_PLAN_MODULE": "s3://assets/terraform_plan.py",
     }
     return run(helper, step, **{**env, **extra})
@@ -612,8 +624,14 @@ def test_a_plan_is_kept_beside_the_state_and_its_summary_is_the_output(
     assert result(helper) == {"outputs": summary, "redacted_outputs": []}
     detail = reported(helper, CODEBUILD_BUILD_SUCCEEDING="1", **plan)
     assert detail["status"] == "succeeded" and detail["output"] == summary
-    # The build said who it is before Terraform could take the state's lock.
-    record = json.loads(in_bucket(helper, RUN_KEY).read_text())
+    # The build said who it is before Terraform could take the state's lock: the
+    # state's run record item, put whole (no shell, no value on a command line).
+    [put] = [c for c in aws_calls(helper) if c[:2] == ["dynamodb", "put-item"]]
+    assert put[put.index("--table-name") + 1] == "statewright-dev"
+    [item] = json.loads((helper["root"] / "tables" / "statewright-dev").read_text())
+    record = {name: value["S"] for name, value in item.items()}
+    assert record[PARTITION_KEY] == RUN_ITEM
+    assert record[SORT_KEY] == terraform_locks.SORT_KEY_VALUE
     assert record["build_id"] == "tf:1234"
     assert record["who"] == f"{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
     assert datetime.fromisoformat(record["started"]) <= datetime.now(UTC)
@@ -725,7 +743,8 @@ def test_opentofu_builds_run_tofu(helper: dict[str, Any]) -> None:
         "TF_DISTRIBUTION": "opentofu",
         "FAKE_TOFU_LOG": str(log),
         cb.ACTION: "destroy",
-        cb.RUN_KEY: RUN_KEY,
+        cb.RUN_ITEM: RUN_ITEM,
+        cb.TABLE: "statewright-dev",
     }
     Path(helper["env"]["SW_WORK"]).mkdir(parents=True)
     for step in ("run", "outputs"):

@@ -1,6 +1,7 @@
-"""The lock a stopped build left on a state, under moto (S3 and CodeBuild): the next run
-on that state deletes the ``.tflock`` object only when the lock names that build
-(statewright/aws/terraform_locks.py); a lock held by anyone else stays."""
+"""The lock a stopped build left on a state, under moto (S3, DynamoDB and CodeBuild): the
+next run on that state deletes the ``.tflock`` object only when the lock names the build
+of the state's run record item (statewright/aws/terraform_locks.py); a lock held by
+anyone else stays."""
 
 from __future__ import annotations
 
@@ -11,27 +12,36 @@ from typing import Any
 
 import boto3
 import pytest
-from statewright.aws.terraform_locks import lock_key, release_stopped_builds_lock
+from statewright.aws.table_layout import PARTITION_KEY, SORT_KEY
+from statewright.aws.terraform_locks import (
+    SORT_KEY_VALUE,
+    RunRecords,
+    lock_key,
+    record_key,
+    release_stopped_builds_lock,
+)
 
 from tests.integration.aws.deployment import (
     PROJECT,
     REGION,
     STATE_BUCKET,
+    TABLE,
     create_control_plane_resources,
 )
+from tests.integration.aws.tables import create_table
 
 STATE_KEY = "test/pr-1/0123456789abcdef.tfstate"
-RUN_KEY = "test/pr-1/0123456789abcdef.run.json"
 BUILD_HOST = "root@ip-10-0-12-7"  # Who: user@host of the stopped build's container
 STARTED = datetime(2026, 12, 1, 7, 0, 0, 123456, tzinfo=UTC)
 
 
 class Clients:
-    """moto's S3 and CodeBuild; CodeBuild answers a build still running as AWS does
-    (moto calls every build it is asked about finished)."""
+    """moto's S3, DynamoDB and CodeBuild; CodeBuild answers a build still running as AWS
+    does (moto calls every build it is asked about finished)."""
 
     def __init__(self) -> None:
         self.s3 = boto3.client("s3", region_name=REGION)
+        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.codebuild = boto3.client("codebuild", region_name=REGION)
         self.running: set[str] = set()
         self.codebuild.meta.events.register(
@@ -50,9 +60,14 @@ class Clients:
     def put(self, key: str, document: dict[str, Any]) -> None:
         self.s3.put_object(Bucket=STATE_BUCKET, Key=key, Body=json.dumps(document).encode())
 
+    def put_record(self, **attributes: str) -> None:
+        key = {PARTITION_KEY: record_key(STATE_KEY), SORT_KEY: SORT_KEY_VALUE}
+        item = {name: {"S": value} for name, value in {**key, **attributes}.items()}
+        self.dynamodb.put_item(TableName=TABLE, Item=item)  # type: ignore[arg-type]
+
     def record_run(self, build_id: str, who: str = BUILD_HOST) -> None:
         """What the buildspec's record_run writes before Terraform runs."""
-        self.put(RUN_KEY, {"build_id": build_id, "who": who, "started": STARTED.isoformat()})
+        self.put_record(build_id=build_id, who=who, started=STARTED.isoformat())
 
     def lock(self, who: str = BUILD_HOST, created: datetime | None = None) -> dict[str, Any]:
         """Terraform's lock info, as its S3 backend writes the .tflock object (Created
@@ -80,14 +95,20 @@ class Clients:
 
     def release(self) -> Any:
         return release_stopped_builds_lock(
-            self.s3, self.codebuild, bucket=STATE_BUCKET, state_key=STATE_KEY, run_key=RUN_KEY
+            self.s3,
+            self.codebuild,
+            RunRecords(self.dynamodb, TABLE),
+            bucket=STATE_BUCKET,
+            state_key=STATE_KEY,
         )
 
 
 @pytest.fixture
 def clients(aws: None) -> Iterator[Clients]:
     create_control_plane_resources()
-    yield Clients()
+    clients = Clients()
+    create_table(clients.dynamodb, TABLE)
+    yield clients
 
 
 def test_the_lock_a_stopped_build_left_is_released(clients: Clients) -> None:
@@ -139,7 +160,19 @@ def test_no_lock_no_record_or_an_unreadable_one_change_nothing(clients: Clients)
     info = clients.lock()
     check = clients.release()
     assert not check.released and "no run of ours is recorded" in check.reason
-    clients.put(RUN_KEY, {"build_id": "x"})
+    # A run record of another state tells nothing about this one.
+    other = {PARTITION_KEY: record_key(STATE_KEY + "x"), SORT_KEY: SORT_KEY_VALUE}
+    clients.dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            **{name: {"S": value} for name, value in other.items()},
+            "build_id": {"S": clients.start_build()},
+            "who": {"S": BUILD_HOST},
+            "started": {"S": STARTED.isoformat()},
+        },
+    )
+    assert "no run of ours is recorded" in clients.release().reason
+    clients.put_record(build_id="x")
     check = clients.release()
     assert not check.released and "not understood" in check.reason
     assert clients.held() == info

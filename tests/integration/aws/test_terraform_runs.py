@@ -249,10 +249,7 @@ def leave_a_lock(dep: Deployment, build: Build, who: str) -> dict[str, Any]:
     ran) and Terraform's lock object, taken by ``who``."""
     variables = build.variables
     started = datetime.now(UTC) - timedelta(minutes=3)
-    store(
-        variables["STATEWRIGHT_RUN_KEY"],
-        {"build_id": build.build_id, "who": BUILD_HOST, "started": started.isoformat()},
-    )
+    build.record_run(BUILD_HOST, started)
     info = {
         "ID": "5d0b2a47-0f1e-4c61-9a57-3e1f7d2c8b90",
         "Operation": "OperationTypeApply",

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from statewright.aws import build_variables
+from statewright.aws import build_variables, terraform_locks
 from statewright.aws.build_variables import BuildVariables
-from statewright.aws.terraform_locks import release_stopped_builds_lock
+from statewright.aws.terraform_locks import RunRecords, release_stopped_builds_lock
 from statewright.errors import ConfigurationError, StartDeferred
 from statewright.executors.terraform_run import state_name, terraform_variables
 
@@ -60,9 +60,9 @@ OUTPUTS_KEY = "STATEWRIGHT_OUTPUTS_KEY"
 # too big for an item, an object in the state bucket (its key). Exactly one is set.
 VARIABLES_ITEM = "STATEWRIGHT_VARIABLES_ITEM"
 VARIABLES_KEY = "STATEWRIGHT_VARIABLES_KEY"
-# Where the build says who it is before Terraform may take the state's lock
-# (statewright.aws.terraform_locks).
-RUN_KEY = "STATEWRIGHT_RUN_KEY"
+# The key of the item of the control plane's table where the build says who it is
+# before Terraform may take the state's lock (statewright.aws.terraform_locks).
+RUN_ITEM = "STATEWRIGHT_RUN_ITEM"
 # A plan: where to keep the saved plan; an apply of a saved plan: the plan to apply.
 PLAN_KEY = "STATEWRIGHT_PLAN_KEY"
 # "true": a plan with changes fails the task (DriftDetected).
@@ -129,11 +129,6 @@ def state_key(stem: str) -> str:
     return f"{stem}.tfstate"
 
 
-def run_key(stem: str) -> str:
-    """The run record of the last build on the state (statewright.aws.terraform_locks)."""
-    return f"{stem}.run.json"
-
-
 def plan_stem(stem: str, task: str, epoch: int, attempt: int) -> str:
     """``<stem>.plans/<plan-task>/<epoch>-<attempt>``: one saved plan (``.tfplan``) per
     attempt, so a stale plan run that still finishes never
@@ -166,6 +161,7 @@ class CodeBuildExecutor:
         self.state_bucket = state_bucket
         self.specs_dir = specs_dir
         self._variables = BuildVariables(dynamodb, table) if dynamodb and table else None
+        self._run_records = RunRecords(dynamodb, table) if dynamodb and table else None
 
     def _local_location(self, invocation: TaskInvocation, source: LocalSource) -> str:
         """The module's folder relative to the deployed specs asset (the zipped
@@ -205,7 +201,7 @@ class CodeBuildExecutor:
             OUTPUTS_KEY: outputs_key(
                 stem, attempt_name(invocation.epoch, invocation.attempt, invocation.task)
             ),
-            RUN_KEY: run_key(stem),
+            RUN_ITEM: terraform_locks.record_key(state_key(stem)),
             BUS: self.bus_name,
             REPORT_TOKEN: invocation.report_token,
         }
@@ -329,7 +325,7 @@ class CodeBuildExecutor:
         it, when the lock is that build's (statewright.aws.terraform_locks)."""
         from statewright.executors.builtin import TerraformConfig
 
-        if self._s3 is None or not self.state_bucket:
+        if self._s3 is None or not self.state_bucket or self._run_records is None:
             return
         stem = self.state_stem(
             invocation.machine_id, TerraformConfig.model_validate(invocation.task_spec.config)
@@ -337,9 +333,9 @@ class CodeBuildExecutor:
         check = release_stopped_builds_lock(
             self._s3,
             self._client,
+            self._run_records,
             bucket=self.state_bucket,
             state_key=state_key(stem),
-            run_key=run_key(stem),
         )
         if check.locked:
             # Kept, the build waits for the lock for its lock timeout, then fails saying
