@@ -97,6 +97,11 @@ class Conflict(StatewrightError):
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
 
+    @classmethod
+    def too_fast(cls, machine_id: str, doing: str) -> Conflict:
+        """Writers of ``machine_id`` kept winning until the deadline."""
+        return cls(f"machine {machine_id} is changing too fast to {doing}; retry after a second")
+
 
 class VersionConflict(Exception):
     """Raised by a store when a conditional write finds another version (or no item).

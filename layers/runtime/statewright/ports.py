@@ -263,11 +263,7 @@ class Store(ABC):
             except VersionConflict as exc:
                 self.conflicts += 1
                 if self._clock() >= deadline:
-                    raise Conflict(
-                        f"machine {machine_id} is changing too fast to apply this request; "
-                        "retry after a second",
-                        retry_after_seconds=1,
-                    ) from exc
+                    raise Conflict.too_fast(machine_id, "apply this request") from exc
                 # Full jitter keeps concurrent writers from retrying in lockstep.
                 self._sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not crypto
                 pause = min(pause * 2, 0.2)

@@ -517,6 +517,44 @@ def test_a_write_that_loses_its_race_leaves_a_side_item_the_delete_removes(
     assert not [it for it in items if it["pk"]["S"] == "MACHINE#m-1"]
 
 
+def test_a_read_that_keeps_meeting_replaced_side_items_reads_again_until_it_gets_one(
+    store: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between this reader's two reads (machine item, then side item) another writer
+    # replaces the side item, five times running: more than any fixed retry count.
+    base = Machine(id="m-1", spec="s", spec_digest="d", state="INIT", version=1)
+    store.create(with_metadata(base, 4000, 1))
+    writer = DynamoStore(store._client, store._table)
+    latest = [with_metadata(base, 4000, 1)]
+    read_item = store._machine_item_of
+
+    def read_then_write_between(machine_id: str) -> Any:
+        item = read_item(machine_id)
+        if latest[-1].version < 6:
+            new = with_metadata(base, 4000, latest[-1].version + 1)
+            writer.update(new, latest[-1].version)
+            latest.append(new)
+        return item
+
+    monkeypatch.setattr(store, "_machine_item_of", read_then_write_between)
+    assert store.get("m-1") == latest[-1]
+    assert latest[-1].version == 6
+
+
+def test_a_side_item_missing_under_the_version_that_names_it_is_a_damaged_item(
+    store: DynamoStore,
+) -> None:
+    base = Machine(id="m-1", spec="s", spec_digest="d", state="INIT", version=1)
+    store.create(with_metadata(base, 4000, 1))
+    (side,) = side_items(store)
+    client_of(store).delete_item(
+        TableName=store._table, Key={"pk": {"S": "MACHINE#m-1"}, "sk": {"S": side}}
+    )
+    fresh = DynamoStore(store._client, store._table)
+    with pytest.raises(ValueError, match="names a side item that is missing"):
+        fresh.get("m-1")
+
+
 def test_a_listing_reads_the_side_items_of_its_machines_in_one_batch(
     store: DynamoStore,
 ) -> None:

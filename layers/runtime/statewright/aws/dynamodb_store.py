@@ -62,7 +62,13 @@ from statewright.aws.table_layout import (
     TTL_ATTRIBUTE,
 )
 from statewright.due import due_at
-from statewright.errors import ConfigurationError, ItemTooLarge, MachineExists, VersionConflict
+from statewright.errors import (
+    ConfigurationError,
+    Conflict,
+    ItemTooLarge,
+    MachineExists,
+    VersionConflict,
+)
 from statewright.limits import json_size
 from statewright.model import HistoryEntry, Machine
 from statewright.page_tokens import KEY_BYTES
@@ -362,14 +368,29 @@ class DynamoStore(Store):
     # ---- the four primitives ----------------------------------------------------------
 
     def get(self, machine_id: str) -> Machine | None:
-        for _ in range(3):  # a side item gone: the machine was written since; read again
+        # A side item gone means a writer replaced it after the machine item was read:
+        # the machine has moved on, so read it again. Each miss is another writer's
+        # success, so this ends once writers pause; under writers that never pause it
+        # gives up at the deadline as mutate does, with the same retryable Conflict.
+        # Missing under the very version that names it, the item is damaged instead.
+        deadline = self._clock() + self.deadline_seconds
+        missed: int | None = None
+        while True:
             item = self._machine_item_of(machine_id)
             if item is None:
                 self._forget(machine_id)
                 return None
-            with contextlib.suppress(_MovedOn):
+            version = _int(item, "version")
+            try:
                 return self._read(machine_id, item)
-        raise ValueError(f"machine {machine_id} names a side item that is missing")
+            except _MovedOn as exc:
+                if version == missed:
+                    raise ValueError(
+                        f"machine {machine_id} names a side item that is missing"
+                    ) from exc
+                if self._clock() >= deadline:
+                    raise Conflict.too_fast(machine_id, "be read") from exc
+                missed = version
 
     def _side_for(
         self, machine_id: str, hist: str, doc: dict[str, Any], version: int, seen: str | None
