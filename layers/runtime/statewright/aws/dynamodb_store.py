@@ -353,9 +353,7 @@ class DynamoStore(Store):
         doc, entries, side = self._resolved(item)
         machine = Machine.model_validate(doc)
         if "hist" in item:
-            due = {k: item[k] for k in (DUE_INDEX_PARTITION_KEY, DUE_INDEX_SORT_KEY) if k in item}
-            seen = _Seen(_str(item, "hist"), machine.version, tuple(entries), due, side)
-            self._remember(machine_id, seen)
+            self._remember(machine_id, self._seen_of(item, machine.version, tuple(entries), side))
         return machine
 
     def _machine_item_of(self, machine_id: str) -> Item | None:
