@@ -17,10 +17,9 @@ item (DynamoDB's 400 KB) go through the state bucket as before
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
-from statewright.aws.table_layout import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from statewright.aws.table_layout import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, hashed_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -42,7 +41,7 @@ def item_key(start_key: str) -> str:
     """``BUILDVARS#<digest>``: one item per attempt of one incarnation of a machine
     (``start_key``, statewright.model.TaskInvocation.start_key), so a machine created
     again under the same id never reads its predecessor's variables."""
-    return PREFIX + hashlib.sha256(start_key.encode()).hexdigest()[:40]
+    return hashed_key(PREFIX, start_key)
 
 
 def fits(body: str) -> bool:

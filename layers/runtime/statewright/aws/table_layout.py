@@ -4,6 +4,8 @@ template, which the CDK builds from these names)."""
 
 from __future__ import annotations
 
+import hashlib
+
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"
 # Sparse index for GET /machines?spec=&state= : only machine items carry these keys.
@@ -21,3 +23,10 @@ DUE_INDEX = "by_due"
 DUE_INDEX_PARTITION_KEY = "gsi2pk"
 DUE_INDEX_SORT_KEY = "gsi2sk"
 DUE_SHARDS = 16  # never fewer than before: entries in a dropped shard would be missed
+
+
+def hashed_key(prefix: str, name: str) -> str:
+    """``<prefix><40 hex of sha256(name)>``: the partition key of an item named by a
+    string of any length (a build's variables, a state's run record), which the
+    CodeBuild role's ``dynamodb:LeadingKeys`` conditions match by ``prefix``."""
+    return prefix + hashlib.sha256(name.encode()).hexdigest()[:40]

@@ -18,7 +18,6 @@ its lock timeout, then fails with Terraform's message."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from statewright.aws.table_layout import PARTITION_KEY, SORT_KEY
+from statewright.aws.table_layout import PARTITION_KEY, SORT_KEY, hashed_key
 
 if TYPE_CHECKING:
     from mypy_boto3_codebuild import CodeBuildClient
@@ -51,7 +50,7 @@ def lock_key(state_key: str) -> str:
 def record_key(state_key: str) -> str:
     """``BUILDRUN#<digest>``: the run record item of one state (its key in the state
     bucket), written again by every build on that state."""
-    return PREFIX + hashlib.sha256(state_key.encode()).hexdigest()[:40]
+    return hashed_key(PREFIX, state_key)
 
 
 class LockInfo(BaseModel):
